@@ -1,0 +1,65 @@
+"""Defaults shared by every stage; they match the original study (see DESIGN.md)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+DEMO_LABELS: tuple[str, ...] = ("catch", "gun", "index", "like", "relax", "rock")
+AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".ogg", ".opus", ".mp3", ".flac")
+WHATSAPP_DIR = "Whatsapp"
+DEFAULT_BATCH_SIZES: tuple[int, ...] = (16, 32, 64)
+SEED = 42
+
+
+@dataclass(frozen=True)
+class AudioSettings:
+    """How raw recordings become fixed-length clips."""
+
+    sample_rate: int = 16_000
+    clip_seconds: float = 2.6
+    trim_top_db: float = 30.0
+    pad_noise_dbfs: float = -70.0
+    silent_peak_dbfs: float = -50.0
+
+    @property
+    def clip_samples(self) -> int:
+        return round(self.sample_rate * self.clip_seconds)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class FeatureSettings:
+    """Log-mel spectrogram settings; saved beside every model so inference matches training."""
+
+    sample_rate: int = 16_000
+    n_fft: int = 512
+    win_length: int = 400
+    hop_length: int = 160
+    n_mels: int = 40
+    f_min: float = 20.0
+    f_max: float = 7_600.0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SplitSettings:
+    test_size: float = 0.1
+    seed: int = SEED
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    batch_size: int = 32
+    epochs: int = 40
+    learning_rate: float = 0.001
+    folds: int = 5
+    seed: int = SEED
+    patience: int = 8
+    extra: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,1 @@
+"""The Luigi task module: `luigi --module tasks Validate` from a workspace root."""
