@@ -129,7 +129,9 @@ def tool(name: str) -> str:
         return str(candidate)
     found = shutil.which(name)
     if not found:
-        raise WorkspaceError(f"`{name}` is not installed; run `pip install -e .` in the kwsops repo")
+        raise WorkspaceError(
+            f"`{name}` is not installed; run `pip install -e .` in the kwsops repo"
+        )
     return found
 
 
@@ -137,7 +139,9 @@ def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     result = subprocess.run(args, cwd=cwd, capture_output=True, text=True)
     if result.returncode != 0:
         detail = (result.stderr or result.stdout).strip().splitlines()
-        raise WorkspaceError(f"`{' '.join(args[:3])}` failed in {cwd}: {detail[-1] if detail else ''}")
+        raise WorkspaceError(
+            f"`{' '.join(args[:3])}` failed in {cwd}: {detail[-1] if detail else ''}"
+        )
     return result
 
 
