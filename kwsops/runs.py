@@ -138,8 +138,10 @@ class RunPaths:
         return self.root / "report.html"
 
 
-def create_run(runs_dir: str | os.PathLike, params: dict, origin: str) -> RunPaths:
-    run_id = new_run_id()
+def create_run(
+    runs_dir: str | os.PathLike, params: dict, origin: str, run_id: str | None = None
+) -> RunPaths:
+    run_id = run_id or new_run_id()
     paths = RunPaths(Path(runs_dir) / run_id)
     paths.root.mkdir(parents=True, exist_ok=False)
     atomic_write_json(paths.params, {"run_id": run_id, "origin": origin, **params})

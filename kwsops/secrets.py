@@ -1,0 +1,51 @@
+"""Keep secrets out of everything kwsops writes or shows (logs, events, reports, errors)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+
+SECRET_ENV_VARS = (
+    "DVC_PASSWORD",
+    "CLEARML_API_SECRET_KEY",
+    "CLEARML_API_ACCESS_KEY",
+    "WEBDAV_PASSWORD",
+)
+MASK = "***"
+_URL_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^/@\s:]*):[^/@\s]*@")
+_extra: set[str] = set()
+
+
+def register_secret(value: str | None) -> None:
+    """Remember a secret seen at run time (e.g. typed at a prompt) so it is masked too."""
+    if value and len(value) >= 3:
+        _extra.add(value)
+
+
+def known_secrets() -> list[str]:
+    values = {os.environ.get(name, "") for name in SECRET_ENV_VARS} | _extra
+    return sorted((v for v in values if v and len(v) >= 3), key=len, reverse=True)
+
+
+def scrub(text: str) -> str:
+    """Mask known secret values and any password in a URL's userinfo."""
+    if not text:
+        return text
+    for value in known_secrets():
+        text = text.replace(value, MASK)
+    return _URL_USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:{MASK}@", text)
+
+
+class ScrubbingFilter(logging.Filter):
+    """A logging filter that masks secrets in every record that passes through a handler."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = scrub(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        if record.exc_info and record.exc_info[1] is not None:
+            text = scrub(logging.Formatter().formatException(record.exc_info))
+            record.exc_info, record.exc_text = None, text
+        return True

@@ -1,0 +1,100 @@
+"""What every kwsops Luigi task shares: the workspace, content keys, stamps and progress."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import time
+from pathlib import Path
+
+import luigi
+
+from kwsops.stamps import digest
+from kwsops.workspace import Workspace
+
+PROGRESS_INTERVAL_S = 0.5
+
+
+class StampTarget(luigi.Target):
+    """Exists for Luigi only when the stamp file carries ``key``.
+
+    An output left by an older run with other inputs or params does not count as done, so
+    Luigi reruns exactly the stages whose inputs changed.
+    """
+
+    def __init__(self, stamp_file: Path, key: str) -> None:
+        self.stamp_file = Path(stamp_file)
+        self.key = key
+
+    @property
+    def path(self) -> str:
+        return str(self.stamp_file)
+
+    def exists(self) -> bool:
+        try:
+            stamp = json.loads(self.stamp_file.read_text())
+        except (OSError, ValueError):
+            return False
+        return isinstance(stamp, dict) and stamp.get("key") == self.key
+
+
+class KwsTask(luigi.Task):
+    """Base class: a task whose completeness is "my stamp matches my key".
+
+    ``stage_key`` digests the task family, a per-stage ``code_version``, the significant
+    params and the keys of what it requires, so the key chain is a pure function of the raw
+    files and the params. Subclasses add ``key_inputs()`` for anything else they depend on.
+    """
+
+    code_version = 1
+    _last_progress: float = 0.0
+
+    @property
+    def ws(self) -> Workspace:
+        return Workspace.at()
+
+    def key_inputs(self) -> dict:
+        return {}
+
+    @functools.cached_property
+    def stage_key(self) -> str:
+        upstream = [task.stage_key for task in luigi.task.flatten(self.requires())]
+        return digest(
+            {
+                "family": self.task_family,
+                "code": self.code_version,
+                "params": self.to_str_params(only_significant=True),
+                "upstream": upstream,
+                **self.key_inputs(),
+            }
+        )
+
+    def progress(self, done: int, total: int, detail: str = "") -> None:
+        """Report progress: to the run's event log, and to Luigi's scheduler (luigid shows it)."""
+        now = time.monotonic()
+        final = total and done >= total
+        if not final and now - self._last_progress < PROGRESS_INTERVAL_S:
+            return
+        self._last_progress = now
+        from tasks.events import emit
+
+        emit(
+            "task_progress",
+            task=self.task_id,
+            family=self.task_family,
+            done=done,
+            total=total,
+            detail=detail,
+        )
+        if detail:
+            self.set_status_message(detail)
+        if total:
+            self.set_progress_percentage(round(100 * done / total, 1))
+
+    def summary(self, detail: str, **fields: object) -> None:
+        """The one-line result shown in the run summary and the console."""
+        self._summary = {"detail": detail, **fields}
+
+    def torch_threads(self) -> int:
+        return int(os.environ.get("KWSOPS_TORCH_THREADS", "0")) or (os.cpu_count() or 1)

@@ -1,0 +1,209 @@
+"""The stage DAG (names as in DESIGN.md). Each task: params in, one call into kwsops.
+
+VersionInput ─► Preprocess ─► VersionOutput ─► MakeSpectrograms ─► VersionSpectrograms
+  ─► TrainFold(batch_size, fold) ×K ─► Train(batch_size) ×N ─► VersionModels ─► Validate
+"""
+
+from __future__ import annotations
+
+import luigi
+
+from kwsops.config import AudioSettings, FeatureSettings, SplitSettings, TrainSettings
+from kwsops.pipeline_data import StageResult, preprocess_stage, spectrogram_stage
+from kwsops.pipeline_train import collect_folds_stage, train_fold_stage
+from kwsops.pipeline_version import default_remote_id, version_data_stage, version_models_stage
+from kwsops.stamps import STAMP_NAME, tree_digest
+from tasks.base import KwsTask, StampTarget
+
+_AUDIO = AudioSettings()
+_SPLIT = SplitSettings()
+_TRAIN = TrainSettings()
+
+
+class StageTask(KwsTask):
+    def finish(self, result: StageResult) -> None:
+        self.summary(result.detail, **result.summary)
+
+
+class VersionTask(StageTask):
+    """`dvc add` + `dvc push` of one data folder; done when the stamp matches the upstream key
+    and the selected remote (so switching remote pushes there once)."""
+
+    target = ""
+
+    def key_inputs(self) -> dict:
+        return {"remote": default_remote_id(self.ws)}
+
+    def output(self) -> StampTarget:
+        return StampTarget(self.ws.stamps_dir / f"{self.task_family}.json", self.stage_key)
+
+    def run(self) -> None:
+        self.progress(0, 1, f"dvc add + push {self.target}")
+        self.finish(
+            version_data_stage(self.ws, self.target, self.stage_key, self.output().stamp_file)
+        )
+
+
+class VersionInput(VersionTask):
+    """Version the user's raw recordings, so every model traces back to them."""
+
+    target = "data/input"
+
+    def key_inputs(self) -> dict:
+        cache = self.ws.cache_dir / "input-hashes.json"
+        return {**super().key_inputs(), "input": tree_digest(self.ws.input_dir, cache)}
+
+
+class Preprocess(StageTask):
+    sample_rate = luigi.IntParameter(default=_AUDIO.sample_rate)
+    clip_seconds = luigi.FloatParameter(default=_AUDIO.clip_seconds)
+    seed = luigi.IntParameter(default=_SPLIT.seed)
+    workers = luigi.IntParameter(default=2, significant=False)
+
+    def requires(self) -> VersionInput:
+        return VersionInput()
+
+    def output(self) -> StampTarget:
+        return StampTarget(self.ws.output_dir / STAMP_NAME, self.stage_key)
+
+    def run(self) -> None:
+        audio = AudioSettings(sample_rate=self.sample_rate, clip_seconds=self.clip_seconds)
+        self.finish(
+            preprocess_stage(
+                self.ws,
+                self.stage_key,
+                audio,
+                workers=self.workers,
+                seed=self.seed,
+                progress=self.progress,
+            )
+        )
+
+
+class VersionOutput(VersionTask):
+    target = "data/output"
+
+    def requires(self) -> Preprocess:
+        return Preprocess()
+
+
+class MakeSpectrograms(StageTask):
+    test_size = luigi.FloatParameter(default=_SPLIT.test_size)
+    seed = luigi.IntParameter(default=_SPLIT.seed)
+    n_mels = luigi.IntParameter(default=FeatureSettings().n_mels)
+
+    def requires(self) -> VersionOutput:
+        return VersionOutput()
+
+    def output(self) -> StampTarget:
+        return StampTarget(self.ws.spec_dir / STAMP_NAME, self.stage_key)
+
+    def run(self) -> None:
+        features = FeatureSettings(sample_rate=Preprocess().sample_rate, n_mels=self.n_mels)
+        split = SplitSettings(test_size=self.test_size, seed=self.seed)
+        self.finish(
+            spectrogram_stage(self.ws, self.stage_key, features, split, progress=self.progress)
+        )
+
+
+class VersionSpectrograms(VersionTask):
+    target = "data/spec_ds"
+
+    def requires(self) -> MakeSpectrograms:
+        return MakeSpectrograms()
+
+
+class TrainFold(StageTask):
+    batch_size = luigi.IntParameter()
+    fold = luigi.IntParameter()
+    epochs = luigi.IntParameter(default=_TRAIN.epochs)
+    learning_rate = luigi.FloatParameter(default=_TRAIN.learning_rate)
+    folds = luigi.IntParameter(default=_TRAIN.folds)
+    seed = luigi.IntParameter(default=_TRAIN.seed)
+
+    def requires(self) -> VersionSpectrograms:
+        return VersionSpectrograms()
+
+    def settings(self) -> TrainSettings:
+        return TrainSettings(
+            batch_size=self.batch_size,
+            epochs=self.epochs,
+            learning_rate=self.learning_rate,
+            folds=self.folds,
+            seed=self.seed,
+        )
+
+    def output(self) -> StampTarget:
+        folder = self.ws.batch_dir(self.batch_size) / f"fold_{self.fold}"
+        return StampTarget(folder / STAMP_NAME, self.stage_key)
+
+    def run(self) -> None:
+        self.finish(
+            train_fold_stage(
+                self.ws,
+                self.stage_key,
+                self.settings(),
+                self.fold,
+                threads=self.torch_threads(),
+                progress=self.progress,
+            )
+        )
+
+
+class Train(StageTask):
+    batch_size = luigi.IntParameter()
+    epochs = luigi.IntParameter(default=_TRAIN.epochs)
+    learning_rate = luigi.FloatParameter(default=_TRAIN.learning_rate)
+    folds = luigi.IntParameter(default=_TRAIN.folds)
+    seed = luigi.IntParameter(default=_TRAIN.seed)
+
+    def requires(self) -> list[TrainFold]:
+        return [
+            TrainFold(
+                batch_size=self.batch_size,
+                fold=k,
+                epochs=self.epochs,
+                learning_rate=self.learning_rate,
+                folds=self.folds,
+                seed=self.seed,
+            )
+            for k in range(self.folds)
+        ]
+
+    def output(self) -> StampTarget:
+        return StampTarget(self.ws.batch_dir(self.batch_size) / STAMP_NAME, self.stage_key)
+
+    def run(self) -> None:
+        settings = self.requires()[0].settings()
+        self.finish(
+            collect_folds_stage(
+                self.ws, self.stage_key, settings, stamp_file=self.output().stamp_file
+            )
+        )
+
+
+class VersionModels(VersionTask):
+    target = "data/models"
+    batch_sizes = luigi.ListParameter(default=[16, 32, 64])
+
+    def requires(self) -> list[Train]:
+        return [Train(batch_size=int(size)) for size in self.batch_sizes]
+
+    def run(self) -> None:
+        train = self.requires()[0]
+        params = {
+            "epochs": train.epochs,
+            "learning_rate": train.learning_rate,
+            "folds": train.folds,
+            "seed": train.seed,
+        }
+        self.progress(0, 1, "dvc add + push data/models, git commit")
+        self.finish(
+            version_models_stage(
+                self.ws,
+                self.stage_key,
+                self.output().stamp_file,
+                [int(b) for b in self.batch_sizes],
+                params,
+            )
+        )
