@@ -59,6 +59,8 @@ class TrainSettings:
     folds: int = 5
     seed: int = SEED
     patience: int = 8
+    weight_decay: float = 0.01
+    label_smoothing: float = 0.1
     extra: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
