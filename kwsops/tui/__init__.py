@@ -1,0 +1,5 @@
+"""The operations console (`kwsops tui`): a Textual app over the files runs write.
+
+It only reads state (run folders, the manifest, reports) and launches `kwsops run` processes;
+see kwsops/tui/app.py for the entry point, ``main(workspace_root)``.
+"""

@@ -1,0 +1,264 @@
+"""The kwsops operations console: launch, watch, read and compare runs from the terminal.
+
+A monitor thread reads the workspace (``Monitor.poll``) twice a second and posts immutable
+snapshots; screens watch ``App.snapshot``. Runs are separate ``kwsops run`` processes, so
+closing the console never stops a run and opening it again reattaches.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.reactive import var
+from textual.screen import ModalScreen, Screen
+from textual.worker import Worker, WorkerState, get_current_worker
+
+from kwsops.tui.commands import RunCommands
+from kwsops.tui.dashboard import DashboardScreen
+from kwsops.tui.data import DataScreen
+from kwsops.tui.dialogs import ConfirmDialog, HelpScreen
+from kwsops.tui.history import RunsScreen
+from kwsops.tui.launch import LaunchScreen
+from kwsops.tui.launcher import Launcher, LaunchError, LaunchRequest, cancel_run, rerun_request
+from kwsops.tui.logs import LogsScreen
+from kwsops.tui.messages import OpenLog, OpenReport, Problem, SnapshotReady
+from kwsops.tui.monitor import Monitor, Snapshot
+from kwsops.tui.report import ReportScreen
+from kwsops.workspace import Workspace
+
+VIEWS = {
+    "dashboard": "the stage DAG, the active run, recent runs",
+    "logs": "follow a run's log",
+    "report": "the rendered comparison report",
+    "runs": "every run, its params and outcome",
+    "data": "per-label counts and rejected files from the manifest",
+}
+BLOCKED_IN_DIALOGS = {"switch_mode", "launch", "cancel_run", "rerun_failed", "help", "quit"}
+
+
+class KwsApp(App[None]):
+    CSS_PATH = "app.tcss"
+    TITLE = "kwsops"
+    MODES = {
+        "dashboard": DashboardScreen,
+        "logs": LogsScreen,
+        "report": ReportScreen,
+        "runs": RunsScreen,
+        "data": DataScreen,
+    }
+    DEFAULT_MODE = "dashboard"
+    COMMANDS = App.COMMANDS | {RunCommands}
+    BINDINGS = [
+        Binding("1", "switch_mode('dashboard')", "Dashboard"),
+        Binding("2", "switch_mode('logs')", "Logs"),
+        Binding("3", "switch_mode('report')", "Report"),
+        Binding("4", "switch_mode('runs')", "Runs"),
+        Binding("5", "switch_mode('data')", "Data"),
+        Binding("s", "launch", "Start run"),
+        Binding("c", "cancel_run", "Cancel run"),
+        Binding("R", "rerun_failed", "Rerun failed"),
+        Binding("question_mark", "help", "Help"),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    snapshot: var[Snapshot | None] = var(None)
+
+    def __init__(
+        self,
+        workspace_root: Path | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        poll_interval: float = 0.5,
+        run_command: Sequence[str] | None = None,
+    ) -> None:
+        super().__init__()
+        self.workspace = Workspace.at(workspace_root)
+        self.clock = clock
+        self.poll_interval = poll_interval
+        self.launcher = Launcher(self.workspace, run_command)
+        self.sub_title = self.workspace.root.name
+        self._wake = False
+
+    # the monitor thread ----------------------------------------------------------------------
+    def on_mount(self) -> None:
+        if not self.workspace.is_initialised():
+            self.notify(
+                f"{self.workspace.root} is not a kwsops workspace yet (no .git or .dvc):"
+                f" run `kwsops init {self.workspace.root}` first.",
+                severity="warning",
+                timeout=10,
+            )
+        self._monitor()
+
+    @work(thread=True, exit_on_error=False, name="workspace monitor", group="monitor")
+    def _monitor(self) -> None:
+        worker = get_current_worker()
+        monitor = Monitor(self.workspace)
+        last_problem = ""
+        while not worker.is_cancelled:
+            try:
+                snapshot = monitor.poll()
+                for failure in self.launcher.early_failures():
+                    self.post_message(Problem(failure))
+                self.post_message(SnapshotReady(snapshot))
+                last_problem = ""
+            except Exception as exc:  # keep watching: the next poll may well succeed
+                problem = f"cannot read the workspace: {exc}"
+                if problem != last_problem:
+                    self.post_message(Problem(problem))
+                last_problem = problem
+            deadline = time.monotonic() + self.poll_interval
+            while not (worker.is_cancelled or self._wake) and time.monotonic() < deadline:
+                worker.cancelled_event.wait(0.05)
+            self._wake = False
+
+    def refresh_now(self) -> None:
+        self._wake = True
+
+    def on_snapshot_ready(self, message: SnapshotReady) -> None:
+        self.snapshot = message.snapshot
+
+    def on_problem(self, message: Problem) -> None:
+        self.notify(message.text, severity=message.severity, timeout=8)  # type: ignore[arg-type]
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """Every worker's failure becomes a notification, never a traceback."""
+        if event.state == WorkerState.ERROR:
+            name = event.worker.name or "a background task"
+            self.notify(
+                f"{name} failed: {event.worker.error}", title="Error", severity="error", timeout=10
+            )
+
+    # navigation ------------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return not (isinstance(self.screen, ModalScreen) and action in BLOCKED_IN_DIALOGS)
+
+    async def on_open_log(self, message: OpenLog) -> None:
+        await self.switch_mode("logs")
+        if isinstance(self.screen, LogsScreen):
+            self.screen.open_run(message.run_id)
+
+    async def on_open_report(self, message: OpenReport) -> None:
+        await self.switch_mode("report")
+        if isinstance(self.screen, ReportScreen):
+            self.screen.show(message.path, message.title)
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    # runs ------------------------------------------------------------------------------------
+    def action_launch(self) -> None:
+        if self.snapshot and self.snapshot.active:
+            run = self.snapshot.focus
+            self.notify(
+                f"Run {run.run_id if run else ''} is active: wait for it or cancel it (c).",
+                severity="warning",
+            )
+            return
+        self.push_screen(LaunchScreen(self.workspace), self._launch)
+
+    def _launch(self, request: LaunchRequest | None) -> None:
+        if request is not None:
+            self._start(request)
+
+    @work(thread=True, exit_on_error=False, name="start run")
+    def _start(self, request: LaunchRequest) -> None:
+        try:
+            launched = self.launcher.start(request)
+        except LaunchError as exc:
+            self.post_message(Problem(str(exc)))
+            return
+        self.notify(f"Started run {launched.run_id} (pid {launched.process.pid}).")
+        self.refresh_now()
+
+    def action_cancel_run(self) -> None:
+        snapshot = self.snapshot
+        run = snapshot.focus if snapshot else None
+        if not snapshot or not snapshot.active or run is None:
+            self.notify("No run is active.", severity="warning")
+            return
+        if run.origin == "scheduler":
+            self.notify(
+                "These tasks run under luigid, not a kwsops run: stop their worker there.",
+                severity="warning",
+            )
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._cancel(run.run_id)
+
+        self.push_screen(
+            ConfirmDialog(
+                f"Cancel run [b]{run.run_id}[/b]?\n\nIt gets SIGTERM, stops its tasks and marks "
+                "itself cancelled; finished stages stay done.",
+                yes="Cancel run",
+                no="Keep running",
+            ),
+            answered,
+        )
+
+    @work(thread=True, exit_on_error=False, name="cancel run")
+    def _cancel(self, run_id: str) -> None:
+        try:
+            pid = cancel_run(self.workspace, run_id)
+        except LaunchError as exc:
+            self.post_message(Problem(str(exc), "warning"))
+            return
+        self.notify(f"Asked run {run_id} to stop (SIGTERM to pid {pid}).")
+        self.refresh_now()
+
+    def action_rerun_failed(self) -> None:
+        history = self.snapshot.history if self.snapshot else ()
+        failed = next((r for r in history if r.status in ("failed", "killed", "cancelled")), None)
+        if failed is None:
+            self.notify("No failed run to rerun.", severity="warning")
+            return
+        self.rerun(failed.run_id)
+
+    def rerun(self, run_id: str) -> None:
+        if self.snapshot and self.snapshot.active:
+            self.notify("A run is active: wait for it or cancel it (c).", severity="warning")
+            return
+        try:
+            request = rerun_request(self.workspace, run_id)
+        except LaunchError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self.notify(f"Rerunning {run_id} with the same parameters.")
+        self._start(request)
+
+    # command palette -------------------------------------------------------------------------
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield SystemCommand(
+            "pipeline: launch run",
+            "Choose batch sizes, epochs, folds, "
+            "learning rate and revisions, then start `kwsops run`",
+            self.action_launch,
+        )
+        yield SystemCommand(
+            "pipeline: cancel run", "Stop the active run (asks first)", self.action_cancel_run
+        )
+        yield SystemCommand(
+            "pipeline: rerun failed run",
+            "Start the last failed run again with the same parameters",
+            self.action_rerun_failed,
+        )
+        for mode, help_text in VIEWS.items():
+            yield SystemCommand(f"view: {mode}", help_text, lambda m=mode: self.switch_mode(m))
+        yield SystemCommand("help: keys", "Every key binding", self.action_help)
+        yield from super().get_system_commands(screen)
+
+
+def main(workspace_root: Path | None = None) -> None:
+    """`kwsops tui`: run the console on ``workspace_root`` (default: $KWSOPS_WORKSPACE or cwd)."""
+    KwsApp(workspace_root).run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""Data: per-label counts kept and rejected, the duration spread, the rejected files and why."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static
+
+from kwsops.tui import formatting as fmt
+from kwsops.tui.manifest import ManifestSummary, read_manifest, spread
+from kwsops.tui.messages import Problem
+
+LABEL_COLUMNS = (
+    ("label", "Label", 14),
+    ("kept", "Kept", 5),
+    ("rejected", "Rejected", 8),
+    ("speakers", "Speakers", 8),
+    ("input", "Input s min/med/max", 19),
+    ("speech", "Speech s min/med/max", 20),
+    ("spread", "Input spread", 14),
+)
+REJECTED_COLUMNS = (("source", "Source", 44), ("label", "Label", 12), ("reason", "Reason", None))
+EMPTY = (
+    "[b]No manifest yet.[/b] Preprocess writes [b]data/output/manifest.csv[/b] (every input "
+    "file, kept or rejected with its reason).\nPut recordings in data/input/<Label>/ (or run "
+    "[b]kwsops demo-data[/b]) and press [b]s[/b] to start a run."
+)
+
+
+def spread_text(values: list[float]) -> str:
+    found = spread(values)
+    return "" if found is None else f"{found[0]:.2f} / {found[1]:.2f} / {found[2]:.2f}"
+
+
+class DataScreen(Screen):
+    BINDINGS = [Binding("r", "reload", "Reload")]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._stamp: tuple[int, int] | None = None
+        self.summary: ManifestSummary | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header(icon="◉")
+        with Vertical(id="data"):
+            yield Static(id="data-title")
+            yield DataTable(id="labels", cursor_type="row")
+            yield Static("Rejected files", classes="section-title")
+            yield DataTable(id="rejected", cursor_type="row", zebra_stripes=True)
+        yield Footer()
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.app.workspace.output_dir / "manifest.csv"
+
+    def on_mount(self) -> None:
+        for table_id, columns in (("#labels", LABEL_COLUMNS), ("#rejected", REJECTED_COLUMNS)):
+            table = self.query_one(table_id, DataTable)
+            for key, title, width in columns:
+                table.add_column(title, key=key, width=width)
+        self.query_one("#data-title", Static).update("Reading the manifest…")
+        self._check()
+        self.set_interval(2.0, self._check)
+
+    def _check(self, force: bool = False) -> None:
+        try:
+            stat = os.stat(self.manifest_path)
+            stamp = (stat.st_mtime_ns, stat.st_size)
+        except OSError:
+            stamp = (0, -1)
+        if force or stamp != self._stamp:
+            self._stamp = stamp
+            self._load(self.manifest_path)
+
+    def action_reload(self) -> None:
+        self._check(force=True)
+
+    @work(thread=True, group="manifest", exclusive=True, exit_on_error=False, name="manifest")
+    def _load(self, path: Path) -> None:
+        try:
+            summary = read_manifest(path)
+        except FileNotFoundError:
+            summary = None
+        except (OSError, ValueError) as exc:
+            self.post_message(Problem(f"cannot read the manifest: {exc}"))
+            summary = None
+        self.app.call_from_thread(self._show, summary)
+
+    def _show(self, summary: ManifestSummary | None) -> None:
+        self.summary = summary
+        labels = self.query_one("#labels", DataTable)
+        rejected = self.query_one("#rejected", DataTable)
+        labels.clear()
+        rejected.clear()
+        title = self.query_one("#data-title", Static)
+        if summary is None:
+            title.update(EMPTY)
+            return
+        speakers = {s for label in summary.labels for s in label.speakers}
+        title.update(
+            f"[b]{summary.total} files[/b] · [green]{summary.kept} kept[/] · "
+            f"[red]{summary.total - summary.kept} rejected[/] · {len(summary.labels)} labels · "
+            f"{len(speakers)} speakers  [dim]{summary.path.name}[/dim]"
+            + (
+                f"\n[yellow]⚠ {len(summary.problems)} unreadable rows[/]"
+                if summary.problems
+                else ""
+            )
+        )
+        every = summary.all_durations("in")
+        low, high = (min(every), max(every)) if every else (0.0, 1.0)
+        for stats in summary.labels:
+            labels.add_row(
+                stats.label,
+                str(stats.kept),
+                Text(str(stats.rejected), style="red" if stats.rejected else "dim"),
+                str(len(stats.speakers)),
+                spread_text(stats.durations_in),
+                spread_text(stats.durations_out),
+                Text(fmt.sparkline(stats.durations_in, low, high), style="cyan"),
+                key=stats.label,
+            )
+        for index, item in enumerate(summary.rejected):
+            rejected.add_row(
+                item.source,
+                item.label,
+                Text(item.reason, style="red"),
+                key=f"{index}:{item.source}",
+            )

@@ -1,0 +1,175 @@
+"""Logs: follow the active run's run.log, scroll back, search, filter; any past run's log too."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Input, Static
+
+from kwsops.runs import RunPaths
+from kwsops.tui.dialogs import RunPicker
+from kwsops.tui.logview import LogView
+from kwsops.tui.messages import LogFiltered, LogFound, LogIndexed
+from kwsops.tui.monitor import Snapshot
+
+
+class LogsScreen(Screen):
+    BINDINGS = [
+        Binding("slash", "ask('search')", "Search"),
+        Binding("f", "ask('filter')", "Filter"),
+        Binding("n", "next_match", "Next"),
+        Binding("N", "next_match(True)", "Prev"),
+        Binding("escape", "clear", "Clear", show=False),
+        Binding("a", "follow_active", "Active run"),
+        Binding("o", "pick_run", "Other log"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.run_id: str | None = None
+        self.following_active = True
+        self.search_query = ""
+        self._asking = "search"
+
+    def compose(self) -> ComposeResult:
+        yield Header(icon="◉")
+        yield Static(id="log-title")
+        yield LogView(id="log")
+        yield Input(id="log-query", placeholder="search…")
+        yield Static(id="log-status")
+        yield Footer()
+
+    @property
+    def view(self) -> LogView:
+        return self.query_one(LogView)
+
+    def on_mount(self) -> None:
+        self.query_one("#log-query", Input).display = False
+        self.watch(self.app, "snapshot", self._on_snapshot)
+        self.watch(self.view, "follow", lambda _: self._status(), init=False)
+        self.view.focus()
+
+    def _on_snapshot(self, snapshot: Snapshot | None) -> None:
+        if not self.following_active or snapshot is None:
+            return
+        focus = snapshot.focus
+        run_id = focus.run_id if focus and focus.origin != "scheduler" else None
+        if run_id != self.run_id or (run_id and self.view.path is None):
+            self._show(run_id)
+
+    # which log -------------------------------------------------------------------------------
+    def open_run(self, run_id: str | None) -> None:
+        """Show ``run_id``'s log, or (None) follow whichever run is active or newest."""
+        self.following_active = run_id is None
+        if run_id is None:
+            snapshot = getattr(self.app, "snapshot", None)
+            focus = snapshot.focus if snapshot else None
+            run_id = focus.run_id if focus and focus.origin != "scheduler" else None
+        self._show(run_id)
+
+    def _show(self, run_id: str | None) -> None:
+        self.run_id = run_id
+        path = RunPaths(self.app.workspace.runs_dir / run_id).log if run_id else None
+        self.view.open(path)
+        title = self.query_one("#log-title", Static)
+        if path is None:
+            title.update("No run log yet — press [b]s[/b] to start a run.")
+        else:
+            where = path.relative_to(self.app.workspace.root)
+            mode = (
+                "follows the active or newest run (o: another)"
+                if self.following_active
+                else ("pinned (a: back to the active run)")
+            )
+            title.update(f"[b]run {run_id}[/b]  [dim]{where} · {mode}[/dim]")
+        self._status()
+
+    def action_follow_active(self) -> None:
+        self.open_run(None)
+
+    def action_pick_run(self) -> None:
+        snapshot = getattr(self.app, "snapshot", None)
+        runs = list(snapshot.history) if snapshot else []
+        if not runs:
+            self.notify("No runs yet.", severity="warning")
+            return
+
+        def picked(run_id: str | None) -> None:
+            if run_id:
+                self.open_run(run_id)
+
+        self.app.push_screen(RunPicker(runs, "Open the log of…"), picked)
+
+    # search and filter -----------------------------------------------------------------------
+    def action_ask(self, what: str) -> None:
+        self._asking = what
+        query = self.query_one("#log-query", Input)
+        query.placeholder = (
+            "search (Enter: find, n/N: next/previous)"
+            if what == "search"
+            else ("filter: show only lines containing… (empty: all lines)")
+        )
+        query.value = self.view.filter_query if what == "filter" else self.search_query
+        query.display = True
+        query.focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        event.input.display = False
+        self.view.focus()
+        if self._asking == "filter":
+            self.view.set_filter(event.value.strip())
+        else:
+            self.search_query = event.value
+            self.view.current = None
+            self.view.search(self.search_query)
+        self._status()
+
+    def action_next_match(self, backwards: bool = False) -> None:
+        if not self.search_query:
+            self.action_ask("search")
+            return
+        self.view.search(self.search_query, backwards=backwards)
+
+    def action_clear(self) -> None:
+        query = self.query_one("#log-query", Input)
+        if query.display:
+            query.display = False
+            self.view.focus()
+            return
+        self.search_query = ""
+        self.view.highlight = ""
+        self.view.set_filter("")
+        self.view.action_follow()
+        self._status()
+
+    # status ----------------------------------------------------------------------------------
+    def on_log_indexed(self, _: LogIndexed) -> None:
+        self._status()
+
+    def on_log_filtered(self, _: LogFiltered) -> None:
+        self._status()
+
+    def on_log_found(self, message: LogFound) -> None:
+        if message.line is None:
+            self.notify(f"No line matches {message.query!r}.", severity="warning", timeout=3)
+        self._status()
+
+    def _status(self) -> None:
+        view = self.view
+        parts = [f"{view.line_count:,} lines"]
+        if view.path is not None and not view.path.exists():
+            parts = ["waiting for the run to write run.log…"]
+        parts.append(
+            "[green]● following[/]" if view.follow else "[yellow]‖ paused[/] (End: follow)"
+        )
+        if view.filter_query:
+            shown = len(view.filtered or [])
+            parts.append(f"filter [b]{view.filter_query}[/b]: {shown:,} lines")
+        if self.search_query:
+            at = f" at line {view.current + 1:,}" if view.current is not None else ""
+            parts.append(f"search [b]{self.search_query}[/b]{at}")
+        if view.fraction < 1:
+            parts.append(f"[yellow]indexing {view.fraction:.0%}[/]")
+        self.query_one("#log-status", Static).update("  ·  ".join(parts))

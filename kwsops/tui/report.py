@@ -1,0 +1,134 @@
+"""Report: reports/comparison_versions.md (or a run's report.md) in a MarkdownViewer with its
+table of contents; reloads by itself when a run rewrites the file (mtime is polled)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import ContentSwitcher, Footer, Header, Markdown, MarkdownViewer, Static
+
+from kwsops.tui.messages import ReportLoaded
+
+EMPTY = """\
+# No comparison report yet
+
+`{where}` does not exist yet. The last stage of the pipeline, **Validate**, writes it after
+the models are trained and versioned: every revision's accuracy, per-label results and
+confusion matrices.
+
+- Press **s** to start a run from here (choose batch sizes and the revisions to compare), or
+- run `kwsops run` (or `luigi --module tasks Validate`) in the workspace.
+
+This page shows the report as soon as it appears.
+"""
+
+
+class ReportViewer(MarkdownViewer):
+    """Follows links to other Markdown files; anything else (plots) is named, not opened."""
+
+    async def _on_markdown_link_clicked(self, message: Markdown.LinkClicked) -> None:
+        message.prevent_default()
+        message.stop()
+        href = message.href
+        if href.startswith(("http://", "https://")):
+            self.app.open_url(href)
+        elif href.startswith("#") or href.split("#")[0].endswith(".md"):
+            await self.go(href)
+        else:
+            self.notify(f"{href} is not Markdown; open it outside the console.", timeout=4)
+
+
+class ReportScreen(Screen):
+    BINDINGS = [
+        Binding("t", "toggle_contents", "Contents"),
+        Binding("b", "comparison", "Comparison"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.path: Path | None = None
+        self.title_text = ""
+        self._stamp: tuple[int, int] | None = None
+        self.loaded_text: str | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header(icon="◉")
+        yield Static(id="report-title")
+        with ContentSwitcher(initial="report-empty", id="report-switcher"):
+            yield Markdown(id="report-empty")
+            yield ReportViewer(id="report-viewer", show_table_of_contents=True, open_links=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        if self.path is None:
+            self.show(None)
+        self.set_interval(1.0, self._check)
+
+    def show(self, path: Path | None, title: str = "") -> None:
+        """Show ``path`` (None: the workspace's comparison report)."""
+        workspace = self.app.workspace
+        self.path = path or workspace.comparison_report
+        self.title_text = title or "Comparison of model revisions"
+        self._stamp = None
+        where = (
+            self.path.relative_to(workspace.root)
+            if self.path.is_relative_to(workspace.root)
+            else self.path
+        )
+        self.query_one("#report-title", Static).update(
+            f"[b]{self.title_text}[/b]  [dim]{where}[/dim]"
+        )
+        self._check()
+
+    def _check(self) -> None:
+        """Cheap: one stat; the file is read in a worker only when it changed."""
+        if self.path is None:
+            return
+        try:
+            stat = os.stat(self.path)
+            stamp = (stat.st_mtime_ns, stat.st_size)
+        except OSError:
+            stamp = (0, -1)
+        if stamp != self._stamp:
+            self._stamp = stamp
+            self._read(self.path, stamp[0] / 1e9)
+
+    @work(thread=True, group="report", exclusive=True, exit_on_error=False, name="report read")
+    def _read(self, path: Path, mtime: float) -> None:
+        try:
+            text: str | None = path.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            text = None
+        self.post_message(ReportLoaded(path, text, mtime))
+
+    async def on_report_loaded(self, message: ReportLoaded) -> None:
+        if message.path != self.path:
+            return
+        switcher = self.query_one(ContentSwitcher)
+        if message.text is None:
+            where = message.path.name
+            with contextlib.suppress(ValueError):
+                where = str(message.path.relative_to(self.app.workspace.root))
+            await self.query_one("#report-empty", Markdown).update(EMPTY.format(where=where))
+            switcher.current = "report-empty"
+            self.loaded_text = None
+            return
+        viewer = self.query_one(ReportViewer)
+        keep = viewer.scroll_y if self.loaded_text is not None else 0
+        self.loaded_text = message.text
+        await viewer.document.update(message.text)
+        switcher.current = "report-viewer"
+        viewer.scroll_to(y=keep, animate=False)
+
+    def action_toggle_contents(self) -> None:
+        viewer = self.query_one(ReportViewer)
+        viewer.show_table_of_contents = not viewer.show_table_of_contents
+
+    def action_comparison(self) -> None:
+        self.show(None)

@@ -1,0 +1,173 @@
+"""The dashboard's rows: the stage DAG in order, one row per stage, and per task instance
+where a stage runs several times (TrainFold per batch size and fold, Train per batch size)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from kwsops.runstate import RunState, TaskState
+from kwsops.stages import STAGES
+from kwsops.tui.luigid import SchedulerTask
+
+ENDED = ("ok", "failed", "cancelled", "killed", "unknown")
+
+
+@dataclass(frozen=True)
+class TaskRow:
+    key: str  # luigi task id, or the family for a stage with no task yet
+    family: str
+    label: str
+    state: str  # pending | running | done | failed | up to date | not run | cancelled | killed
+    started: float | None = None
+    duration: float | None = None
+    detail: str = ""
+    done: int = 0
+    total: int = 0
+    child: bool = False
+
+
+def _int(value: Any) -> int:
+    try:
+        return max(0, int(value))
+    except (TypeError, ValueError):
+        return 0
+
+
+def _float(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def instance_label(params: dict) -> str:
+    parts = []
+    if isinstance(params, dict):
+        if "batch_size" in params:
+            parts.append(f"bs {params['batch_size']}")
+        if "fold" in params:
+            parts.append(f"fold {params['fold']}")
+    return " · ".join(parts)
+
+
+METRIC_NAMES = {
+    "accuracy": "acc",
+    "acc": "acc",
+    "val_accuracy": "val acc",
+    "loss": "loss",
+    "val_loss": "val loss",
+}
+
+
+def metrics_text(metrics: dict, detail: str = "") -> str:
+    """The latest metrics of a running task, the ones its detail does not already say."""
+    parts = []
+    if isinstance(metrics.get("epoch"), int) and "epoch" not in detail:
+        parts.append(f"epoch {metrics['epoch']}")
+    for key, name in METRIC_NAMES.items():
+        value = metrics.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            parts.append(f"{name} {value:.3f}")
+    return " · ".join(parts)
+
+
+def _state(task: TaskState, run_status: str) -> str:
+    if task.status in ("running", "pending") and run_status in ENDED:
+        return "not run" if task.status == "pending" else run_status
+    return str(task.status)
+
+
+def _row(task: TaskState, metrics: dict, run_status: str, child: bool) -> TaskRow:
+    detail = str(task.error or task.detail or "")
+    extra = metrics_text(metrics.get(task.task, {}), detail) if task.status == "running" else ""
+    if extra and extra not in detail:
+        detail = f"{detail} · {extra}" if detail else extra
+    label = instance_label(task.params)
+    if not child:
+        label = f"{task.family} ({label})" if label else task.family
+    return TaskRow(
+        key=task.task,
+        family=task.family,
+        label=label,
+        state=_state(task, run_status),
+        started=_float(task.started),
+        duration=_float(task.duration),
+        detail=" ".join(detail.split()),
+        done=_int(task.done),
+        total=_int(task.total),
+        child=child,
+    )
+
+
+def _summary_row(family: str, children: list[TaskRow]) -> TaskRow:
+    states = [c.state for c in children]
+    for state in ("failed", "killed", "cancelled", "running"):
+        if state in states:
+            overall = state
+            break
+    else:
+        finished = all(s in ("done", "up to date") for s in states)
+        overall = (
+            ("up to date" if set(states) == {"up to date"} else "done") if finished else ("pending")
+        )
+    finished_count = sum(s in ("done", "up to date") for s in states)
+    durations = [c.duration for c in children if c.duration is not None]
+    return TaskRow(
+        key=family,
+        family=family,
+        label=f"{family} ×{len(children)}",
+        state=overall,
+        duration=sum(durations) if durations else None,
+        detail=f"{finished_count}/{len(children)} finished"
+        + (f" · {states.count('running')} running" if "running" in states else ""),
+        done=finished_count,
+        total=len(children),
+    )
+
+
+def _merge_scheduler(state: RunState, scheduled: Iterable[SchedulerTask]) -> None:
+    """Tasks luigid knows and the event log does not (e.g. a run started without kwsops)."""
+    for task in scheduled:
+        if task.task_id in state.tasks:
+            continue
+        merged = TaskState(
+            task.task_id,
+            task.family,
+            status=task.state,
+            params=task.params,
+            started=task.started,
+            detail=task.detail,
+        )
+        if task.progress is not None:
+            merged.done, merged.total = int(task.progress), 100
+        state.tasks[task.task_id] = merged
+
+
+def task_rows(
+    state: RunState,
+    metrics: dict[str, dict],
+    run_status: str,
+    scheduled: Iterable[SchedulerTask] = (),
+) -> tuple[TaskRow, ...]:
+    if scheduled:
+        merged = RunState(run_id=state.run_id, status=state.status)
+        merged.tasks = dict(state.tasks)
+        _merge_scheduler(merged, scheduled)
+        state = merged
+    by_family: dict[str, list[TaskState]] = {}
+    for task in state.ordered():
+        by_family.setdefault(task.family, []).append(task)
+    idle = "not run" if run_status in ENDED else "pending"
+    rows: list[TaskRow] = []
+    families = [stage.family for stage in STAGES]
+    families += [f for f in by_family if f not in families]
+    for family in families:
+        tasks = by_family.get(family, [])
+        if not tasks:
+            rows.append(TaskRow(key=family, family=family, label=family, state=idle))
+        elif len(tasks) == 1:
+            rows.append(_row(tasks[0], metrics, run_status, child=False))
+        else:
+            children = [_row(t, metrics, run_status, child=True) for t in tasks]
+            rows.append(_summary_row(family, children))
+            rows.extend(children)
+    return tuple(rows)
