@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.screen import Screen
@@ -14,10 +15,10 @@ from kwsops.tui.monitor import RunSummary, Snapshot
 from kwsops.tui.rows import TaskRow
 
 STAGE_COLUMNS = (
-    ("stage", "Stage", 30),
-    ("state", "State", 13),
-    ("progress", "Progress", 18),
-    ("duration", "Time", 8),
+    ("stage", "Stage", 22),
+    ("state", "State", 12),
+    ("progress", "Progress", 14),
+    ("duration", "Time", 7),
     ("detail", "Detail", None),
 )
 RECENT_COLUMNS = (
@@ -59,6 +60,16 @@ def recent_cells(run: RunSummary) -> tuple:
     )
 
 
+def set_columns(table: DataTable, columns: tuple, width: int) -> None:
+    """(Re)create the columns; a column of width None takes what is left of ``width``, so the
+    table never needs a horizontal scrollbar for its last column."""
+    fixed = sum(w + 2 * table.cell_padding for _, _, w in columns if w)
+    flexible = max(12, width - fixed - 2 * table.cell_padding - 2)
+    table.clear(columns=True)
+    for key, title, column_width in columns:
+        table.add_column(title, key=key, width=column_width or flexible)
+
+
 def fill_table(table: DataTable, keys: list[str], cells: list[tuple]) -> None:
     """Update in place when the rows are the same ones, else rebuild keeping the cursor."""
     current = [row.value for row in table.rows]
@@ -89,12 +100,17 @@ class DashboardScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        for table_id, columns in (("#stages", STAGE_COLUMNS), ("#recent", RECENT_COLUMNS)):
-            table = self.query_one(table_id, DataTable)
-            for key, title, width in columns:
-                table.add_column(title, key=key, width=width)
+        self._layout_columns(self.app.size.width)
         self.watch(self.app, "snapshot", self.show_snapshot)
         self.set_interval(1.0, self._tick)
+
+    def _layout_columns(self, width: int) -> None:
+        for table_id, columns in (("#stages", STAGE_COLUMNS), ("#recent", RECENT_COLUMNS)):
+            set_columns(self.query_one(table_id, DataTable), columns, width)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._layout_columns(event.size.width)
+        self.show_snapshot(getattr(self.app, "snapshot", None))
 
     def show_snapshot(self, snapshot: Snapshot | None) -> None:
         if snapshot is None:

@@ -9,7 +9,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from kwsops.runs import RunPaths
 from kwsops.tui import formatting as fmt
-from kwsops.tui.dashboard import fill_table
+from kwsops.tui.dashboard import fill_table, set_columns
 from kwsops.tui.messages import OpenLog, OpenReport
 from kwsops.tui.monitor import RunSummary, Snapshot
 
@@ -62,8 +62,7 @@ class RunsScreen(Screen):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        for key, title, width in COLUMNS:
-            table.add_column(title, key=key, width=width)
+        set_columns(table, COLUMNS, max(self.app.size.width, 140))
         self.watch(self.app, "snapshot", self.show_snapshot)
         table.focus()
 

@@ -52,8 +52,7 @@ class LaunchRequest:
         ]
         if self.revisions:
             args += ["--revisions", *self.revisions]
-        # Validate is the target: the point of launching from the console is the comparison
-        return [*args, "--target", "Validate", "--run-id", run_id, "--origin", "tui", "--quiet"]
+        return [*args, "--run-id", run_id, "--origin", "tui", "--quiet"]
 
     @classmethod
     def from_params(cls, params: dict) -> LaunchRequest:

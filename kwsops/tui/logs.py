@@ -77,12 +77,8 @@ class LogsScreen(Screen):
             title.update("No run log yet — press [b]s[/b] to start a run.")
         else:
             where = path.relative_to(self.app.workspace.root)
-            mode = (
-                "follows the active or newest run (o: another)"
-                if self.following_active
-                else ("pinned (a: back to the active run)")
-            )
-            title.update(f"[b]run {run_id}[/b]  [dim]{where} · {mode}[/dim]")
+            mode = "newest run · o: another" if self.following_active else "a: newest run"
+            title.update(f"[b]run {run_id}[/b] · {mode}  [dim]{where}[/dim]")
         self._status()
 
     def action_follow_active(self) -> None:

@@ -7,7 +7,7 @@ import contextlib
 import os
 from pathlib import Path
 
-from textual import work
+from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
@@ -15,6 +15,7 @@ from textual.widgets import ContentSwitcher, Footer, Header, Markdown, MarkdownV
 
 from kwsops.tui.messages import ReportLoaded
 
+NARROW = 100  # columns below which the table of contents starts hidden
 EMPTY = """\
 # No comparison report yet
 
@@ -125,6 +126,10 @@ class ReportScreen(Screen):
         await viewer.document.update(message.text)
         switcher.current = "report-viewer"
         viewer.scroll_to(y=keep, animate=False)
+
+    def on_resize(self, event: events.Resize) -> None:
+        """The contents sidebar only when the report keeps room for its tables."""
+        self.query_one(ReportViewer).show_table_of_contents = event.size.width >= NARROW
 
     def action_toggle_contents(self) -> None:
         viewer = self.query_one(ReportViewer)
