@@ -119,6 +119,7 @@ def test_password_only_in_config_local(dav_ws: Path, webdav_server: WebDAVServer
         assert PASSWORD not in (ws / tracked).read_text(errors="replace"), tracked
     grep = subprocess.run(["git", "grep", "-I", PASSWORD, "HEAD"], cwd=ws, capture_output=True)
     assert grep.returncode == 1  # no match anywhere in the commit
+    assert PASSWORD not in git(ws, "log", "--all", "-p")  # nor in any commit ever made
     described = describe_remote(ws)
     assert described == {
         "name": "webdav",
