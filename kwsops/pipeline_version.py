@@ -31,12 +31,12 @@ def version_data_stage(ws: Workspace, target: str, key: str, stamp_file: Path) -
     started = time.monotonic()
     version = version_stage(ws.root, target)
     atomic_write_json(stamp_file, {"key": key, "target": target, "md5": version.md5})
-    detail = f"{target}: {version.pushed} files pushed to {default_remote_id(ws)['remote']}"
+    detail = f"{target}: {version.push.files} files pushed to {default_remote_id(ws)['remote']}"
     return StageResult(
         detail,
         {
             "md5": version.md5,
-            "pushed": version.pushed,
+            "pushed": version.push.files,
             "seconds": round(time.monotonic() - started, 2),
         },
     )

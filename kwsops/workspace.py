@@ -19,7 +19,11 @@ WORKSPACE_ENV = "KWSOPS_WORKSPACE"
 
 GITIGNORE_LINES = (
     "# kwsops workspace: DVC versions data/, kwsops keeps local state in .kwsops/",
-    "/data/*/",
+    # one line per stage folder: DVC stops seeing its .dvc files under a `/data/*/` glob
+    "/data/input/",
+    "/data/output/",
+    "/data/spec_ds/",
+    "/data/models/",
     "/.kwsops/",
     "/reports/runs/",
     "__pycache__/",
@@ -172,6 +176,10 @@ def init_workspace(path: str | os.PathLike | None = None) -> Workspace:
     if not ws.luigi_cfg.exists():
         ws.luigi_cfg.write_text(luigi_cfg_template())
     ensure_default_remote(ws)
+    from kwsops.versioning import git_commit
+
+    scaffold = [".gitignore", ".dvcignore", ".dvc/config", ".dvc/.gitignore", "luigi.cfg"]
+    git_commit(ws.root, [p for p in scaffold if (ws.root / p).exists()], "kwsops init")
     return ws
 
 

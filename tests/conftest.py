@@ -1,0 +1,80 @@
+"""Shared fixtures: a fresh HOME (nothing read from or written to the developer's home), a tiny
+demo data set synthesised once per session, and workspaces made by the real `kwsops init`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from kwsops.workspace import Workspace, init_workspace
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    home = tempfile.mkdtemp(prefix="kwsops-test-home-")
+    os.environ["HOME"] = home  # like a fresh machine: no ~/.gitconfig, no ~/clearml.conf
+    for name in (
+        "KWSOPS_WORKSPACE",
+        "KWSOPS_RUN_DIR",
+        "CLEARML_CONFIG_FILE",
+        "DVC_HOST",
+        "DVC_USER",
+        "DVC_PASSWORD",
+        "CLEARML_API_HOST",
+        "CLEARML_API_ACCESS_KEY",
+        "CLEARML_API_SECRET_KEY",
+    ):
+        os.environ.pop(name, None)
+
+
+@pytest.fixture(scope="session")
+def demo_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Tiny demo recordings (6 labels x 8 clips, 4 speakers), synthesised once per session."""
+    from kwsops.demo_data import generate_demo_data
+
+    root = tmp_path_factory.mktemp("demo-source") / "input"
+    generate_demo_data(root, per_label=8, speakers=4, seed=42)
+    return root
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Workspace:
+    return init_workspace(tmp_path / "ws")
+
+
+@pytest.fixture
+def demo_workspace(workspace: Workspace, demo_source: Path) -> Workspace:
+    shutil.copytree(demo_source, workspace.input_dir, dirs_exist_ok=True)
+    return workspace
+
+
+def run_cli(
+    ws: Workspace | Path,
+    *args: str,
+    check: bool = True,
+    env: dict | None = None,
+    timeout: float = 600,
+) -> subprocess.CompletedProcess:
+    """Run the real `kwsops` command line in a workspace."""
+    root = ws.root if isinstance(ws, Workspace) else Path(ws)
+    result = subprocess.run(
+        [sys.executable, "-m", "kwsops.cli", "-C", str(root), *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"kwsops {' '.join(args)} exited {result.returncode}\n"
+            f"stdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-3000:]}"
+        )
+    return result
