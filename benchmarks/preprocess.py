@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import multiprocessing
+import resource
 import sys
 import tempfile
 import threading
@@ -125,15 +126,27 @@ class PeakMemory:
         self._thread.join()
 
 
-def measure(run: Callable[[], object], repeat: int) -> tuple[float, int]:
-    best, peak = float("inf"), 0
+def cpu_seconds() -> float:
+    """CPU time of this process plus its finished children (pool workers once shut down)."""
+    own, kids = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def measure(run: Callable[[], object], repeat: int) -> tuple[float, float, int]:
+    """Best wall time, CPU time of that run, and peak memory over ``repeat`` runs."""
+    best, cpu, peak = float("inf"), 0.0, 0
     for _ in range(repeat):
         with PeakMemory() as memory:
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), cpu_seconds()
             run()
-            best = min(best, time.perf_counter() - started)
+            wall = time.perf_counter() - started
+        if wall < best:
+            best, cpu = wall, cpu_seconds() - cpu_started
         peak = max(peak, memory.peak)
-    return best, peak
+    return best, cpu, peak
 
 
 def main() -> None:
@@ -173,19 +186,25 @@ def main() -> None:
             with console.status(name):
                 results.append((name, *measure(run, args.repeat)))
     summary = summaries[-1]
-    pool_floor = results[1][1]
+    pool_floor, cpu_floor = results[1][1], results[0][2]
     table = Table(title=f"Preprocess benchmark: {len(paths)} files, {psutil.cpu_count()} CPUs")
-    for column in ("phase", "seconds", "files/s", "x pool floor", "peak RSS (MiB)"):
+    columns = ("phase", "seconds", "files/s", "x pool floor", "CPU ms/file", "x CPU floor")
+    for column in (*columns, "peak RSS (MiB)"):
         table.add_column(column, justify="left" if column == "phase" else "right")
-    for name, seconds, peak in results:
+    for name, seconds, cpu, peak in results:
         table.add_row(
             name,
             f"{seconds:.2f}",
             f"{len(paths) / seconds:.0f}",
             f"{seconds / pool_floor:.2f}",
+            f"{1000 * cpu / len(paths):.2f}",
+            f"{cpu / cpu_floor:.2f}",
             f"{peak / 2**20:.0f}",
         )
     console.print(table)
+    console.print(
+        f"load average at the end: {psutil.getloadavg()[0]:.1f} (other work shares the CPUs)"
+    )
     console.print(
         f"kept {summary.kept}, rejected {summary.rejected} {summary.reasons or ''}; "
         f"input {summary.duration_in.mean:.2f} s mean, kept word {summary.duration_out.mean:.2f} s mean"

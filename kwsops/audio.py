@@ -43,9 +43,8 @@ KEEP_MARGIN_SECONDS = 0.1  # kept on each side of the detected word, within the 
 FADE_SECONDS = 0.005
 NOISE_TABLE_SAMPLES = 1 << 20  # 65 s at 16 kHz: far more distinct beds than clips
 PEAK_TARGET_DBFS = -1.0
-NOISE_FLOOR_PERCENTILE = 10.0
 NOISE_MARGIN_DB = 6.0  # a frame is speech when it is this far above the noise floor...
-MIN_DROP_DB = 10.0  # ...but the line never sits closer than this below the loudest frame
+MIN_DROP_DB = 15.0  # ...but the line never sits closer than this below the loudest frame
 FRAME_SECONDS = 0.032
 HOP_SECONDS = 0.008
 MIN_RUN_FRAMES = 8  # shorter bursts of active frames are clicks unless nothing else is there
@@ -161,7 +160,7 @@ def speech_bounds(samples: np.ndarray, rate: int, top_db: float) -> tuple[int, i
     peak = float(db.max())
     if peak <= -200.0:
         return 0, 0
-    floor = float(np.percentile(db, NOISE_FLOOR_PERCENTILE))
+    floor = float(np.partition(db, len(db) // 10)[len(db) // 10])  # 10th percentile
     threshold = max(peak - top_db, min(floor + NOISE_MARGIN_DB, peak - MIN_DROP_DB))
     runs = _runs(db > threshold)
     runs = [r for r in runs if r[1] - r[0] >= MIN_RUN_FRAMES] or runs
