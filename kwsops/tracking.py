@@ -19,6 +19,7 @@ tracker whose ``mode`` is ``"disabled"`` and one warning; a failing call warns o
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import os
 import shutil
@@ -188,13 +189,25 @@ class Tracker:
         if status != "completed":
             self._guard("outcome", lambda: self._task.add_tags([status]))
             self.text(f"kwsops: stage {status}: {error or ''}")
-        self._guard("close", self._task.close)
+        with quiet_console():
+            self._guard("close", self._task.close)
         if self.session is not None:
             self._guard("scrub", lambda: scrub_session(self.session))
         shutil.rmtree(self._staging or "", ignore_errors=True)
         self.record.tracking_seconds += time.monotonic() - tic
         if self._ws_root is not None:
             self._guard("index", lambda: append_record(self._ws_root, self.record))
+
+
+@contextlib.contextmanager
+def quiet_console() -> Iterator[None]:
+    """ClearML prints its session banners to the terminal; send them to the run log instead."""
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
+        yield
+    for line in buffer.getvalue().splitlines():
+        if line.strip():
+            log.info("clearml: %s", scrub(line))
 
 
 def _disabled(name: str, task_type: str, reason: str) -> Tracker:
@@ -219,18 +232,19 @@ def _open(ws_root: Path, name: str, task_type: str, params: dict, tags: list[str
             log.warning("ClearML server %s unreachable: tracking %r offline", server_url(), name)
             mode = "offline"
         Task.set_offline(mode == "offline")
-        task = Task.init(
-            project_name=PROJECT,
-            task_name=name,
-            task_type=task_type,
-            tags=tags or None,
-            reuse_last_task_id=False,
-            continue_last_task=False,
-            auto_connect_arg_parser=False,
-            auto_connect_frameworks=NO_FRAMEWORKS,
-            auto_resource_monitoring=False,
-            auto_connect_streams=STREAMS,
-        )
+        with quiet_console():
+            task = Task.init(
+                project_name=PROJECT,
+                task_name=name,
+                task_type=task_type,
+                tags=tags or None,
+                reuse_last_task_id=False,
+                continue_last_task=False,
+                auto_connect_arg_parser=False,
+                auto_connect_frameworks=NO_FRAMEWORKS,
+                auto_resource_monitoring=False,
+                auto_connect_streams=STREAMS,
+            )
         if type(task) is not Task:  # a stub: ClearML decided this process may not track
             return _disabled(name, task_type, f"ClearML returned {type(task).__name__}")
         session = task.get_offline_mode_folder() if mode == "offline" else None
