@@ -174,3 +174,30 @@ class TestKeysAndPalette:
         async with app.run_test(size=SIZE) as pilot:
             await pilot.press("question_mark", "3", "q")
             assert app.current_mode == "dashboard" and app.is_running
+
+    @run_async
+    async def test_the_shown_screens_keys_are_in_the_palette(self, ws: Path) -> None:
+        app = make_app(ws)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: app.snapshot is not None)
+            await pilot.press("2")
+            titles = [c.title for c in app.get_system_commands(app.screen)]
+            for wanted in ("logs: search", "logs: filter", "logs: other log", "logs: follow"):
+                assert wanted in titles
+            await pilot.press("ctrl+p", *"logs: filter")
+            await pilot.pause(0.3)
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: app.screen.query_one("#log-query", Input).has_focus)
+
+    @run_async
+    async def test_a_failing_worker_becomes_a_notification(self, ws: Path) -> None:
+        report = ws / "reports" / "comparison_versions.md"
+        report.unlink()
+        report.mkdir()  # reading it raises IsADirectoryError inside the report worker
+        app = make_app(ws)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("3")
+            await wait_for(
+                pilot, lambda: any("report read failed" in n.message for n in app._notifications)
+            )
+            assert app.is_running

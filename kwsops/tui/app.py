@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 from pathlib import Path
 
 from textual import work
@@ -29,6 +30,7 @@ from kwsops.tui.logs import LogsScreen
 from kwsops.tui.messages import OpenLog, OpenReport, Problem, SnapshotReady
 from kwsops.tui.monitor import Monitor, Snapshot
 from kwsops.tui.report import ReportScreen
+from kwsops.tui.workers import failure_text
 from kwsops.workspace import Workspace
 
 VIEWS = {
@@ -129,10 +131,7 @@ class KwsApp(App[None]):
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """Every worker's failure becomes a notification, never a traceback."""
         if event.state == WorkerState.ERROR:
-            name = event.worker.name or "a background task"
-            self.notify(
-                f"{name} failed: {event.worker.error}", title="Error", severity="error", timeout=10
-            )
+            self.notify(failure_text(event.worker), title="Error", severity="error", timeout=10)
 
     # navigation ------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -252,7 +251,20 @@ class KwsApp(App[None]):
         for mode, help_text in VIEWS.items():
             yield SystemCommand(f"view: {mode}", help_text, lambda m=mode: self.switch_mode(m))
         yield SystemCommand("help: keys", "Every key binding", self.action_help)
+        yield from self._screen_commands(screen)
         yield from super().get_system_commands(screen)
+
+    def _screen_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """The shown screen's own keys (search, filter, contents, ...) as palette entries."""
+        mode = next((name for name, kind in self.MODES.items() if type(screen) is kind), "")
+        for node in (screen, screen.focused):
+            for binding in getattr(type(node), "BINDINGS", []) if node is not None else []:
+                if isinstance(binding, Binding) and binding.show:
+                    yield SystemCommand(
+                        f"{mode}: {binding.description.lower()}",
+                        f"key {binding.key_display or binding.key.split(',')[0]}",
+                        partial(self.run_action, binding.action, node),
+                    )
 
 
 def main(workspace_root: Path | None = None) -> None:

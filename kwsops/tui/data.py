@@ -16,6 +16,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 from kwsops.tui import formatting as fmt
 from kwsops.tui.manifest import ManifestSummary, read_manifest, spread
 from kwsops.tui.messages import Problem
+from kwsops.tui.workers import ForwardWorkerErrors
 
 LABEL_COLUMNS = (
     ("label", "Label", 14),
@@ -39,7 +40,7 @@ def spread_text(values: list[float]) -> str:
     return "" if found is None else f"{found[0]:.2f} / {found[1]:.2f} / {found[2]:.2f}"
 
 
-class DataScreen(Screen):
+class DataScreen(ForwardWorkerErrors, Screen):
     BINDINGS = [Binding("r", "reload", "Reload")]
 
     def __init__(self) -> None:

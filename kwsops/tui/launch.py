@@ -16,6 +16,7 @@ from textual.widgets.selection_list import Selection
 from kwsops.config import DEFAULT_BATCH_SIZES, TrainSettings
 from kwsops.discover import Discovery, Revision, discover_revisions, is_valid_spec
 from kwsops.tui.launcher import LaunchError, LaunchRequest
+from kwsops.tui.workers import ForwardWorkerErrors
 from kwsops.workspace import Workspace
 
 
@@ -49,7 +50,7 @@ def revision_prompt(revision: Revision) -> Text:
     return prompt
 
 
-class LaunchScreen(ModalScreen[LaunchRequest | None]):
+class LaunchScreen(ForwardWorkerErrors, ModalScreen[LaunchRequest | None]):
     BINDINGS = [
         Binding("ctrl+s", "start", "Start run", priority=True),
         Binding("escape", "cancel", "Cancel"),

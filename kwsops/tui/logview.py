@@ -23,6 +23,7 @@ from textual.worker import get_current_worker
 
 from kwsops.logindex import LineIndex, compile_query
 from kwsops.tui.messages import LogFiltered, LogFound, LogIndexed
+from kwsops.tui.workers import ForwardWorkerErrors
 
 STEP_BYTES = 16 * 1024 * 1024
 LEVELS = (
@@ -31,7 +32,7 @@ LEVELS = (
 )
 
 
-class LogView(ScrollView, can_focus=True):
+class LogView(ForwardWorkerErrors, ScrollView, can_focus=True):
     BINDINGS = [
         Binding("up,k", "scroll_up", "Up", show=False),
         Binding("down,j", "scroll_down", "Down", show=False),
@@ -71,7 +72,8 @@ class LogView(ScrollView, can_focus=True):
     def open(self, path: Path | None) -> None:
         """Show ``path`` (None: nothing), following its end."""
         self.generation += 1
-        self.workers.cancel_group(self, "log")
+        for group in ("log", "log-filter", "log-search"):
+            self.workers.cancel_group(self, group)
         self.path, self.index = path, (LineIndex(path) if path else None)
         self.line_count, self.fraction, self._max_width = 0, 0.0 if path else 1.0, 0
         self.filter_query, self.filtered, self.current = "", None, None
@@ -132,7 +134,12 @@ class LogView(ScrollView, can_focus=True):
         while not worker.is_cancelled and generation == self.generation:
             complete = index.complete_lines
             if complete > first or not append:
-                found = index.grep(pattern, first, cancelled=lambda: worker.is_cancelled)
+                try:
+                    found = index.grep(pattern, first, cancelled=lambda: worker.is_cancelled)
+                except OSError:
+                    if generation != self.generation:
+                        return  # another file is shown: its index was closed under us
+                    raise
                 lines = [n for n in found if n < complete]
                 if lines or not append:
                     self.post_message(LogFiltered(generation, query, lines, append))
@@ -190,9 +197,14 @@ class LogView(ScrollView, can_focus=True):
             )
             return next((n for n in candidates if text.search(index.line(n))), None)
 
-        found = look(start)
-        if found is None:  # wrap around, like less and vim
-            found = look(self.line_count if backwards else -1)
+        try:
+            found = look(start)
+            if found is None:  # wrap around, like less and vim
+                found = look(self.line_count if backwards else -1)
+        except OSError:
+            if generation != self.generation:
+                return  # another file is shown: its index was closed under us
+            raise
         self.post_message(LogFound(generation, query, found))
 
     def on_log_found(self, message: LogFound) -> None:

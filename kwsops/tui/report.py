@@ -14,6 +14,7 @@ from textual.screen import Screen
 from textual.widgets import ContentSwitcher, Footer, Header, Markdown, MarkdownViewer, Static
 
 from kwsops.tui.messages import ReportLoaded
+from kwsops.tui.workers import ForwardWorkerErrors
 
 NARROW = 100  # columns below which the table of contents starts hidden
 EMPTY = """\
@@ -45,7 +46,7 @@ class ReportViewer(MarkdownViewer):
             self.notify(f"{href} is not Markdown; open it outside the console.", timeout=4)
 
 
-class ReportScreen(Screen):
+class ReportScreen(ForwardWorkerErrors, Screen):
     BINDINGS = [
         Binding("t", "toggle_contents", "Contents"),
         Binding("b", "comparison", "Comparison"),
