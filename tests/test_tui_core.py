@@ -157,7 +157,9 @@ def test_launch_request_arguments_and_rerun(tmp_path: Path) -> None:
             LaunchRequest(**bad)
     root = make_workspace(tmp_path / "ws")
     ws = Workspace.at(root)
-    assert rerun_request(ws, RUN_FAILED).revisions == ("git:1a2b3c4:batch_32",)
+    again = rerun_request(ws, RUN_FAILED)
+    assert again.revisions == ("git:1a2b3c4:batch_32",)
+    assert again.arguments("R")[-7:-5] == ["--target", "Validate"]
     with pytest.raises(LaunchError, match="not running"):
         cancel_run(ws, RUN_OK)
     with pytest.raises(LaunchError, match="no readable params.json"):

@@ -73,7 +73,7 @@ async def test_launch_watch_read_cancel(demo_ws: Path) -> None:
         states = stage_states(app)
         for family in ("Preprocess", "MakeSpectrograms", "VersionModels"):
             assert states[family] == "done", states
-        assert states["TrainFold ×2"] == "done" and states["Train (bs 16)"] == "done"
+        assert states["TrainFold ×2"] == "done" and states["└ bs 16"] == "done"
         assert {"Preprocess", "MakeSpectrograms"} & seen_running  # it was watched live
         later: list[str] = []  # pipeline gaps, not console bugs: reported as xfail at the end
         if app.snapshot.history[0].status != "ok":

@@ -61,7 +61,7 @@ def accuracy(value: float | None) -> str:
     return "" if value is None else f"{value:.3f}"
 
 
-def progress_bar(done: int, total: int, width: int = 10) -> str:
+def progress_bar(done: int, total: int, width: int = 6) -> str:
     if not total:
         return ""
     filled = max(0, min(width, round(width * done / total)))

@@ -14,6 +14,7 @@ from kwsops.runs import RunPaths, effective_status, new_run_id, read_status
 from kwsops.tui.monitor import load_json
 from kwsops.workspace import WORKSPACE_ENV, Workspace, tool
 
+RERUN_KEEPS = ("seed", "workers", "target")  # params.json keys passed on as flags by a rerun
 DEFAULTS = {"batch_sizes": (16, 32, 64), "epochs": 40, "folds": 5, "learning_rate": 0.001}
 
 
@@ -28,6 +29,7 @@ class LaunchRequest:
     folds: int = DEFAULTS["folds"]
     learning_rate: float = DEFAULTS["learning_rate"]
     revisions: tuple[str, ...] = ()
+    extra: tuple[tuple[str, str], ...] = ()  # other `kwsops run` flags a rerun keeps (--seed)
 
     def __post_init__(self) -> None:
         if not self.batch_sizes or any(b < 1 for b in self.batch_sizes):
@@ -52,6 +54,8 @@ class LaunchRequest:
         ]
         if self.revisions:
             args += ["--revisions", *self.revisions]
+        for flag, value in self.extra:
+            args += [flag, value]
         return [*args, "--run-id", run_id, "--origin", "tui", "--quiet"]
 
     @classmethod
@@ -66,6 +70,11 @@ class LaunchRequest:
                 folds=int(params.get("folds") or DEFAULTS["folds"]),
                 learning_rate=float(params.get("learning_rate") or DEFAULTS["learning_rate"]),
                 revisions=tuple(str(r) for r in params.get("revisions") or ()),
+                extra=tuple(
+                    (f"--{key.replace('_', '-')}", str(params[key]))
+                    for key in RERUN_KEEPS
+                    if params.get(key) not in (None, "")
+                ),
             )
         except (TypeError, ValueError) as exc:
             raise LaunchError(f"params.json cannot be rerun: {exc}") from None

@@ -81,9 +81,7 @@ def _row(task: TaskState, metrics: dict, run_status: str, child: bool) -> TaskRo
     extra = metrics_text(metrics.get(task.task, {}), detail) if task.status == "running" else ""
     if extra and extra not in detail:
         detail = f"{detail} · {extra}" if detail else extra
-    label = instance_label(task.params)
-    if not child:
-        label = f"{task.family} ({label})" if label else task.family
+    label = instance_label(task.params) if child else task.family
     return TaskRow(
         key=task.task,
         family=task.family,
@@ -159,12 +157,24 @@ def task_rows(
     idle = "not run" if run_status in ENDED else "pending"
     rows: list[TaskRow] = []
     families = [stage.family for stage in STAGES]
+    # Luigi checks nothing upstream of a complete task: a stage before one that ran is met
+    reached = max((i for i, family in enumerate(families) if by_family.get(family)), default=-1)
     families += [f for f in by_family if f not in families]
-    for family in families:
+    for number, family in enumerate(families):
         tasks = by_family.get(family, [])
-        if not tasks:
+        if not tasks and number < reached:
+            rows.append(
+                TaskRow(
+                    key=family,
+                    family=family,
+                    label=family,
+                    state="up to date",
+                    detail="not re-checked: a later stage ran",
+                )
+            )
+        elif not tasks:
             rows.append(TaskRow(key=family, family=family, label=family, state=idle))
-        elif len(tasks) == 1:
+        elif len(tasks) == 1 and not instance_label(tasks[0].params):
             rows.append(_row(tasks[0], metrics, run_status, child=False))
         else:
             children = [_row(t, metrics, run_status, child=True) for t in tasks]
