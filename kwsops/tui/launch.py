@@ -111,6 +111,8 @@ class LaunchScreen(ForwardWorkerErrors, ModalScreen[LaunchRequest | None]):
 
     def _show_discovery(self, found: Discovery) -> None:
         self.discovery = found
+        if not self.is_attached:
+            return  # the form was closed while discovery ran
         revisions = self.query_one("#revisions", SelectionList)
         known = set(self._values("#revisions"))
         for revision in found.revisions:

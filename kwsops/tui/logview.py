@@ -89,15 +89,17 @@ class LogView(ForwardWorkerErrors, ScrollView, can_focus=True):
     @work(thread=True, group="log", exit_on_error=False, name="log index")
     def _watch_file(self, generation: int, index: LineIndex) -> None:
         worker = get_current_worker()
-        reported = -1
+        seen = -1  # file size at the last message: a growing last line is news too
         try:
             while not worker.is_cancelled:
                 result = index.update(STEP_BYTES)
                 fraction = 1.0 if result.caught_up else index.indexed_bytes / max(index.size, 1)
-                if result.new_lines or result.reset or reported != index.line_count:
-                    reported = index.line_count
+                if result.reset or index.size != seen:
+                    seen = index.size
                     self.post_message(
-                        LogIndexed(generation, reported, result.reset, fraction, result.caught_up)
+                        LogIndexed(
+                            generation, index.line_count, result.reset, fraction, result.caught_up
+                        )
                     )
                 if result.caught_up:
                     worker.cancelled_event.wait(self.poll_interval)
