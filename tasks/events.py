@@ -8,6 +8,7 @@ events go nowhere.
 from __future__ import annotations
 
 import os
+import socket
 import time
 from pathlib import Path
 
@@ -46,6 +47,8 @@ def _started(task: KwsTask) -> None:
         task=task.task_id,
         family=task.task_family,
         params=task.to_str_params(only_significant=True),
+        pid=os.getpid(),
+        host=socket.gethostname(),
     )
 
 

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from kwsops import exitcodes
+from kwsops.runreport import write_run_report
 from kwsops.runs import (
     AlreadyRunning,
     EventLog,
@@ -70,6 +71,7 @@ def guard_luigi_command_line(argv: list[str] | None = None) -> None:
         duration = round(time.time() - started, 3)
         events.emit("run_finished", status=status, exit_code=code, duration=duration)
         write_status(paths, status=status, exit_code=code, finished=time.time(), duration=duration)
+        write_run_report(paths)
         logging.shutdown()
         lock.release()
 
