@@ -97,3 +97,19 @@ class TestLogs:
             view = app.screen.query_one(LogView)
             assert RUN_OK in str(view.path)
             await wait_for(pilot, lambda: view.line_count > 10)
+
+    @run_async
+    async def test_a_log_indexed_in_many_steps_ends_up_whole(self, ws: Path, monkeypatch) -> None:
+        monkeypatch.setattr("kwsops.tui.logview.STEP_BYTES", 4096)
+        log = ws / "reports" / "runs" / RUN_ACTIVE / "run.log"
+        with open(log, "a") as handle:
+            handle.writelines(f"line {n} of a long training log\n" for n in range(5000))
+        app = make_app(ws)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: app.snapshot is not None)
+            await pilot.press("2")
+            view = app.screen.query_one(LogView)
+            await wait_for(pilot, lambda: view.fraction == 1 and view.line_count == 5014)
+            await pilot.pause(0.2)
+            assert view.follow and view.scroll_y == view.max_scroll_y
+            assert view.index.line(5013) == "line 4999 of a long training log"

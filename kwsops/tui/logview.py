@@ -89,13 +89,14 @@ class LogView(ForwardWorkerErrors, ScrollView, can_focus=True):
     @work(thread=True, group="log", exit_on_error=False, name="log index")
     def _watch_file(self, generation: int, index: LineIndex) -> None:
         worker = get_current_worker()
-        seen = -1  # file size at the last message: a growing last line is news too
+        seen: tuple = ()  # what the last message said; a growing last line is news too
         try:
             while not worker.is_cancelled:
                 result = index.update(STEP_BYTES)
                 fraction = 1.0 if result.caught_up else index.indexed_bytes / max(index.size, 1)
-                if result.reset or index.size != seen:
-                    seen = index.size
+                state = (index.size, index.line_count, result.caught_up)
+                if result.reset or state != seen:
+                    seen = state
                     self.post_message(
                         LogIndexed(
                             generation, index.line_count, result.reset, fraction, result.caught_up
