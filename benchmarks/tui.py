@@ -160,7 +160,11 @@ def child(argv: list[str]) -> None:
 
 def run_child(*args: str) -> dict:
     result = subprocess.run(
-        [sys.executable, __file__, "--child", *args], capture_output=True, text=True, check=True
+        [sys.executable, __file__, "--child", *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,  # a hung measurement is a failure, not a wait
     )
     return json.loads(result.stdout.strip().splitlines()[-1])
 
