@@ -6,13 +6,15 @@ VersionInput ─► Preprocess ─► VersionOutput ─► MakeSpectrograms ─�
 
 from __future__ import annotations
 
+import functools
+
 import luigi
 
 from kwsops.config import AudioSettings, FeatureSettings, SplitSettings, TrainSettings
 from kwsops.pipeline_data import StageResult, preprocess_stage, spectrogram_stage
 from kwsops.pipeline_train import collect_folds_stage, train_fold_stage
 from kwsops.pipeline_version import default_remote_id, version_data_stage, version_models_stage
-from kwsops.stamps import STAMP_NAME, tree_digest
+from kwsops.stamps import STAMP_NAME, digest, tree_digest
 from tasks.base import KwsTask, StampTarget
 
 _AUDIO = AudioSettings()
@@ -26,22 +28,24 @@ class StageTask(KwsTask):
 
 
 class VersionTask(StageTask):
-    """`dvc add` + `dvc push` of one data folder; done when the stamp matches the upstream key
-    and the selected remote (so switching remote pushes there once)."""
+    """`dvc add` + `dvc push` of one data folder."""
 
     target = ""
 
-    def key_inputs(self) -> dict:
-        return {"remote": default_remote_id(self.ws)}
+    @functools.cached_property
+    def version_key(self) -> str:
+        """Done for this content and this remote: selecting another remote pushes there once.
+        The remote stays out of ``stage_key``, so no downstream stage reruns because of it
+        (a fresh clone pushing to another remote reuses every pulled output)."""
+        return digest({"stage": self.stage_key, "remote": default_remote_id(self.ws)})
 
     def output(self) -> StampTarget:
-        return StampTarget(self.ws.stamps_dir / f"{self.task_family}.json", self.stage_key)
+        return StampTarget(self.ws.stamps_dir / f"{self.task_family}.json", self.version_key)
 
     def run(self) -> None:
         self.progress(0, 1, f"dvc add + push {self.target}")
-        self.finish(
-            version_data_stage(self.ws, self.target, self.stage_key, self.output().stamp_file)
-        )
+        stamp = self.output().stamp_file
+        self.finish(version_data_stage(self.ws, self.target, self.version_key, stamp))
 
 
 class VersionInput(VersionTask):
@@ -51,7 +55,7 @@ class VersionInput(VersionTask):
 
     def key_inputs(self) -> dict:
         cache = self.ws.cache_dir / "input-hashes.json"
-        return {**super().key_inputs(), "input": tree_digest(self.ws.input_dir, cache)}
+        return {"input": tree_digest(self.ws.input_dir, cache)}
 
 
 class Preprocess(StageTask):
@@ -201,7 +205,7 @@ class VersionModels(VersionTask):
         self.finish(
             version_models_stage(
                 self.ws,
-                self.stage_key,
+                self.version_key,
                 self.output().stamp_file,
                 [int(b) for b in self.batch_sizes],
                 params,
