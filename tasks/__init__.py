@@ -17,6 +17,7 @@ from tasks.pipeline import (
     VersionOutput,
     VersionSpectrograms,
 )
+from tasks.validate import Validate
 
 __all__ = [
     "MakeSpectrograms",
@@ -26,6 +27,7 @@ __all__ = [
     "VersionInput",
     "VersionModels",
     "VersionOutput",
+    "Validate",
     "VersionSpectrograms",
 ]
 
