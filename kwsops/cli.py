@@ -120,6 +120,15 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--folds", type=int, help="cross-validation folds")
     group.add_argument("--learning-rate", type=float)
     group.add_argument("--seed", type=int)
+    group.add_argument(
+        "--revisions",
+        nargs="+",
+        metavar="REV",
+        help="revisions to compare: workspace:batch_32, git:<rev>:batch_32, clearml:<id>, last:N",
+    )
+    group.add_argument(
+        "--fail-below", type=float, metavar="ACC", help="exit 5 when the best accuracy < ACC"
+    )
     run = parser.add_argument_group("how to run")
     run.add_argument("--quiet", action="store_true", help="print nothing on success (cron)")
     run.add_argument("--workers", type=int, default=1, help="parallel Luigi workers")
@@ -127,7 +136,7 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--scheduler-port", type=int, default=None)
     run.add_argument("--run-id", help=argparse.SUPPRESS)
     run.add_argument("--origin", default="cli", help=argparse.SUPPRESS)
-    run.add_argument("--target", default="VersionModels", help=argparse.SUPPRESS)
+    run.add_argument("--target", default="Validate", help=argparse.SUPPRESS)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -166,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("tui", help="the operations console")
     p.set_defaults(handler=cmd_tui)
+    __import__("kwsops.cli_validate").cli_validate.register(sub)
     return parser
 
 

@@ -40,7 +40,7 @@ class Cancelled(BaseException):
 
 @dataclass
 class RunRequest:
-    target: str = "VersionModels"
+    target: str = "Validate"
     batch_sizes: list[int] | None = None
     epochs: int | None = None
     folds: int | None = None
