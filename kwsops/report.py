@@ -31,6 +31,13 @@ def escape_md(text: object, limit: int = 200) -> str:
     return _MD_SPECIAL.sub(r"\\\1", clean_text(text, limit))
 
 
+def md_url(url: object) -> str:
+    """A link target that cannot end the Markdown link early: unsafe characters %-encoded."""
+    from urllib.parse import quote
+
+    return quote(clean_text(url, 2000), safe=":/?#@!$&'*+,;=%-._~")
+
+
 def display_name(spec: str) -> str:
     """A spec as shown to people: a git sha cut to 10 characters."""
     match = re.match(r"^git:([0-9a-f]{40}):(.*)$", str(spec))
@@ -84,9 +91,7 @@ def open_lines(rev: dict) -> list[str]:
     if origin.get("clearml_task"):
         task = escape_md(origin["clearml_task"])
         if origin.get("web_url"):
-            lines.append(
-                f"- ClearML task {task}: [open in ClearML]({clean_text(origin['web_url'])})"
-            )  # noqa: E501
+            lines.append(f"- ClearML task {task}: [open in ClearML]({md_url(origin['web_url'])})")  # noqa: E501
         elif origin.get("session"):
             lines.append(
                 f"- ClearML task {task}, offline session {escape_md(origin['session'], 400)} (`kwsops clearml import` uploads it)"
@@ -206,7 +211,7 @@ def render_markdown(data: dict) -> str:
     task = data.get("validation_task") or {}
     if task.get("task_id"):
         link = (
-            f"[{escape_md(task['task_id'])}]({clean_text(task['web_url'])})"
+            f"[{escape_md(task['task_id'])}]({md_url(task['web_url'])})"
             if task.get("web_url")
             else escape_md(task["task_id"])
         )  # noqa: E501

@@ -191,3 +191,12 @@ def test_plots_are_written_with_hostile_labels(comparison, tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     path = plot_accuracy(comparison["revisions"], tmp_path / "a.png")
     assert path.stat().st_size > 1000
+
+
+def test_links_cannot_be_broken_out_of(comparison):
+    rev = comparison["revisions"][1]
+    rev["origin"] = {"clearml_task": "t1", "web_url": "http://srv/x) [evil](http://e) <b>"}
+    md = render_markdown(comparison)
+    tokens = MarkdownIt("commonmark").parseInline(md.split("ClearML task t1: ")[1].split("\n")[0])
+    links = [c for c in tokens[0].children if c.type == "link_open"]
+    assert len(links) == 1 and links[0].attrs["href"].startswith("http://srv/x%29%20%5Bevil%5D")
