@@ -84,12 +84,27 @@ def _run_request(args: argparse.Namespace, target: str):
     )
 
 
+def enter_workspace(ws: Workspace) -> None:
+    """Work from the workspace root: Luigi reads ./luigi.cfg when it first needs a setting."""
+    os.chdir(ws.root)
+    if ws.luigi_cfg.exists():
+        os.environ["LUIGI_CONFIG_PATH"] = str(ws.luigi_cfg)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    ws = _workspace(args)
+    enter_workspace(ws)
     from tasks.runner import run_pipeline
 
-    ws = _workspace(args)
-    os.chdir(ws.root)
     return run_pipeline(ws, _run_request(args, args.target), quiet=args.quiet, console=console)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    ws = _workspace(args)
+    enter_workspace(ws)
+    from tasks.runner import join_run
+
+    return join_run(ws, args.scheduler_host, args.scheduler_port, workers=args.workers)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -131,7 +146,7 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     )
     run = parser.add_argument_group("how to run")
     run.add_argument("--quiet", action="store_true", help="print nothing on success (cron)")
-    run.add_argument("--workers", type=int, default=1, help="parallel Luigi workers")
+    run.add_argument("--workers", type=int, help="parallel Luigi workers (luigi.cfg [core])")
     run.add_argument("--scheduler-host", help="use a luigid central scheduler on this host")
     run.add_argument("--scheduler-port", type=int, default=None)
     run.add_argument("--run-id", help=argparse.SUPPRESS)
@@ -173,9 +188,18 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_options(p)
     p.set_defaults(handler=cmd_demo)
 
+    p = sub.add_parser(
+        "worker", help="join the active run as an extra Luigi worker (central scheduler only)"
+    )
+    p.add_argument("--scheduler-host", required=True)
+    p.add_argument("--scheduler-port", type=int, default=8082)
+    p.add_argument("--workers", type=int, default=1)
+    p.set_defaults(handler=cmd_worker)
+
     p = sub.add_parser("tui", help="the operations console")
     p.set_defaults(handler=cmd_tui)
     __import__("kwsops.cli_validate").cli_validate.register(sub)
+    __import__("kwsops.cli_ops").cli_ops.register(sub)
     return parser
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 
 from rich.console import Console
 from rich.text import Text
@@ -20,28 +19,22 @@ def _workspace(args: argparse.Namespace) -> Workspace:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """Validate alone (no training), through the runner: lock, run folder, events, exit code."""
-    import luigi.configuration
-
-    from tasks.runner import RunRequest, run_pipeline
+    from kwsops.cli import enter_workspace
 
     ws = _workspace(args)
-    os.chdir(ws.root)
-    config = luigi.configuration.get_config()
-    if not config.has_section("Validate"):
-        config.add_section("Validate")
-    config.set("Validate", "standalone", "true")
+    enter_workspace(ws)
+    from tasks.runner import RunRequest, run_pipeline
+
     request = RunRequest(
         target="Validate",
         batch_sizes=args.batch_sizes,
         revisions=args.revisions,
         fail_below=args.fail_below,
+        standalone=True,
         run_id=args.run_id,
         origin=args.origin,
     )
-    try:
-        return run_pipeline(ws, request, quiet=args.quiet, console=Console())
-    finally:  # only this command's Validate is standalone
-        config.remove_option("Validate", "standalone")
+    return run_pipeline(ws, request, quiet=args.quiet, console=Console())
 
 
 def report_console(color: str, width: int | None) -> Console:

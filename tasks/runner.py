@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 import luigi
 import luigi.configuration
@@ -16,6 +17,7 @@ from rich.console import Console
 
 from kwsops import exitcodes
 from kwsops.console import LiveRunView, summary_table
+from kwsops.runreport import write_run_report
 from kwsops.runs import (
     AlreadyRunning,
     EventLog,
@@ -34,8 +36,9 @@ from tasks.events import RUN_DIR_ENV
 log = logging.getLogger("kwsops")
 
 
-class Cancelled(BaseException):
-    """Raised in the main thread by SIGTERM/SIGINT; BaseException so no task swallows it."""
+class Cancelled(KeyboardInterrupt):
+    """Raised in the main thread by SIGTERM/SIGINT. A KeyboardInterrupt, because that is the
+    one exception Luigi lets out of a running task instead of recording it and going on."""
 
 
 @dataclass
@@ -48,7 +51,8 @@ class RunRequest:
     seed: int | None = None
     revisions: list[str] | None = None
     fail_below: float | None = None
-    workers: int = 1
+    standalone: bool = False  # Validate alone, without the stages before it
+    workers: int | None = None
     scheduler_host: str | None = None
     scheduler_port: int | None = None
     run_id: str | None = None
@@ -81,6 +85,9 @@ def apply_overrides(request: RunRequest) -> None:
         if value is not None:
             put(section, option, value)
     put("core", "no_configure_logging", "true")
+    if request.scheduler_host:
+        # wait for tasks another worker is running instead of exiting with them pending
+        put("worker", "keep_alive", "true")
 
 
 def build_target(request: RunRequest) -> luigi.Task:
@@ -95,7 +102,39 @@ def build_target(request: RunRequest) -> luigi.Task:
             kwargs["revisions"] = list(request.revisions)
         if request.fail_below is not None:
             kwargs["fail_below"] = request.fail_below
+        if request.standalone:
+            kwargs["standalone"] = True
     return cls(**kwargs)
+
+
+def effective_workers(request: RunRequest) -> int:
+    if request.workers:
+        return request.workers
+    return int(luigi.configuration.get_config().get("core", "workers", "1"))
+
+
+def luigi_build_args(request: RunRequest) -> dict:
+    """Only what the user asked for: everything else comes from luigi.cfg [core], so a
+    workspace whose luigi.cfg names a central scheduler uses it without flags."""
+    args: dict = {"detailed_summary": True}
+    if request.workers:
+        args["workers"] = request.workers
+    if request.scheduler_host:
+        args.update(
+            local_scheduler=False,
+            scheduler_host=request.scheduler_host,
+            scheduler_port=request.scheduler_port or 8082,
+        )
+    return args
+
+
+def preload_for_fork(ws: Workspace) -> None:
+    """Import the heavy libraries once, before Luigi forks its workers."""
+    import torch  # noqa: F401
+
+    from kwsops.tracking import preload
+
+    preload(ws.root)
 
 
 def attach_log(paths: RunPaths) -> logging.Handler:
@@ -119,8 +158,16 @@ def exit_code_for(result: object | None, state: RunState) -> int:
     return exitcodes.TASK_FAILED
 
 
-def _raise_cancel(signum: int, _frame: object) -> None:
-    raise Cancelled(signal.Signals(signum).name)
+class CancelHandler:
+    """SIGTERM/SIGINT abort the run once; a second signal while it unwinds is ignored."""
+
+    def __init__(self) -> None:
+        self.requested: str | None = None
+
+    def __call__(self, signum: int, frame: object) -> None:
+        if self.requested is None:
+            self.requested = signal.Signals(signum).name
+            raise Cancelled(self.requested)
 
 
 def run_pipeline(
@@ -158,10 +205,11 @@ def _run_locked(
 ) -> int:
     os.environ[RUN_DIR_ENV] = str(paths.root)
     os.environ[WORKSPACE_ENV] = str(ws.root)
-    if request.workers > 1:
-        os.environ.setdefault(
-            "KWSOPS_TORCH_THREADS", str(max(1, (os.cpu_count() or 1) // request.workers))
-        )
+    workers = effective_workers(request)
+    if workers > 1:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        os.environ.setdefault("KWSOPS_TORCH_THREADS", str(threads))
+        preload_for_fork(ws)
     handler = attach_log(paths)
     events = EventLog(paths.events)
     started = time.time()
@@ -172,7 +220,8 @@ def _run_locked(
         pid=os.getpid(),
         origin=request.origin,
     )
-    previous = {sig: signal.signal(sig, _raise_cancel) for sig in (signal.SIGTERM, signal.SIGINT)}
+    cancel = CancelHandler()
+    previous = {sig: signal.signal(sig, cancel) for sig in (signal.SIGTERM, signal.SIGINT)}
     result = None
     status = "failed"
     live = (
@@ -181,15 +230,7 @@ def _run_locked(
     try:
         apply_overrides(request)
         target = build_target(request)
-        build_args: dict = {"detailed_summary": True, "workers": request.workers}
-        if request.scheduler_host:
-            build_args.update(
-                local_scheduler=False,
-                scheduler_host=request.scheduler_host,
-                scheduler_port=request.scheduler_port or 8082,
-            )
-        else:
-            build_args["local_scheduler"] = True
+        build_args = luigi_build_args(request)
         with live:
             result = luigi.build([target], **build_args)
         code = exit_code_for(result, RunState().apply_all(read_events(paths.events).events))
@@ -197,6 +238,15 @@ def _run_locked(
     except Cancelled as exc:
         code, status = exitcodes.CANCELLED, "cancelled"
         log.warning("run cancelled by %s", exc)
+        for task in RunState().apply_all(read_events(paths.events).events).ordered():
+            if task.status == "running":
+                events.emit(
+                    "task_failed",
+                    task=task.task,
+                    family=task.family,
+                    duration=round(time.time() - (task.started or started), 3),
+                    error=f"cancelled by {exc}",
+                )
     except Exception as exc:  # a scheduling or configuration error, not a task failure
         code, status = exitcodes.BAD_CONFIG, "failed"
         log.exception("run could not start")
@@ -207,7 +257,23 @@ def _run_locked(
     duration = round(time.time() - started, 3)
     events.emit("run_finished", status=status, exit_code=code, duration=duration)
     state = RunState().apply_all(read_events(paths.events).events)
-    write_status(paths, status=status, exit_code=code, finished=time.time(), duration=duration)
+    best = next(
+        (
+            t.summary.get("accuracy")
+            for t in state.tasks.values()
+            if t.family == "Validate" and t.summary.get("accuracy") is not None
+        ),
+        None,
+    )
+    write_status(
+        paths,
+        status=status,
+        exit_code=code,
+        finished=time.time(),
+        duration=duration,
+        best_accuracy=best,
+    )
+    write_run_report(paths)
     logging.getLogger().removeHandler(handler)
     handler.close()
     _report(state, paths, code, quiet=quiet, console=console, err=err)
@@ -226,3 +292,43 @@ def _report(
     for task in state.failed():
         err.print(f"[red]failed:[/] {task.task}: {task.error}")
     err.print(f"log: {paths.log}")
+
+
+def join_run(
+    ws: Workspace,
+    scheduler_host: str,
+    scheduler_port: int,
+    *,
+    workers: int = 1,
+    console: Console | None = None,
+) -> int:
+    """An extra worker for the active run (this or another machine sharing the workspace's
+    storage): same params, same task ids, so the central scheduler hands it the tasks no
+    other worker has taken. It takes no lock: the run it joins holds it."""
+    err = Console(stderr=True)
+    lock = WorkspaceLock(ws.lock_file)
+    holder = lock.holder() if lock.is_held() else {}
+    paths = RunPaths(ws.runs_dir / str(holder.get("run_id", "")))
+    if not holder or not paths.params.exists():
+        err.print(
+            f"[red]kwsops:[/] no active run in {ws.root} to join; start one with "
+            "`kwsops run --scheduler-host HOST` first"
+        )
+        return exitcodes.BAD_CONFIG
+    saved = json.loads(paths.params.read_text())
+    known = {f.name for f in fields(RunRequest)}
+    request = RunRequest(**{k: v for k, v in saved.items() if k in known})
+    request.scheduler_host, request.scheduler_port = scheduler_host, scheduler_port
+    request.workers = workers
+    os.environ[RUN_DIR_ENV] = str(paths.root)
+    os.environ[WORKSPACE_ENV] = str(ws.root)
+    handler = attach_log(paths)
+    try:
+        apply_overrides(request)
+        result = luigi.build([build_target(request)], **luigi_build_args(request))
+    finally:
+        logging.getLogger().removeHandler(handler)
+        handler.close()
+    state = RunState().apply_all(read_events(paths.events).events)
+    (console or Console()).print(f"worker done for run {paths.run_id}")
+    return exit_code_for(result, state)

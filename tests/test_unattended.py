@@ -1,0 +1,258 @@
+"""Unattended runs: one run at a time, honest exit codes, kill -9 at the worst moments, run
+reports, and a real `luigid` central scheduler spreading folds over two workers."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import run_cli
+
+from kwsops import exitcodes
+from kwsops.runs import list_runs, read_events, read_status
+from kwsops.stamps import STAMP_NAME
+from kwsops.workspace import Workspace, tool
+
+pytestmark = pytest.mark.slow
+
+SMALL = ("--batch-sizes", "16", "--epochs", "2", "--folds", "2")
+
+
+def start_run(ws: Workspace, *args: str, env: dict | None = None) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "kwsops.cli", "-C", str(ws.root), "run", *args],
+        cwd=ws.root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def wait_for_event(
+    ws: Workspace, family: str, event: str = "task_started", timeout: float = 240
+) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for run in list_runs(ws.runs_dir)[:1]:
+            for record in read_events(run.events).events:
+                if record.get("family") == family and record["event"] == event:
+                    return record
+        time.sleep(0.05)
+    raise AssertionError(f"no {event} for {family} within {timeout} s")
+
+
+def started_families(ws: Workspace) -> set[str]:
+    run = list_runs(ws.runs_dir)[0]
+    return {e["family"] for e in read_events(run.events).events if e["event"] == "task_started"}
+
+
+def test_two_runs_at_once_exactly_one_runs(demo_workspace):
+    ws = demo_workspace
+    first = start_run(ws, *SMALL, "--epochs", "1")
+    wait_for_event(ws, "VersionInput")
+    second = run_cli(ws, "run", "--batch-sizes", "32", check=False)
+    assert second.returncode == exitcodes.ALREADY_RUNNING
+    active = list_runs(ws.runs_dir)[0].run_id
+    assert active in second.stderr and "another kwsops run is active" in second.stderr
+    out, errors = first.communicate(timeout=600)
+    assert first.returncode == 0, errors
+    runs = list_runs(ws.runs_dir)
+    assert len(runs) == 1, "the refused start leaves no run folder"
+    assert read_status(runs[0])["status"] == "ok"
+    assert runs[0].report_md.exists() and runs[0].report_html.exists()
+    assert "<svg" in runs[0].report_html.read_text()
+    shown = run_cli(ws, "runs", "show", "last")
+    assert "VersionModels" in shown.stdout and "ok" in shown.stdout
+    assert active in run_cli(ws, "runs").stdout
+
+
+@pytest.mark.parametrize(
+    ("family", "delay", "folder"),
+    [
+        ("Preprocess", 1.5, "output"),
+        ("TrainFold", 1.0, "models/batch_16/fold_0"),
+        ("VersionOutput", 0.8, None),
+    ],
+    ids=["preprocess", "train", "dvc-push"],
+)
+def test_kill_9_mid_stage_then_next_run_completes(demo_workspace, family, delay, folder):
+    ws = demo_workspace
+    victim = start_run(ws, *SMALL)
+    wait_for_event(ws, family)
+    time.sleep(delay)
+    os.killpg(victim.pid, signal.SIGKILL)
+    victim.wait(timeout=30)
+    killed = list_runs(ws.runs_dir)[0]
+    assert family not in {
+        e["family"] for e in read_events(killed.events).events if e["event"] == "task_done"
+    }, "the stage finished before the kill: make the test's stage longer"
+    if folder:
+        assert not (ws.data_dir / folder / STAMP_NAME).exists(), "a killed stage left a stamp"
+    shown = run_cli(ws, "runs", "show", killed.run_id)
+    assert "killed" in shown.stdout
+
+    result = run_cli(ws, "run", *SMALL)
+    assert result.returncode == 0
+    assert family in started_families(ws), "the killed stage must run again"
+    leftovers = [p for p in ws.data_dir.rglob(".*") if ".tmp-" in p.name or ".old-" in p.name]
+    assert leftovers == []
+    status = subprocess.run(
+        [tool("dvc"), "status", "-c", "--json"],
+        cwd=ws.root,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(status.stdout or "{}") == {}, "everything is pushed after the rerun"
+
+
+def test_a_failing_task_makes_both_entry_points_exit_non_zero(workspace):
+    ws = workspace
+    (ws.input_dir / "catch").mkdir(parents=True)
+    (ws.input_dir / "catch" / "broken__clip.wav").write_text("not audio")
+    result = run_cli(ws, "run", *SMALL, check=False)
+    assert result.returncode == exitcodes.TASK_FAILED
+    assert "Preprocess" in result.stderr and "could be used" in result.stderr
+    assert read_status(list_runs(ws.runs_dir)[0])["status"] == "failed"
+
+    luigi = subprocess.run(
+        [tool("luigi"), "--module", "tasks", "Validate"],
+        cwd=ws.root,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert luigi.returncode != 0
+    run = list_runs(ws.runs_dir)[0]
+    assert read_status(run)["status"] == "failed" and "luigi" in run.params.read_text()
+
+
+def test_quiet_prints_nothing_on_success(demo_workspace):
+    ws = demo_workspace
+    result = run_cli(ws, "run", *SMALL, "--quiet")
+    assert result.stdout == "" and result.stderr == ""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def luigid(tmp_path):
+    port = free_port()
+    logdir = tmp_path / "luigid"
+    logdir.mkdir()
+    proc = subprocess.Popen(
+        [
+            tool("luigid"),
+            "--address",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--logdir",
+            str(logdir),
+            "--state-path",
+            str(logdir / "state.pickle"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.1)
+    yield port
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def fold_results(ws: Workspace) -> list[tuple[float, float, dict]]:
+    """Each fold's validation numbers and weights (the file's metadata holds timings)."""
+    from safetensors.numpy import load_file
+
+    results = []
+    for fold in (0, 1):
+        folder = ws.batch_dir(16) / f"fold_{fold}"
+        metrics = json.loads((folder / "metrics.json").read_text())
+        weights = load_file(folder / "model.safetensors")
+        results.append(
+            (metrics["val_acc"], metrics["val_loss"], {k: v.tobytes() for k, v in weights.items()})
+        )
+    return results
+
+
+def test_central_scheduler_spreads_folds_over_two_workers(demo_workspace, luigid, tmp_path):
+    ws = demo_workspace
+    twin = Workspace(tmp_path / "twin")
+    shutil.copytree(ws.root, twin.root, symlinks=True)
+    subprocess.run(
+        [tool("dvc"), "remote", "modify", "--local", "local", "url", str(twin.local_remote_dir)],
+        cwd=twin.root,
+        check=True,
+    )
+    one_thread = {"KWSOPS_TORCH_THREADS": "1"}
+    main = start_run(
+        ws, *SMALL, "--scheduler-host", "127.0.0.1", "--scheduler-port", str(luigid), env=one_thread
+    )
+    wait_for_event(ws, "VersionInput")
+    helper = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kwsops.cli",
+            "-C",
+            str(ws.root),
+            "worker",
+            "--scheduler-host",
+            "127.0.0.1",
+            "--scheduler-port",
+            str(luigid),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **one_thread},
+    )
+    assert helper.returncode == 0, helper.stderr
+    out, errors = main.communicate(timeout=600)
+    assert main.returncode == 0, errors
+
+    events = read_events(list_runs(ws.runs_dir)[0].events).events
+    folds = {
+        e["task"]: e
+        for e in events
+        if e.get("family") == "TrainFold" and e["event"] == "task_started"
+    }
+    done = {
+        e["task"]: e["ts"]
+        for e in events
+        if e.get("family") == "TrainFold" and e["event"] == "task_done"
+    }
+    assert len(folds) == 2 and len({e["pid"] for e in folds.values()}) == 2
+    (a, start_a), (b, start_b) = ((k, v["ts"]) for k, v in folds.items())
+    assert start_a < done[b] and start_b < done[a], "the two folds overlapped in time"
+
+    local = run_cli(twin, "run", *SMALL, env=one_thread)
+    assert local.returncode == 0
+    assert fold_results(twin) == fold_results(ws), "same seed, same models"
+
+
+def test_run_report_lists_what_each_task_read_and_wrote(demo_workspace):
+    ws = demo_workspace
+    run_cli(ws, "run", *SMALL)
+    report = list_runs(ws.runs_dir)[0].report_md.read_text()
+    assert "| Preprocess" in report and "data/input" in report and "data/output" in report
+    assert "outcome: **ok**" in report
