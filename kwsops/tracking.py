@@ -19,7 +19,6 @@ tracker whose ``mode`` is ``"disabled"`` and one warning; a failing call warns o
 from __future__ import annotations
 
 import contextlib
-import io
 import logging
 import os
 import shutil
@@ -201,13 +200,31 @@ class Tracker:
 
 @contextlib.contextmanager
 def quiet_console() -> Iterator[None]:
-    """ClearML prints its session banners to the terminal; send them to the run log instead."""
-    buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
-        yield
-    for line in buffer.getvalue().splitlines():
-        if line.strip():
-            log.info("clearml: %s", scrub(line))
+    """ClearML prints session banners to the terminal; send them to the run log instead.
+
+    The redirect is at the file-descriptor level: ClearML patches the ``sys.stdout`` object to
+    capture console output, so that object must stay in place for the stage that follows."""
+    with tempfile.TemporaryFile() as sink:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        saved = [os.dup(1), os.dup(2)]
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            for stream in (sys.stdout, sys.stderr):
+                with contextlib.suppress(Exception):
+                    stream.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+        sink.seek(0)
+        for line in sink.read().decode("utf-8", "replace").splitlines():
+            if line.strip() and "\x1b" not in line:  # not the CLI's live progress redraws
+                log.info("clearml: %s", scrub(line))
 
 
 def _disabled(name: str, task_type: str, reason: str) -> Tracker:
