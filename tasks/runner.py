@@ -16,7 +16,7 @@ from luigi.execution_summary import LuigiStatusCode
 from rich.console import Console
 
 from kwsops import exitcodes
-from kwsops.console import LiveRunView, summary_table
+from kwsops.console import LiveRunView, summary_table, task_label
 from kwsops.runreport import write_run_report
 from kwsops.runs import (
     AlreadyRunning,
@@ -290,7 +290,7 @@ def _report(
         return
     err.print(summary_table(state, title))
     for task in state.failed():
-        err.print(f"[red]failed:[/] {task.task}: {task.error}")
+        err.print(f"[red]failed:[/] {task_label(task)}: {task.error}", highlight=False)
     err.print(f"log: {paths.log}")
 
 

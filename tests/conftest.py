@@ -15,10 +15,12 @@ import pytest
 from kwsops.workspace import Workspace, init_workspace
 
 REPO = Path(__file__).resolve().parents[1]
+HOME_KEY = pytest.StashKey[str]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
     home = tempfile.mkdtemp(prefix="kwsops-test-home-")
+    config.stash[HOME_KEY] = home
     os.environ["HOME"] = home  # like a fresh machine: no ~/.gitconfig, no ~/clearml.conf
     for name in (
         "KWSOPS_WORKSPACE",
@@ -32,6 +34,12 @@ def pytest_configure(config: pytest.Config) -> None:
         "CLEARML_API_SECRET_KEY",
     ):
         os.environ.pop(name, None)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    home = config.stash.get(HOME_KEY, None)
+    if home:
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
