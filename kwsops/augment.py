@@ -1,10 +1,10 @@
 """Spectrogram-domain augmentation, batched, seeded, each part switchable by name for ablations.
 
 Everything works on natural-log mel power ``[B, n_mels, frames]`` before the model's per-clip
-normalisation. Order: gain -> noise -> time shift / speed / pitch (one resampling grid) -> time
-and frequency masks -> mixup. Gain is an offset in the log domain; after per-clip normalisation
-it only matters through the log floor and the noise it is mixed with, which is the point: the
-model must not care about loudness.
+normalisation. Order: gain -> eq (microphone colour, band limits) -> reverb -> noise -> time
+shift / speed / pitch (one resampling grid) -> time and frequency masks -> mixup. Gain is an
+offset in the log domain; after per-clip normalisation it only matters through the log floor and
+the noise it is mixed with, which is the point: the model must not care about loudness.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from kwsops.features import LOG_FLOOR, log_mel
 
 AUGMENTATIONS: tuple[str, ...] = (
     "gain",
+    "eq",
+    "reverb",
     "noise",
     "time_shift",
     "speed",
@@ -38,6 +40,8 @@ class AugmentSettings:
     """Which augmentations run and how strong they are; ``.without(name)`` for an ablation."""
 
     gain: bool = True
+    eq: bool = True
+    reverb: bool = True
     noise: bool = True
     time_shift: bool = True
     speed: bool = True
@@ -45,12 +49,17 @@ class AugmentSettings:
     time_mask: bool = True
     freq_mask: bool = True
     mixup: bool = False
-    prob: float = 0.8  # chance each enabled augmentation touches a given clip
+    prob: float = 0.5  # chance each enabled augmentation touches a given clip
     gain_db: float = 10.0  # uniform +- in power dB
+    eq_db: float = 5.0  # +- amplitude of each of 3 smooth cosine bumps along the mel axis
+    lowpass_hz: tuple[float, float] = (3000.0, 8000.0)  # random 2nd-order mic band limits
+    highpass_hz: tuple[float, float] = (50.0, 450.0)
+    reverb_rt60: tuple[float, float] = (0.1, 0.6)  # seconds
+    reverb_wet: tuple[float, float] = (0.05, 0.6)  # tail power relative to the direct sound
     noise_snr_db: tuple[float, float] = (3.0, 25.0)
-    shift_fraction: float = 0.15  # max +- time shift, share of the clip
-    speed_range: float = 0.15  # time stretch factor in [1 - r, 1 + r]
-    pitch_bins: float = 1.5  # +- shift along the mel axis, in mel bins
+    shift_fraction: float = 0.1  # max +- time shift, share of the clip
+    speed_range: float = 0.2  # time stretch factor in [1 - r, 1 + r]
+    pitch_range: float = 0.12  # vocal tract length warp of the frequency axis, [1 - r, 1 + r]
     time_masks: int = 2
     time_mask_fraction: float = 0.08  # max width of one mask, share of the frames
     freq_masks: int = 2
@@ -58,7 +67,9 @@ class AugmentSettings:
     mixup_alpha: float = 0.3
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "noise_snr_db", tuple(self.noise_snr_db))
+        for f in fields(self):
+            if isinstance(getattr(self, f.name), list):
+                object.__setattr__(self, f.name, tuple(getattr(self, f.name)))
 
     @classmethod
     def none(cls) -> AugmentSettings:
@@ -93,6 +104,25 @@ class AugmentSettings:
     def _check(name: str) -> None:
         if name not in AUGMENTATIONS:
             raise ValueError(f"unknown augmentation {name!r}; known: {', '.join(AUGMENTATIONS)}")
+
+
+def _hz_to_mel(f: torch.Tensor) -> torch.Tensor:
+    return 2595.0 * torch.log10(1.0 + f / 700.0)
+
+
+def _mel_to_hz(m: torch.Tensor) -> torch.Tensor:
+    return 700.0 * (10 ** (m / 2595.0) - 1.0)
+
+
+def mel_centres(features: FeatureSettings) -> torch.Tensor:
+    """Centre frequency (Hz) of each mel band, as torchaudio's HTK mel filter bank places them."""
+    points = torch.linspace(
+        float(_hz_to_mel(torch.tensor(features.f_min))),
+        float(_hz_to_mel(torch.tensor(features.f_max))),
+        features.n_mels + 2,
+        dtype=torch.float64,
+    )
+    return _mel_to_hz(points[1:-1])
 
 
 def noise_bank(
@@ -142,11 +172,14 @@ class Augmenter:
         self,
         settings: AugmentSettings,
         n_classes: int,
+        features: FeatureSettings,
         bank: torch.Tensor | None = None,
         seed: int = 0,
     ):
         self.settings = settings
         self.n_classes = n_classes
+        self.features = features
+        self.centres = mel_centres(features)  # Hz, float64
         self.bank = bank
         self.gen = torch.Generator().manual_seed(seed)
         self.rng = np.random.default_rng(seed)
@@ -154,17 +187,27 @@ class Augmenter:
     def _rand(self, *shape: int) -> torch.Tensor:
         return torch.rand(*shape, generator=self.gen)
 
+    def _uniform(self, batch: int, low: float, high: float) -> torch.Tensor:
+        return low + (high - low) * self._rand(batch)
+
     def _chosen(self, batch: int) -> torch.Tensor:
         return (self._rand(batch) < self.settings.prob).float()
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        s, device = self.settings, x.device
-        x = x.clone()
+        s = self.settings
         batch, n_mels, frames = x.shape
+        if n_mels != self.features.n_mels:
+            raise ValueError(
+                f"features have {n_mels} mel bands, settings say {self.features.n_mels}"
+            )
         if s.gain:
             offset = (2 * self._rand(batch) - 1) * s.gain_db * _DB_TO_LOG * self._chosen(batch)
-            x = (x + offset.to(device)[:, None, None]).clamp_min(_LOG_FLOOR)
+            x = (x + offset.to(x.device)[:, None, None]).clamp_min(_LOG_FLOOR)
+        if s.eq:
+            x = (x + self._eq_curve(batch).to(x.device)[:, :, None]).clamp_min(_LOG_FLOOR)
+        if s.reverb:
+            x = self._reverb(x)
         if s.noise and self.bank is not None and len(self.bank):
             x = self._add_noise(x)
         if s.time_shift or s.speed or s.pitch:
@@ -177,6 +220,45 @@ class Augmenter:
             return self._mixup(x, y)
         return x, y
 
+    def _eq_curve(self, batch: int) -> torch.Tensor:
+        """Log-gain per mel band: smooth random bumps plus a random 2nd-order band limit."""
+        s, n_mels = self.settings, len(self.centres)
+        position = torch.linspace(0, math.pi, n_mels)
+        curve = torch.zeros(batch, n_mels)
+        for k in (1, 2, 3):
+            amp = (2 * self._rand(batch) - 1) * s.eq_db
+            curve += amp[:, None] * torch.cos(
+                k * position + 2 * math.pi * self._rand(batch)[:, None]
+            )
+        f = self.centres.float()[None, :]
+        low = self._uniform(batch, *s.lowpass_hz)[:, None]
+        high = self._uniform(batch, *s.highpass_hz)[:, None]
+        limits = -10 * torch.log10((1 + (f / low) ** 4) * (1 + (high / f) ** 4))
+        curve += limits * (self._rand(batch) < 0.5).float()[:, None]
+        return curve * _DB_TO_LOG * self._chosen(batch)[:, None]
+
+    def _reverb(self, x: torch.Tensor) -> torch.Tensor:
+        """A room tail: each band's power convolved with an exponential decay (FFT, causal)."""
+        s, batch, frames = self.settings, x.shape[0], x.shape[2]
+        hop_s = self.features.hop_length / self.features.sample_rate
+        rt60 = self._uniform(batch, *s.reverb_rt60)
+        wet = self._uniform(batch, *s.reverb_wet)
+        chosen = torch.nonzero(self._chosen(batch)).flatten()
+        if len(chosen) == 0:
+            return x
+        decay = torch.pow(10.0, -6.0 * hop_s / rt60[chosen])  # power per frame: -60 dB at rt60
+        tail = decay[:, None] ** torch.arange(frames, dtype=torch.float32)[None, :]
+        tail[:, 0] = 0.0
+        tail = tail / tail.sum(dim=1, keepdim=True).clamp_min(1e-8)
+        linear = x[chosen.to(x.device)].exp()
+        n = 1 << (2 * frames - 1).bit_length()  # linear, not circular, convolution; fast size
+        spectrum = torch.fft.rfft(linear, n=n) * torch.fft.rfft(tail.to(x.device), n=n)[:, None, :]
+        reverberant = torch.fft.irfft(spectrum, n=n)[..., :frames].clamp_min(0)
+        out = x.clone()
+        mixed = linear + wet[chosen].to(x.device)[:, None, None] * reverberant
+        out[chosen.to(x.device)] = torch.log(mixed).clamp_min(_LOG_FLOOR)
+        return out
+
     def _add_noise(self, x: torch.Tensor) -> torch.Tensor:
         s, batch, frames = self.settings, x.shape[0], x.shape[2]
         pick = torch.randint(len(self.bank), (batch,), generator=self.gen)
@@ -185,38 +267,47 @@ class Augmenter:
             noise = noise.repeat(1, 1, math.ceil(frames / noise.shape[2]))[:, :, :frames]
         shift = int(torch.randint(frames, (1,), generator=self.gen))
         noise = torch.roll(noise, shift, dims=2).to(x.device)
-        low, high = s.noise_snr_db
-        snr_db = low + (high - low) * self._rand(batch)
+        snr = torch.pow(10, self._uniform(batch, *s.noise_snr_db) / 10).to(x.device)
         linear = x.exp()
-        scale = (
-            linear.mean(dim=(1, 2))
-            / noise.mean(dim=(1, 2))
-            / torch.pow(10, snr_db / 10).to(x.device)
-        )
+        scale = linear.mean(dim=(1, 2)) / noise.mean(dim=(1, 2)) / snr
         scale = scale * self._chosen(batch).to(x.device)
         return torch.log((linear + scale[:, None, None] * noise).clamp_min(LOG_FLOOR))
 
     def _warp(self, x: torch.Tensor) -> torch.Tensor:
-        """Time shift, speed (time stretch) and pitch (mel-axis shift) as one affine resampling."""
+        """Time shift, speed (time stretch) and pitch (vocal tract length warp) in one resampling."""
         s, batch = self.settings, x.shape[0]
         n_mels, frames = x.shape[1], x.shape[2]
-        theta = torch.zeros(batch, 2, 3)
-        stretch = torch.ones(batch)
-        if s.speed:
-            stretch = 1 + (2 * self._rand(batch) - 1) * s.speed_range * self._chosen(batch)
-        theta[:, 0, 0] = stretch  # grid x is time: sampling wider = faster speech
-        theta[:, 1, 1] = 1.0
+        stretch, shift, alpha = torch.ones(batch), torch.zeros(batch), torch.ones(batch)
+        if s.speed:  # sampling a wider span of the input = faster speech
+            stretch += (2 * self._rand(batch) - 1) * s.speed_range * self._chosen(batch)
         if s.time_shift:
             shift = (2 * self._rand(batch) - 1) * s.shift_fraction * 2 * self._chosen(batch)
-            theta[:, 0, 2] = shift
         if s.pitch:
-            bins = (2 * self._rand(batch) - 1) * s.pitch_bins * self._chosen(batch)
-            theta[:, 1, 2] = bins * 2 / n_mels
-        grid = F.affine_grid(theta, [batch, 1, n_mels, frames], align_corners=False).to(x.device)
-        out = F.grid_sample(
-            x.unsqueeze(1), grid, mode="bilinear", padding_mode="border", align_corners=False
+            alpha += (2 * self._rand(batch) - 1) * s.pitch_range * self._chosen(batch)
+        time = (torch.arange(frames) * 2 + 1) / frames - 1  # pixel centres in [-1, 1]
+        grid_t = time[None, :] * stretch[:, None] + shift[:, None]  # [B, T]
+        # the band at f now shows what the speaker had at f / alpha
+        mel = _hz_to_mel(self.centres[None, :] / alpha[:, None].double())
+        first = _hz_to_mel(self.centres[:1])
+        step = _hz_to_mel(self.centres[1:2]) - first
+        index = (mel - first) / step  # fractional source band, [B, M]
+        grid_m = ((index * 2 + 1) / n_mels - 1).float()
+        grid = torch.stack(
+            [grid_t[:, None, :].expand(-1, n_mels, -1), grid_m[:, :, None].expand(-1, -1, frames)],
+            dim=-1,
         )
-        return out.squeeze(1)
+        # what slides in from outside the clip is each band's background level, not a copy of
+        # the edge frame (which would draw stripes) nor a mirror image (which could repeat speech)
+        window = min(8, frames)  # the quietest ~80 ms of each band
+        background = F.avg_pool1d(x, window, stride=max(1, window // 2)).amin(dim=2, keepdim=True)
+        out = F.grid_sample(
+            (x - background).unsqueeze(1),
+            grid.to(x.device),
+            mode="bilinear",
+            padding_mode="zeros",
+            align_corners=False,
+        )
+        return out.squeeze(1) + background
 
     def _mask(self, x: torch.Tensor, axis: int, count: int, width: float) -> torch.Tensor:
         batch, size = x.shape[0], x.shape[axis]

@@ -53,12 +53,15 @@ class SplitSettings:
 
 @dataclass(frozen=True)
 class TrainSettings:
+    """One fold's training. The study ran 1000 epochs at lr 0.001; a 30-epoch one-cycle schedule
+    needs a higher peak (0.005) to converge, and fits 15 folds in minutes on two CPU cores."""
+
     batch_size: int = 32
-    epochs: int = 40
-    learning_rate: float = 0.001
+    epochs: int = 30
+    learning_rate: float = 0.005  # peak of the one-cycle schedule
     folds: int = 5
     seed: int = SEED
-    patience: int = 8
+    patience: int = 10  # epochs without a lower validation loss
     weight_decay: float = 0.01
     label_smoothing: float = 0.1
     extra: dict = field(default_factory=dict)

@@ -143,6 +143,13 @@ def _load_clip(path: Path, sample_rate: int) -> np.ndarray:
     return audio.mean(axis=1)
 
 
+def _frames(path: Path) -> int:
+    try:
+        return sf.info(path).frames
+    except (OSError, RuntimeError) as exc:
+        raise SpectrogramDataError(f"{path}: unreadable ({exc}); rerun Preprocess") from exc
+
+
 def _fit(audio: np.ndarray, samples: int) -> np.ndarray:
     if len(audio) >= samples:
         return audio[:samples]
@@ -190,14 +197,15 @@ def make_spectrogram_dataset(
     speakers = [r["speaker"] for r in rows]
     labels = np.array([label_index[r["label"]] for r in rows], dtype=np.int64)
 
-    clips = [_load_clip(output_dir / r["output"], features.sample_rate) for r in rows]
-    samples = Counter(len(c) for c in clips).most_common(1)[0][0]
+    paths = [output_dir / r["output"] for r in rows]
+    samples = Counter(_frames(p) for p in paths).most_common(1)[0][0]  # Preprocess: all equal
     chunks = []
-    total = len(clips)
-    for begin in range(0, total, _BATCH):
-        batch = np.stack([_fit(c, samples) for c in clips[begin : begin + _BATCH]])
+    total = len(paths)
+    for begin in range(0, total, _BATCH):  # stream: memory stays one batch of audio
+        group = paths[begin : begin + _BATCH]
+        batch = np.stack([_fit(_load_clip(p, features.sample_rate), samples) for p in group])
         chunks.append(log_mel(torch.from_numpy(batch), features))
-        done = min(begin + _BATCH, total)
+        done = begin + len(group)
         progress(done, total, f"log-mel {done}/{total} clips")
     spec = torch.cat(chunks).contiguous()
 

@@ -27,6 +27,7 @@ def default_arch() -> dict:
     return {
         "name": "tcresnet",
         "stem": 24,
+        "stem_stride": 1,
         "widths": [32, 48, 64],
         "kernel": 9,
         "dropout": 0.25,
@@ -72,13 +73,22 @@ class TCResNet(nn.Module):
     """``[B, n_mels, frames]`` log-mel -> ``[B, n_classes]`` logits."""
 
     def __init__(
-        self, n_classes: int, n_mels: int, stem: int, widths: list[int], kernel: int, dropout: float
+        self,
+        n_classes: int,
+        n_mels: int,
+        stem: int,
+        widths: list[int],
+        kernel: int,
+        dropout: float,
+        stem_stride: int = 1,
     ):
         super().__init__()
         self.norm = ClipNorm()
         self.band_norm = nn.BatchNorm1d(n_mels)
         self.stem = nn.Sequential(
-            nn.Conv1d(n_mels, stem, 3, 1, 1, bias=False), nn.BatchNorm1d(stem), nn.ReLU()
+            nn.Conv1d(n_mels, stem, 2 * stem_stride + 1, stem_stride, stem_stride, bias=False),
+            nn.BatchNorm1d(stem),
+            nn.ReLU(),
         )
         blocks, c_in = [], stem
         for width in widths:
@@ -105,6 +115,7 @@ def build_model(arch: dict, n_classes: int, n_mels: int) -> nn.Module:
         widths=[int(w) for w in arch["widths"]],
         kernel=int(arch["kernel"]),
         dropout=float(arch["dropout"]),
+        stem_stride=int(arch["stem_stride"]),
     )
 
 

@@ -12,6 +12,7 @@ import csv
 import os
 import statistics
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,7 +28,7 @@ from kwsops.features import SpecSplit, load_split, speaker_groups
 from kwsops.model import build_model, count_parameters, default_arch, save_model
 from kwsops.progress import ProgressFn, no_progress
 
-THREADS_ENV = "KWSOPS_THREADS"
+THREADS_ENV = "KWSOPS_TORCH_THREADS"  # the same variable tasks/base.py reads
 HISTORY_FIELDS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds")
 _EVAL_BATCH = 256
 
@@ -105,8 +106,6 @@ def fold_indices(split: SpecSplit, folds: int, seed: int) -> list[tuple[np.ndarr
         )
     labels = split.labels.numpy()
     splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
-    import warnings
-
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The least populated class")
         pairs = splitter.split(np.zeros(len(labels)), labels, groups)
@@ -132,6 +131,38 @@ def _augment_settings(augment: AugmentSettings | None, settings: TrainSettings) 
     return AugmentSettings.from_dict(dict(settings.extra.get("augment", {})))
 
 
+def _train_epoch(
+    model: torch.nn.Module,
+    augmenter: Augmenter,
+    optimizer: torch.optim.Optimizer,
+    schedule: torch.optim.lr_scheduler.LRScheduler,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    order: torch.Tensor,
+    settings: TrainSettings,
+) -> tuple[float, float]:
+    """One pass over ``order``; (mean training loss, accuracy on the augmented clips)."""
+    model.train()
+    seen, loss_sum, correct = 0, 0.0, 0
+    for i in range(0, len(order), settings.batch_size):
+        batch = order[i : i + settings.batch_size]
+        if len(batch) < 2:  # batch norm needs two clips
+            continue
+        xb, yb = augmenter(x[batch], y[batch])
+        logits = model(xb)
+        loss = F.cross_entropy(logits, yb, label_smoothing=settings.label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if schedule.last_epoch + 1 < schedule.total_steps:
+            schedule.step()
+        hard = yb if yb.dim() == 1 else yb.argmax(1)
+        seen += len(batch)
+        loss_sum += float(loss.detach()) * len(batch)
+        correct += int((logits.argmax(1) == hard).sum())
+    return loss_sum / max(seen, 1), correct / max(seen, 1)
+
+
 def train_fold(
     spec_dir: Path,
     out_dir: Path,
@@ -147,7 +178,8 @@ def train_fold(
     """Train fold ``fold`` (0-based, of ``settings.folds``) of ``spec_dir``'s train split.
 
     ``augment=None`` uses ``settings.extra["augment"]`` (a dict of AugmentSettings fields) over
-    the defaults; ``settings.extra["arch"]`` overrides ``default_arch()`` fields.
+    the defaults; ``settings.extra["arch"]`` overrides ``default_arch()`` fields. Writes
+    ``model.safetensors``, ``history.csv`` and ``metrics.json`` into ``out_dir``.
     """
     if not 0 <= fold < settings.folds:
         raise ValueError(f"fold {fold} out of range: 0..{settings.folds - 1}")
@@ -171,16 +203,15 @@ def train_fold(
     with repeatable(seed, threads):
         model = build_model(arch, n_classes, n_mels).to(device)
         bank = noise_bank(data.feature_settings, data.features.shape[2], x_train.cpu(), seed=seed)
-        augmenter = Augmenter(augment, n_classes, bank.to(device), seed=seed)
+        augmenter = Augmenter(augment, n_classes, data.feature_settings, bank.to(device), seed=seed)
         order_gen = torch.Generator().manual_seed(seed)
-        steps = max(1, -(-len(train_idx) // settings.batch_size))
         optimizer = torch.optim.AdamW(
             model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
         )
         schedule = torch.optim.lr_scheduler.OneCycleLR(
             optimizer,
             max_lr=settings.learning_rate,
-            total_steps=settings.epochs * steps,
+            total_steps=settings.epochs * max(1, -(-len(train_idx) // settings.batch_size)),
             pct_start=0.15,
             div_factor=10.0,
             final_div_factor=100.0,
@@ -188,54 +219,36 @@ def train_fold(
         history: list[dict] = []
         best: dict = {}
         best_state: dict[str, torch.Tensor] = {}
-        best_loss, waited, stopped_early = float("inf"), 0, False
+        waited = 0
         for epoch in range(1, settings.epochs + 1):
             epoch_start = time.monotonic()
-            model.train()
-            order = torch.randperm(len(train_idx), generator=order_gen).to(device)
-            seen, loss_sum, correct = 0, 0.0, 0
             lr = optimizer.param_groups[0]["lr"]
-            for i in range(0, len(order), settings.batch_size):
-                batch = order[i : i + settings.batch_size]
-                if len(batch) < 2:  # batch norm needs two clips
-                    continue
-                xb, yb = augmenter(x_train[batch], y_train[batch])
-                logits = model(xb)
-                loss = F.cross_entropy(logits, yb, label_smoothing=settings.label_smoothing)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                if schedule.last_epoch + 1 < schedule.total_steps:
-                    schedule.step()
-                hard = yb if yb.dim() == 1 else yb.argmax(1)
-                seen += len(batch)
-                loss_sum += float(loss.detach()) * len(batch)
-                correct += int((logits.argmax(1) == hard).sum())
+            order = torch.randperm(len(train_idx), generator=order_gen).to(device)
+            train_loss, train_acc = _train_epoch(
+                model, augmenter, optimizer, schedule, x_train, y_train, order, settings
+            )
             val_loss, val_acc = evaluate(model, x_val, y_val)
             row = {
                 "epoch": epoch,
-                "train_loss": round(loss_sum / max(seen, 1), 6),
-                "train_acc": round(correct / max(seen, 1), 6),
+                "train_loss": round(train_loss, 6),
+                "train_acc": round(train_acc, 6),
                 "val_loss": round(val_loss, 6),
                 "val_acc": round(val_acc, 6),
                 "lr": lr,
                 "seconds": round(time.monotonic() - epoch_start, 3),
             }
             history.append(row)
-            # best weights: highest val accuracy, ties broken by lower val loss
-            if not best or (val_acc, -val_loss) > (best["val_acc"], -best["val_loss"]):
+            # best weights by validation loss: accuracy on a few speakers saturates and picks
+            # lucky early epochs; loss keeps ranking them (ties: higher accuracy)
+            improved = not best or val_loss < best["val_loss"] - 1e-4
+            if not best or (-val_loss, val_acc) > (-best["val_loss"], best["val_acc"]):
                 best = row
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            if val_loss < best_loss - 1e-4 or row is best:
-                waited = 0
-            else:
-                waited += 1
-            best_loss = min(best_loss, val_loss)
+            waited = 0 if improved else waited + 1
             if on_epoch is not None:
                 on_epoch(epoch, dict(row))
             progress(epoch, settings.epochs, f"fold {fold} epoch {epoch} val_acc {val_acc:.3f}")
             if waited >= settings.patience:
-                stopped_early = True
                 progress(
                     settings.epochs,
                     settings.epochs,
@@ -244,18 +257,17 @@ def train_fold(
                 break
         model.load_state_dict(best_state)
 
-    seconds = round(time.monotonic() - start, 3)
     metrics = {
         "fold": fold,
         "batch_size": settings.batch_size,
         "best_epoch": best["epoch"],
         "epochs_run": len(history),
-        "stopped_early": stopped_early,
+        "stopped_early": len(history) < settings.epochs,
         "val_acc": best["val_acc"],
         "val_loss": best["val_loss"],
         "train_acc": best["train_acc"],
         "train_loss": best["train_loss"],
-        "seconds": seconds,
+        "seconds": round(time.monotonic() - start, 3),
         "params": count_parameters(model),
         "n_train": len(train_idx),
         "n_val": len(val_idx),
@@ -277,22 +289,8 @@ def train_fold(
         writer.writeheader()
         writer.writerows(history)
     atomic_write_json(out_dir / "metrics.json", metrics)
-    return FoldResult(
-        fold=fold,
-        batch_size=settings.batch_size,
-        best_epoch=best["epoch"],
-        epochs_run=len(history),
-        stopped_early=stopped_early,
-        val_acc=best["val_acc"],
-        val_loss=best["val_loss"],
-        train_acc=best["train_acc"],
-        train_loss=best["train_loss"],
-        seconds=seconds,
-        params=metrics["params"],
-        n_train=len(train_idx),
-        n_val=len(val_idx),
-        model_path=model_path,
-    )
+    fields = FoldResult.__dataclass_fields__
+    return FoldResult(**{k: v for k, v in metrics.items() if k in fields}, model_path=model_path)
 
 
 def summarize_folds(results: list[FoldResult] | list[dict]) -> dict:

@@ -122,14 +122,14 @@ def test_augmentations_switch_off_by_name_and_keep_shapes(spec_dir):
     assert bank.shape == (6, 40, x.shape[2]) and (bank > 0).all()
     for name in AUGMENTATIONS:
         settings = AugmentSettings.none().with_(name)
-        out, target = Augmenter(settings, 3, bank, seed=0)(x, y)
+        out, target = Augmenter(settings, 3, split.feature_settings, bank, seed=0)(x, y)
         assert out.shape == x.shape and torch.isfinite(out).all(), name
         assert not torch.equal(out, x), f"{name} changed nothing"
         assert target.shape == ((8, 3) if name == "mixup" else (8,))
         assert AugmentSettings().without(name).enabled == [
             n for n in AugmentSettings().enabled if n != name
         ]
-    same, _ = Augmenter(AugmentSettings.none(), 3, bank)(x, y)
+    same, _ = Augmenter(AugmentSettings.none(), 3, split.feature_settings, bank)(x, y)
     assert torch.equal(same, x)
     with pytest.raises(ValueError, match="unknown augmentation"):
-        AugmentSettings().without("reverb")
+        AugmentSettings().without("chorus")
