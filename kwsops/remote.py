@@ -8,20 +8,19 @@ is http, webdavs:// https; a DVC_HOST with no scheme means webdavs:// (no passwo
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 from xml.etree import ElementTree
 
+from kwsops.secrets import scrub
 from kwsops.versioning import VersioningError
 
 WEBDAV_SCHEMES = {"webdav": "http", "webdavs": "https"}
 HTTP_TIMEOUT = 15.0
-_USERINFO = re.compile(r"(\b[a-z][a-z0-9+.-]*://)([^/@:\s]*)(?::[^/@\s]*)?@", re.I)
 
 
 class RemoteError(VersioningError):
@@ -51,15 +50,6 @@ class RemoteCheck:
     @property
     def reason(self) -> str:
         return next((f"{name}: {why}" for name, ok, why in self.checks if not ok), "ok")
-
-
-def scrub(text: str, secrets: tuple[str | None, ...] | list[str] = ()) -> str:
-    """Remove URL passwords (user:pw@) and any of ``secrets`` from ``text``."""
-    text = _USERINFO.sub(r"\1\2@", text)
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***").replace(quote(secret, safe=""), "***")
-    return text
 
 
 def _config(ws_root: Path) -> Any:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import configparser
 import logging
 import os
 import re
+from collections.abc import Iterable
+from urllib.parse import quote
 
 SECRET_ENV_VARS = (
     "DVC_PASSWORD",
@@ -23,17 +26,30 @@ def register_secret(value: str | None) -> None:
         _extra.add(value)
 
 
+def register_config_secrets(config_file: str | os.PathLike) -> None:
+    """Remember the passwords and tokens of a DVC config file (e.g. .dvc/config.local)."""
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read(config_file)
+    except configparser.Error:
+        return
+    for section in parser.sections():
+        for key in ("password", "token", "secret_access_key"):
+            register_secret(parser.get(section, key, fallback=None))
+
+
 def known_secrets() -> list[str]:
     values = {os.environ.get(name, "") for name in SECRET_ENV_VARS} | _extra
     return sorted((v for v in values if v and len(v) >= 3), key=len, reverse=True)
 
 
-def scrub(text: str) -> str:
-    """Mask known secret values and any password in a URL's userinfo."""
+def scrub(text: str, extra: Iterable[str | None] = ()) -> str:
+    """Mask known secrets, ``extra`` ones (also URL-encoded), and any password in a URL."""
     if not text:
         return text
-    for value in known_secrets():
-        text = text.replace(value, MASK)
+    values = sorted({v for v in (*known_secrets(), *extra) if v}, key=len, reverse=True)
+    for value in values:
+        text = text.replace(value, MASK).replace(quote(value, safe=""), MASK)
     return _URL_USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:{MASK}@", text)
 
 

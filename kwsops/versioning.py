@@ -70,7 +70,8 @@ def _reason(output: str) -> str:
 
 
 def _fail(ws_root: Path, cmd: list[str], reason: str) -> VersioningError:
-    from kwsops.remote import known_secrets, scrub
+    from kwsops.remote import known_secrets
+    from kwsops.secrets import scrub
 
     words = [a for a in cmd[1:] if not a.startswith("-") and "=" not in a]
     what = " ".join([Path(cmd[0]).name, *words[:1]])

@@ -29,7 +29,7 @@ from kwsops.runs import (
     write_status,
 )
 from kwsops.runstate import RunState
-from kwsops.secrets import ScrubbingFilter
+from kwsops.secrets import ScrubbingFilter, register_config_secrets
 from kwsops.workspace import WORKSPACE_ENV, Workspace, WorkspaceError
 from tasks.events import RUN_DIR_ENV
 
@@ -210,6 +210,7 @@ def _run_locked(
         threads = max(1, (os.cpu_count() or 1) // workers)
         os.environ.setdefault("KWSOPS_TORCH_THREADS", str(threads))
         preload_for_fork(ws)
+    register_config_secrets(ws.root / ".dvc" / "config.local")
     handler = attach_log(paths)
     events = EventLog(paths.events)
     started = time.time()

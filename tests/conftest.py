@@ -3,16 +3,22 @@ demo data set synthesised once per session, and workspaces made by the real `kws
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from webdav_server import free_port
 
-from kwsops.workspace import Workspace, init_workspace
+from kwsops.workspace import Workspace, init_workspace, tool
 
 REPO = Path(__file__).resolve().parents[1]
 HOME_KEY = pytest.StashKey[str]()
@@ -86,3 +92,45 @@ def run_cli(
             f"stdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-3000:]}"
         )
     return result
+
+
+@dataclass
+class Luigid:
+    """A real luigid central scheduler on 127.0.0.1."""
+
+    port: int
+    process: subprocess.Popen
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def luigid(tmp_path: Path) -> Iterator[Luigid]:
+    port = free_port()
+    logdir = tmp_path / "luigid"
+    logdir.mkdir()
+    process = subprocess.Popen(
+        [tool("luigid"), "--address", "127.0.0.1", "--port", str(port), "--logdir",
+         str(logdir), "--state-path", str(logdir / "state.pickle")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    server = Luigid(port, process)
+    deadline = time.monotonic() + 30
+    while True:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        assert time.monotonic() < deadline, "luigid did not start"
+        time.sleep(0.1)
+    yield server
+    server.stop()
+
+
+def assert_remote_has_everything(ws: Workspace) -> None:
+    """`dvc status -c`: every versioned stage is on the default remote."""
+    status = subprocess.run([tool("dvc"), "status", "-c", "--json"], cwd=ws.root,
+                            capture_output=True, text=True, check=True)  # fmt: skip
+    assert json.loads(status.stdout or "{}") == {}, status.stdout

@@ -119,3 +119,12 @@ def test_cli_help_is_fast_to_import():
         [sys.executable, "-m", "kwsops.cli", "--help"], capture_output=True, text=True, check=True
     )
     assert "demo-data" in result.stdout and "run" in result.stdout
+
+
+def test_passwords_in_a_dvc_config_are_masked(tmp_path):
+    config = tmp_path / "config.local"
+    config.write_text("['remote \"webdav\"']\n    user = me\n    password = from-config-pw\n")
+    from kwsops.secrets import register_config_secrets
+
+    register_config_secrets(config)
+    assert "from-config-pw" not in scrub("auth failed for from-config-pw")

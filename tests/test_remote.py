@@ -23,9 +23,9 @@ from kwsops.remote import (
     configure_from_env,
     describe_remote,
     get_remote,
-    scrub,
     webdav_url,
 )
+from kwsops.secrets import scrub
 from kwsops.versioning import (
     VersioningError,
     dvc_add,
@@ -105,7 +105,8 @@ def test_bad_url_and_scrub() -> None:
     with pytest.raises(RemoteError, match="not a WebDAV URL"):
         webdav_url("s3://bucket/x")
     text = "GET https://me:hunter2@host/x failed; hunter2"
-    assert scrub(text, ["hunter2"]) == "GET https://me@host/x failed; ***"
+    assert scrub(text, ["hunter2"]) == "GET https://me:***@host/x failed; ***"
+    assert "hunter%2F2" not in scrub("x hunter%2F2 y", ["hunter/2"])  # URL-encoded too
 
 
 def test_password_only_in_config_local(dav_ws: Path, webdav_server: WebDAVServer) -> None:  # noqa: F811

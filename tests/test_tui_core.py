@@ -3,7 +3,6 @@ the optional luigid source (a real luigid on 127.0.0.1), and the core/Textual bo
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ from kwsops.tui.luigid import LuigidSource, scheduler_address
 from kwsops.tui.manifest import read_manifest
 from kwsops.tui.monitor import Monitor, best_accuracy
 from kwsops.tui.rows import task_rows
-from kwsops.workspace import Workspace, tool
+from kwsops.workspace import Workspace
 
 pytestmark = pytest.mark.timeout(120)
 HOLD_LOCK = """\
@@ -180,12 +179,6 @@ def test_manifest_summary(tmp_path: Path) -> None:
         read_manifest(bad)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 SLOW_TASK = """\
 import sys, time, luigi
 class Preprocess(luigi.Task):
@@ -198,47 +191,24 @@ luigi.build([Preprocess()], scheduler_host="127.0.0.1", scheduler_port=int(sys.a
 """
 
 
-def test_luigid_source_shows_tasks_of_a_central_scheduler(tmp_path: Path) -> None:
+def test_luigid_source_shows_tasks_of_a_central_scheduler(tmp_path: Path, luigid) -> None:
     root = make_workspace(tmp_path / "ws", active=False)
-    port = free_port()
+    port = luigid.port
     (root / "luigi.cfg").write_text(
         f"[core]\nlocal_scheduler = false\ndefault_scheduler_host = 127.0.0.1\n"
         f"default_scheduler_port = {port}\n"
     )
     assert scheduler_address(root / "luigi.cfg") == ("127.0.0.1", port)
-    server = subprocess.Popen(
-        [
-            tool("luigid"),
-            "--address",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--logdir",
-            str(tmp_path),
-            "--state-path",
-            str(tmp_path / "state.pickle"),
-        ],
+    source = LuigidSource("127.0.0.1", port)
+    deadline = time.monotonic() + 60
+    worker = subprocess.Popen(
+        [sys.executable, "-c", SLOW_TASK, str(port), str(tmp_path / "never")],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    worker = None
     try:
-        source = LuigidSource("127.0.0.1", port)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                source.tasks()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "luigid did not start"
-                time.sleep(0.2)
-        worker = subprocess.Popen(
-            [sys.executable, "-c", SLOW_TASK, str(port), str(tmp_path / "never")],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
         while not [t for t in source.tasks() if t.state == "running"]:
-            assert time.monotonic() < deadline + 30, "the task never ran"
+            assert time.monotonic() < deadline, "the task never ran"
             time.sleep(0.2)
         running = [t for t in source.tasks() if t.state == "running"]
         assert running[0].family == "Preprocess"
@@ -248,10 +218,9 @@ def test_luigid_source_shows_tasks_of_a_central_scheduler(tmp_path: Path) -> Non
         assert snapshot.active and snapshot.focus.origin == "scheduler"
         assert {r.label: r.state for r in snapshot.rows}["Preprocess"] == "running"
     finally:
-        for process in (worker, server):
-            if process is not None:
-                process.kill()
-                process.wait()
+        worker.kill()
+        worker.wait()
+        luigid.stop()
     gone = Monitor(Workspace.at(root)).poll()
     assert "unreachable" in gone.scheduler and not gone.active
 

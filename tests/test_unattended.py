@@ -7,13 +7,12 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 
 import pytest
-from conftest import run_cli
+from conftest import assert_remote_has_everything, run_cli
 
 from kwsops import exitcodes
 from kwsops.runs import list_runs, read_events, read_status
@@ -105,14 +104,7 @@ def test_kill_9_mid_stage_then_next_run_completes(demo_workspace, family, delay,
     assert family in started_families(ws), "the killed stage must run again"
     leftovers = [p for p in ws.data_dir.rglob(".*") if ".tmp-" in p.name or ".old-" in p.name]
     assert leftovers == []
-    status = subprocess.run(
-        [tool("dvc"), "status", "-c", "--json"],
-        cwd=ws.root,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert json.loads(status.stdout or "{}") == {}, "everything is pushed after the rerun"
+    assert_remote_has_everything(ws)
 
 
 def test_a_failing_task_makes_both_entry_points_exit_non_zero(workspace):
@@ -140,43 +132,6 @@ def test_quiet_prints_nothing_on_success(demo_workspace):
     ws = demo_workspace
     result = run_cli(ws, "run", *SMALL, "--quiet")
     assert result.stdout == "" and result.stderr == ""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture
-def luigid(tmp_path):
-    port = free_port()
-    logdir = tmp_path / "luigid"
-    logdir.mkdir()
-    proc = subprocess.Popen(
-        [
-            tool("luigid"),
-            "--address",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--logdir",
-            str(logdir),
-            "--state-path",
-            str(logdir / "state.pickle"),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.1)
-    yield port
-    proc.terminate()
-    proc.wait(timeout=10)
 
 
 def fold_results(ws: Workspace) -> list[tuple[float, float, dict]]:
@@ -210,7 +165,7 @@ def test_central_scheduler_runs_folds_on_two_workers_at_once(demo_workspace, lui
         "--scheduler-host",
         "127.0.0.1",
         "--scheduler-port",
-        str(luigid),
+        str(luigid.port),
         "--workers",
         "2",
         env=one_thread,
@@ -228,7 +183,7 @@ def test_central_scheduler_runs_folds_on_two_workers_at_once(demo_workspace, lui
             "--scheduler-host",
             "127.0.0.1",
             "--scheduler-port",
-            str(luigid),
+            str(luigid.port),
         ],
         capture_output=True,
         text=True,

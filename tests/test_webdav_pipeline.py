@@ -11,13 +11,13 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from conftest import assert_remote_has_everything, run_cli
 from webdav_server import PASSWORD, USER, WebDAVServer, webdav_server  # noqa: F401
 
 from kwsops import exitcodes
 from kwsops.runs import list_runs, read_events
 from kwsops.stamps import file_sha256
-from kwsops.workspace import Workspace, tool
+from kwsops.workspace import Workspace
 
 pytestmark = pytest.mark.slow
 SMALL = ("--batch-sizes", "16", "--epochs", "1", "--folds", "2")
@@ -71,14 +71,7 @@ def test_every_stage_goes_to_webdav_and_comes_back(demo_workspace, webdav_server
     run = run_cli(ws, "run", *SMALL)
     assert PASSWORD not in run.stdout + run.stderr
     assert webdav_server.count("PUT", "/team/kws/files/", status=201) > 50
-    status = subprocess.run(
-        [tool("dvc"), "status", "-c", "--json"],
-        cwd=ws.root,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert json.loads(status.stdout or "{}") == {}
+    assert_remote_has_everything(ws)
 
     before = hashes(ws)
     report = json.loads(ws.comparison_report.with_suffix(".json").read_text())
@@ -153,13 +146,6 @@ def test_outages_fail_with_one_line_and_lose_nothing(demo_workspace, webdav_serv
     run_cli(ws, "run", *SMALL)
     again = [r.path for r in webdav_server.requests[mark:] if r.method == "PUT"]
     assert not set(again) & uploaded, "what reached the server is not uploaded twice"
-    status = subprocess.run(
-        [tool("dvc"), "status", "-c", "--json"],
-        cwd=ws.root,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert json.loads(status.stdout or "{}") == {}
+    assert_remote_has_everything(ws)
     assert {p: file_sha256(p) for p in raw} == raw
     assert files_containing(ws.root, wrong) == [] and files_containing(ws.root, PASSWORD) == []
