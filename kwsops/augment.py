@@ -158,9 +158,8 @@ def noise_bank(
     if train_log_mels is not None and count - coloured > 0:
         shape = train_log_mels.exp().mean(dim=(0, 2))  # [n_mels] mean speech+pad spectrum
         # mean of 4 unit exponentials: Gamma(4, 4) like a mel bin pooling a few periodogram bins
-        gamma = -torch.log(torch.rand(count - coloured, 4, len(shape), frames, generator=gen)).mean(
-            1
-        )
+        uniform = torch.rand(count - coloured, 4, len(shape), frames, generator=gen)
+        gamma = -torch.log(uniform.clamp_min(1e-12)).mean(dim=1)
         bank.append(shape[None, :, None] * gamma)
     return torch.cat(bank).float()
 

@@ -26,7 +26,7 @@ from kwsops.atomic import atomic_write_json
 from kwsops.config import FeatureSettings, SplitSettings
 from kwsops.progress import ProgressFn, no_progress
 
-# Power floor before the log: far below the -70 dBFS padding noise, so it only clips digital silence.
+# Power floor before the log: below the -70 dBFS padding noise, so it only clips digital silence.
 LOG_FLOOR = 1e-6
 SPLIT_FILES = {"train": "train.safetensors", "test": "test.safetensors"}
 META_FILE = "meta.json"
