@@ -65,7 +65,7 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
 
 
 def _run_request(args: argparse.Namespace, target: str):
-    from tasks.runner import RunRequest
+    from tasks.request import RunRequest
 
     return RunRequest(
         target=target,
@@ -102,7 +102,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     ws = _workspace(args)
     enter_workspace(ws)
-    from tasks.runner import join_run
+    from tasks.join import join_run
 
     return join_run(ws, args.scheduler_host, args.scheduler_port, workers=args.workers)
 

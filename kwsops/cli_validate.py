@@ -23,7 +23,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     ws = _workspace(args)
     enter_workspace(ws)
-    from tasks.runner import RunRequest, run_pipeline
+    from tasks.request import RunRequest
+    from tasks.runner import run_pipeline
 
     request = RunRequest(
         target="Validate",

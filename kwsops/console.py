@@ -7,7 +7,6 @@ same whether tasks run in this process, in forked workers or under a central sch
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 from rich.console import Console
@@ -118,12 +117,3 @@ def summary_table(state: RunState, title: str) -> Table:
         detail = task.error if task.status == "failed" else task.detail
         table.add_row(task_label(task), f"[{style}]{task.status}[/]", duration, detail)
     return table
-
-
-def wait_for_events(path: Path, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists():
-            return True
-        time.sleep(0.05)
-    return False

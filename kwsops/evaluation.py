@@ -232,7 +232,7 @@ def evaluate_models(
     paths: list[Path], split: SpecSplit, output_dir: Path, n_boot: int = N_BOOT, seed: int = SEED
 ) -> dict:
     """Score the fold models in ``paths`` on ``split`` (the test clips); a JSON-able dict.
-    Inference uses ``$KWSOPS_THREADS`` threads (default: every core), as training does."""
+    Inference uses ``$KWSOPS_TORCH_THREADS`` threads (default: every core), as training does."""
     from kwsops.training import resolve_threads
 
     with torch_threads(resolve_threads()):

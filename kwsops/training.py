@@ -63,7 +63,7 @@ def pick_device() -> torch.device:
 
 
 def resolve_threads(threads: int | None = None) -> int:
-    """Explicit argument, else ``$KWSOPS_THREADS``, else every core this process may use."""
+    """Explicit argument, else ``$KWSOPS_TORCH_THREADS``, else every core this process may use."""
     if threads is None and os.environ.get(THREADS_ENV, "").strip():
         try:
             threads = int(os.environ[THREADS_ENV])

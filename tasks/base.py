@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import time
 from pathlib import Path
 
@@ -95,6 +94,3 @@ class KwsTask(luigi.Task):
     def summary(self, detail: str, **fields: object) -> None:
         """The one-line result shown in the run summary and the console."""
         self._summary = {"detail": detail, **fields}
-
-    def torch_threads(self) -> int:
-        return int(os.environ.get("KWSOPS_TORCH_THREADS", "0")) or (os.cpu_count() or 1)

@@ -53,7 +53,7 @@ def guard_luigi_command_line(argv: list[str] | None = None) -> None:
     paths = create_run(ws.runs_dir, {"argv": argv[1:]}, "luigi", run_id=run_id)
     os.environ[RUN_DIR_ENV] = str(paths.root)
     os.environ[WORKSPACE_ENV] = str(ws.root)
-    from tasks.runner import attach_log
+    from tasks.request import attach_log
 
     attach_log(paths)
     events = EventLog(paths.events)

@@ -148,7 +148,6 @@ class TrainFold(StageTask):
                 self.stage_key,
                 self.settings(),
                 self.fold,
-                threads=self.torch_threads(),
                 progress=self.progress,
             )
         )

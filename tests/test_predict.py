@@ -20,7 +20,7 @@ from kwsops.workspace import Workspace
 def trained(tmp_path_factory, monkeypatch) -> Trained:
     built = trained_workspace(tmp_path_factory)
     monkeypatch.chdir(built.ws.root)
-    monkeypatch.setenv("KWSOPS_THREADS", "1")  # no idle OpenMP spinning on a shared machine
+    monkeypatch.setenv("KWSOPS_TORCH_THREADS", "1")  # no idle OpenMP spinning on a shared machine
     return built
 
 

@@ -111,7 +111,7 @@ def trained(tmp_path_factory, monkeypatch) -> Trained:
     built = trained_workspace(tmp_path_factory)
     monkeypatch.chdir(built.ws.root)
     monkeypatch.setenv(
-        "KWSOPS_THREADS", "1"
+        "KWSOPS_TORCH_THREADS", "1"
     )  # no idle OpenMP spinning on a shared machine  # the runner chdirs and sets these: undo after each test
     monkeypatch.setenv(WORKSPACE_ENV, str(built.ws.root))
     monkeypatch.setenv("KWSOPS_RUN_DIR", "")  # recorded, so the value the runner sets is undone

@@ -1,0 +1,200 @@
+"""The default pipeline on the demo data, measured: what issue 7 asks for.
+
+    python benchmarks/pipeline.py                 # default run: ~864 clips, bs 16/32/64, 5 folds
+    python benchmarks/pipeline.py --ablate        # then retrain with each augmentation off in turn
+    python benchmarks/pipeline.py --per-label 40 --speakers 8    # a quicker, smaller look
+
+Prints wall time per stage, the whole run from raw files to the report, the no-op rerun, the
+accuracy on held-out speakers per revision and of the fold ensemble, inference time per clip on
+one CPU core, the parameter count and peak memory of the run's process tree. The ablation
+trains one batch size's folds on the same spectrograms with one measure switched off and
+scores them on the same unseen-speaker test clips, side by side with everything on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+from rich.console import Console
+from rich.table import Table
+
+from kwsops.runs import list_runs, read_events
+from kwsops.runstate import RunState
+from kwsops.workspace import Workspace
+
+console = Console()
+KWSOPS = [sys.executable, "-m", "kwsops.cli"]
+
+
+class PeakMemory:
+    """Peak summed RSS of a process and all its children, sampled every 0.1 s."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid, self.peak, self._stop = pid, 0, threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.1):
+            try:
+                root = psutil.Process(self.pid)
+                procs = [root, *root.children(recursive=True)]
+                total = sum(p.memory_info().rss for p in procs if p.is_running())
+            except psutil.Error:
+                continue
+            self.peak = max(self.peak, total)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def timed_cli(ws: Workspace, *args: str) -> tuple[float, int]:
+    started = time.perf_counter()
+    proc = subprocess.Popen([*KWSOPS, "-C", str(ws.root), *args], stdout=subprocess.DEVNULL)
+    with PeakMemory(proc.pid) as memory:
+        code = proc.wait()
+    if code != 0:
+        sys.exit(f"`kwsops {' '.join(args)}` failed with exit code {code}")
+    return time.perf_counter() - started, memory.peak
+
+
+def stage_table(ws: Workspace, total: float, peak: int) -> None:
+    state = RunState().apply_all(read_events(list_runs(ws.runs_dir)[0].events).events)
+    families: dict[str, list] = {}
+    for task in state.ordered():
+        families.setdefault(task.family, []).append(task)
+    table = Table(title="default run, raw files to report", title_justify="left")
+    for column in ("stage", "tasks", "wall s", "task-seconds"):
+        table.add_column(column, justify="left" if column == "stage" else "right")
+    for family, tasks in families.items():
+        starts = [t.started for t in tasks if t.started]
+        ends = [t.finished for t in tasks if t.finished]
+        wall = max(ends) - min(starts) if starts and ends else 0.0
+        busy = sum(t.duration or 0.0 for t in tasks)
+        table.add_row(family, str(len(tasks)), f"{wall:.1f}", f"{busy:.1f}")
+    table.add_row("[bold]whole run[/]", "", f"[bold]{total:.1f}[/]", "")
+    console.print(table)
+    console.print(f"peak memory of the run's process tree: {peak / 2**20:.0f} MiB")
+
+
+def accuracy_table(ws: Workspace) -> dict:
+    report = json.loads(ws.comparison_report.with_suffix(".json").read_text())
+    table = Table(title="accuracy on held-out speakers (test split)", title_justify="left")
+    table.add_column("revision", no_wrap=True)
+    for column in ("mean fold acc (95 % CI)", "ensemble acc", "ms/clip 1 core", "parameters"):
+        table.add_column(column, justify="right")
+    for rev in report["revisions"]:
+        acc, ens = rev["accuracy"], rev["ensemble_accuracy"]
+        table.add_row(
+            rev["spec"],
+            f"{acc['mean']:.3f} ({acc['low']:.3f}-{acc['high']:.3f})",
+            f"{ens['mean']:.3f}",
+            f"{rev['latency_ms']:.2f}",
+            f"{rev['parameters']:,}",
+        )
+    console.print(table)
+    test = report.get("test", {})
+    console.print(f"test split: {test.get('clips')} clips from speakers never used in training")
+    return report
+
+
+def ablate(ws: Workspace, batch_size: int, folds: int) -> None:
+    """Retrain `batch_size` with each augmentation off in turn; same spectrograms and test."""
+    from kwsops.augment import AugmentSettings
+    from kwsops.config import TrainSettings
+    from kwsops.evaluation import evaluate_models
+    from kwsops.features import load_split
+    from kwsops.training import train_fold
+
+    test = load_split(ws.spec_dir, "test")
+    settings = TrainSettings(batch_size=batch_size, folds=folds)
+    full = AugmentSettings()
+    variants = [("everything on", full)] + [(f"no {n}", full.without(n)) for n in full.enabled]
+    variants.append(("no augmentation at all", AugmentSettings.none()))
+    table = Table(
+        title=f"ablation: batch {batch_size}, {folds} folds, held-out speakers",
+        title_justify="left",
+    )
+    for column in ("variant", "mean fold acc", "ensemble acc", "Δ fold acc", "train s"):
+        table.add_column(column, justify="left" if column == "variant" else "right")
+    baseline = None
+    with tempfile.TemporaryDirectory() as scratch:
+        for name, augment in variants:
+            started = time.perf_counter()
+            paths = []
+            for fold in range(folds):
+                out = Path(scratch) / name.replace(" ", "_") / f"fold_{fold}"
+                out.mkdir(parents=True)
+                paths.append(
+                    train_fold(ws.spec_dir, out, settings, fold, augment=augment).model_path
+                )
+            seconds = time.perf_counter() - started
+            scores = evaluate_models(paths, test, ws.output_dir)
+            acc, ens = scores["accuracy"]["mean"], scores["ensemble_accuracy"]["mean"]
+            baseline = acc if baseline is None else baseline
+            table.add_row(
+                name, f"{acc:.3f}", f"{ens:.3f}", f"{acc - baseline:+.3f}", f"{seconds:.0f}"
+            )
+            console.print(f"  {name}: fold acc {acc:.3f}, ensemble {ens:.3f} ({seconds:.0f} s)")
+    console.print(table)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--per-label", type=int, default=144)
+    parser.add_argument("--speakers", type=int, default=16)
+    parser.add_argument("--workspace", type=Path, help="keep the workspace here (default: temp)")
+    parser.add_argument("--ablate", action="store_true")
+    parser.add_argument("--ablate-batch", type=int, default=32)
+    parser.add_argument("--ablate-folds", type=int, default=5)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="kwsops-bench-") as scratch:
+        ws = Workspace((args.workspace or Path(scratch) / "ws").resolve())
+        subprocess.run([*KWSOPS, "init", str(ws.root)], check=True, stdout=subprocess.DEVNULL)
+        synth, _ = timed_cli(
+            ws,
+            "demo-data",
+            "--per-label",
+            str(args.per_label),
+            "--speakers",
+            str(args.speakers),
+            "--quiet",
+        )
+        files = sum(1 for p in ws.input_dir.rglob("*") if p.is_file())
+        console.print(
+            f"demo data: {files} recordings synthesised in {synth:.1f} s "
+            f"(not part of the run); {os.cpu_count()} CPU cores"
+        )
+        total, peak = timed_cli(ws, "run", "--quiet")
+        stage_table(ws, total, peak)
+        noop, _ = timed_cli(ws, "run", "--quiet")
+        console.print(f"no-op rerun: {noop:.2f} s (target <= 3 s)")
+        report = accuracy_table(ws)
+        best = report["revisions"][0]
+        console.print(
+            f"[bold]summary[/]: whole run {total / 60:.1f} min (target <= 10), best "
+            f"{best['spec']} acc {best['accuracy']['mean']:.3f} (target >= 0.95), ensemble "
+            f"{best['ensemble_accuracy']['mean']:.3f}, {best['latency_ms']:.2f} ms/clip "
+            "(target <= 5), no-op "
+            f"{noop:.2f} s"
+        )
+        if args.ablate:
+            ablate(ws, args.ablate_batch, args.ablate_folds)
+
+
+if __name__ == "__main__":
+    main()

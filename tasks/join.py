@@ -1,0 +1,65 @@
+"""`kwsops worker`: another Luigi worker for the active run, on this machine or another."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import fields
+
+import luigi
+from rich.console import Console
+
+from kwsops import exitcodes
+from kwsops.runs import RunPaths, WorkspaceLock, read_events
+from kwsops.runstate import RunState
+from kwsops.workspace import WORKSPACE_ENV, Workspace
+from tasks.events import RUN_DIR_ENV
+from tasks.request import (
+    RunRequest,
+    apply_overrides,
+    attach_log,
+    build_target,
+    exit_code_for,
+    luigi_build_args,
+)
+
+
+def join_run(
+    ws: Workspace,
+    scheduler_host: str,
+    scheduler_port: int,
+    *,
+    workers: int = 1,
+    console: Console | None = None,
+) -> int:
+    """An extra worker for the active run (this or another machine sharing the workspace's
+    storage): same params, same task ids, so the central scheduler hands it the tasks no
+    other worker has taken. It takes no lock: the run it joins holds it."""
+    err = Console(stderr=True)
+    lock = WorkspaceLock(ws.lock_file)
+    holder = lock.holder() if lock.is_held() else {}
+    paths = RunPaths(ws.runs_dir / str(holder.get("run_id", "")))
+    if not holder or not paths.params.exists():
+        err.print(
+            f"[red]kwsops:[/] no active run in {ws.root} to join; start one with "
+            "`kwsops run --scheduler-host HOST` first"
+        )
+        return exitcodes.BAD_CONFIG
+    saved = json.loads(paths.params.read_text())
+    known = {f.name for f in fields(RunRequest)}
+    request = RunRequest(**{k: v for k, v in saved.items() if k in known})
+    request.scheduler_host, request.scheduler_port = scheduler_host, scheduler_port
+    request.workers = workers
+    os.environ[RUN_DIR_ENV] = str(paths.root)
+    os.environ[WORKSPACE_ENV] = str(ws.root)
+    handler = attach_log(paths)
+    try:
+        apply_overrides(request)
+        result = luigi.build([build_target(request)], **luigi_build_args(request))
+    finally:
+        logging.getLogger().removeHandler(handler)
+        handler.close()
+    state = RunState().apply_all(read_events(paths.events).events)
+    (console or Console()).print(f"worker done for run {paths.run_id}")
+    return exit_code_for(result, state)
