@@ -177,11 +177,17 @@ def effective_status(status: dict | None) -> str:
 
 
 def list_runs(runs_dir: str | os.PathLike) -> list[RunPaths]:
-    """Run folders, newest first (run ids sort by time)."""
+    """Run folders, newest first: by start time (ids have one-second resolution), then id."""
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         return []
-    return [RunPaths(p) for p in sorted(runs_dir.iterdir(), reverse=True) if p.is_dir()]
+    runs = [RunPaths(p) for p in runs_dir.iterdir() if p.is_dir()]
+
+    def started(run: RunPaths) -> tuple[float, str]:
+        status = read_status(run) or {}
+        return (float(status.get("started") or run.root.stat().st_mtime), run.run_id)
+
+    return sorted(runs, key=started, reverse=True)
 
 
 class AlreadyRunning(RuntimeError):

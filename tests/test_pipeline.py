@@ -168,3 +168,44 @@ def test_dvc_pull_restores_identical_files(trained):
     assert after == before
     run_cli(ws, "run", "--batch-sizes", "16", "--epochs", "2", "--folds", "2")
     assert last_run_families(ws) == set(), "pulled data is complete: nothing reruns"
+
+
+def session_events(session: Path) -> list[dict]:
+    lines = (session / "metrics.jsonl").read_text().splitlines()
+    return [event for line in lines if line.strip() for event in json.loads(line)]
+
+
+def test_each_stage_is_an_offline_clearml_task_with_what_it_logged(trained):
+    from kwsops.tracking import list_tasks
+
+    ws, _, _ = trained
+    tasks = {t.name: t for t in reversed(list_tasks(ws.root, None))}  # newest of each name
+    expected = {"prepare audio": "data_processing", "make spectrogram": "data_processing",
+                "train model": "training", "validation": "testing"}  # fmt: skip
+    assert set(expected) <= set(tasks)
+    for name, task_type in expected.items():
+        record = tasks[name]
+        assert record.mode == "offline" and record.status == "completed", record
+        session = Path(record.session)
+        assert session.is_relative_to(ws.state_dir / "clearml")
+        task = json.loads((session / "task.json").read_text())
+        assert (task["name"], task["type"], task["project_name"]) == (name, task_type, "KWS")
+        assert task["hyperparams"]["General"], f"{name} logged no params"
+    prepare = tasks["prepare audio"]
+    hyper = json.loads((Path(prepare.session) / "task.json").read_text())["hyperparams"]
+    assert hyper["General"]["audio/sample_rate"]["value"] == "16000"
+    assert (Path(prepare.artifacts["manifest"])).read_bytes() == (
+        ws.output_dir / "manifest.csv"
+    ).read_bytes()
+    kinds = {e["metric"] for e in session_events(Path(prepare.session))
+             if e["type"] == "training_debug_image"}  # fmt: skip
+    assert {"duration histogram", "sample waveforms", "raw", "processed"} <= kinds  # audio too
+
+    train = tasks["train model"]
+    assert "batch_16" in train.tags and train.params["epochs"] in (1, 2)
+    events = session_events(Path(train.session))
+    series = {e["variant"] for e in events if e.get("metric") == "loss"}
+    assert {"fold 0 train", "fold 0 val", "fold 1 train", "fold 1 val"} <= series
+    assert {"fold_0", "fold_1"} <= set(train.artifacts)
+    model = ws.batch_dir(16) / "fold_0" / "model.safetensors"
+    assert Path(train.artifacts["fold_0"]).read_bytes() == model.read_bytes()

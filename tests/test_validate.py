@@ -8,6 +8,7 @@ VersionModels, each logged as a ClearML `train model` task in an offline session
 
 from __future__ import annotations
 
+import configparser
 import json
 import shutil
 import subprocess
@@ -294,7 +295,7 @@ def comparison(ws: Workspace) -> dict:
 def test_kwsops_run_ends_with_validate_and_compares_two_runs_as_git_revisions(demo_workspace):
     ws = demo_workspace
     base = ("run", "--quiet", "--batch-sizes", "16", "--epochs", "1", "--folds", "2")
-    run_cli(ws, *base)
+    run_cli(ws, *base, "--learning-rate", "0.001")
     assert [r["spec"] for r in comparison(ws)["revisions"]] == ["workspace:batch_16"]
     revisions = ("--revisions", "git:HEAD~1:batch_16", "git:HEAD:batch_16")
     run_cli(ws, *base, "--learning-rate", "0.003", *revisions)  # HEAD: this run's commit
@@ -314,12 +315,15 @@ def test_kwsops_run_ends_with_validate_and_compares_two_runs_as_git_revisions(de
     assert len(data["test"]["labels"]) == 6 and data["test"]["clips"] > 0
 
     # headless, defaults from luigi.cfg: only Validate is stale; its quality gate fails the run
-    with ws.luigi_cfg.open("a") as cfg:
-        cfg.write(
-            "\n[VersionModels]\nbatch_sizes = [16]\n[Train]\nepochs = 1\nfolds = 2\n"
-            "learning_rate = 0.003\n[Validate]\nfail_below = 1.01\n"
-            'revisions = ["git:HEAD~1:batch_16", "workspace:batch_16"]\n'
-        )
+    cfg = configparser.ConfigParser(interpolation=None)
+    cfg.read(ws.luigi_cfg)
+    cfg["VersionModels"]["batch_sizes"] = "[16]"
+    cfg["Train"].update(epochs="1", folds="2", learning_rate="0.003")
+    cfg["Validate"].update(
+        fail_below="1.01", revisions='["git:HEAD~1:batch_16", "workspace:batch_16"]'
+    )
+    with ws.luigi_cfg.open("w") as handle:
+        cfg.write(handle)
     luigi = subprocess.run([tool("luigi"), "--module", "tasks", "Validate"], cwd=ws.root,
                            capture_output=True, text=True, timeout=600)  # fmt: skip
     assert luigi.returncode != 0, luigi.stderr[-2000:]
