@@ -10,20 +10,16 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
 
-from kwsops import exitcodes
+from kwsops import cli_ops, cli_validate, exitcodes
 from kwsops.secrets import scrub
 from kwsops.workspace import Workspace
 
 console = Console()
 err = Console(stderr=True)
-
-Handler = Callable[[argparse.Namespace], int]
-
 
 def _workspace(args: argparse.Namespace) -> Workspace:
     return Workspace.at(args.workspace)
@@ -198,8 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("tui", help="the operations console")
     p.set_defaults(handler=cmd_tui)
-    __import__("kwsops.cli_validate").cli_validate.register(sub)
-    __import__("kwsops.cli_ops").cli_ops.register(sub)
+    cli_validate.register(sub)
+    cli_ops.register(sub)
     return parser
 
 
