@@ -11,7 +11,7 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.table import Column, Table
 
 from kwsops.runs import read_events
 from kwsops.runstate import RunState, TaskState
@@ -45,13 +45,15 @@ class LiveRunView:
         self._thread = threading.Thread(target=self._loop, daemon=True, name="kwsops-progress")
         self.progress = Progress(
             SpinnerColumn(),
-            TextColumn("{task.description}", justify="left"),
-            BarColumn(bar_width=24),
-            TextColumn("{task.fields[detail]}", style="cyan"),
+            TextColumn("{task.description}", table_column=Column(width=30, no_wrap=True)),
+            BarColumn(bar_width=16),
             TimeElapsedColumn(),
+            TextColumn("{task.fields[detail]}", style="cyan",
+                       table_column=Column(no_wrap=True, overflow="ellipsis", ratio=1)),
             console=console,
             transient=False,
-        )
+            expand=True,
+        )  # fmt: skip
 
     def __enter__(self) -> LiveRunView:
         self.progress.start()
