@@ -21,6 +21,7 @@ from kwsops.workspace import Workspace
 console = Console()
 err = Console(stderr=True)
 
+
 def _workspace(args: argparse.Namespace) -> Workspace:
     return Workspace.at(args.workspace)
 
@@ -81,10 +82,14 @@ def _run_request(args: argparse.Namespace, target: str):
 
 
 def enter_workspace(ws: Workspace) -> None:
-    """Work from the workspace root: Luigi reads ./luigi.cfg when it first needs a setting."""
+    """Work from the workspace root: Luigi reads ./luigi.cfg when it first needs a setting.
+
+    No LUIGI_CONFIG_PATH: it would leak into every process started from here (a `luigi`
+    run in another workspace would read this workspace's settings)."""
     os.chdir(ws.root)
-    if ws.luigi_cfg.exists():
-        os.environ["LUIGI_CONFIG_PATH"] = str(ws.luigi_cfg)
+    config = sys.modules.get("luigi.configuration")
+    if config is not None:  # a second command in this process: read this workspace's file
+        config.get_config().reload()
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".ogg", ".opus", ".mp3", ".flac")
 WHATSAPP_DIR = "Whatsapp"
 DEFAULT_BATCH_SIZES: tuple[int, ...] = (16, 32, 64)
 SEED = 42
+THREADS_ENV = "KWSOPS_TORCH_THREADS"  # torch threads per training process (default: all cores)
 
 
 @dataclass(frozen=True)

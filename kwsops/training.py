@@ -23,12 +23,11 @@ import torch.nn.functional as F
 
 from kwsops.atomic import atomic_write_json
 from kwsops.augment import Augmenter, AugmentSettings, noise_bank
-from kwsops.config import TrainSettings
+from kwsops.config import THREADS_ENV, TrainSettings
 from kwsops.features import SpecSplit, load_split, speaker_groups
 from kwsops.model import build_model, count_parameters, default_arch, save_model
 from kwsops.progress import ProgressFn, no_progress
 
-THREADS_ENV = "KWSOPS_TORCH_THREADS"  # the same variable tasks/base.py reads
 HISTORY_FIELDS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds")
 _EVAL_BATCH = 256
 

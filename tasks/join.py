@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import fields
 
 import luigi
@@ -13,8 +12,7 @@ from rich.console import Console
 from kwsops import exitcodes
 from kwsops.runs import RunPaths, WorkspaceLock, read_events
 from kwsops.runstate import RunState
-from kwsops.workspace import WORKSPACE_ENV, Workspace
-from tasks.events import RUN_DIR_ENV
+from kwsops.workspace import Workspace
 from tasks.request import (
     RunRequest,
     apply_overrides,
@@ -22,6 +20,7 @@ from tasks.request import (
     build_target,
     exit_code_for,
     luigi_build_args,
+    run_environment,
 )
 
 
@@ -51,12 +50,11 @@ def join_run(
     request = RunRequest(**{k: v for k, v in saved.items() if k in known})
     request.scheduler_host, request.scheduler_port = scheduler_host, scheduler_port
     request.workers = workers
-    os.environ[RUN_DIR_ENV] = str(paths.root)
-    os.environ[WORKSPACE_ENV] = str(ws.root)
     handler = attach_log(paths)
     try:
-        apply_overrides(request)
-        result = luigi.build([build_target(request)], **luigi_build_args(request))
+        with run_environment(ws, paths):
+            apply_overrides(request)
+            result = luigi.build([build_target(request)], **luigi_build_args(request))
     finally:
         logging.getLogger().removeHandler(handler)
         handler.close()

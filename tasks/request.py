@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 
 import luigi
@@ -10,10 +13,12 @@ import luigi.configuration
 from luigi.execution_summary import LuigiStatusCode
 
 from kwsops import exitcodes
+from kwsops.config import THREADS_ENV
 from kwsops.runs import RunPaths
 from kwsops.runstate import RunState
 from kwsops.secrets import ScrubbingFilter
-from kwsops.workspace import Workspace
+from kwsops.workspace import WORKSPACE_ENV, Workspace
+from tasks.events import RUN_DIR_ENV
 
 
 @dataclass
@@ -110,6 +115,24 @@ def preload_for_fork(ws: Workspace) -> None:
     from kwsops.tracking import preload
 
     preload(ws.root)
+
+
+@contextlib.contextmanager
+def run_environment(ws: Workspace, paths: RunPaths) -> Iterator[None]:
+    """What forked and joining workers inherit: the run folder, the workspace, the thread
+    count. Restored afterwards, so nothing leaks when a run is started in-process."""
+    names = (RUN_DIR_ENV, WORKSPACE_ENV, THREADS_ENV)
+    saved = {name: os.environ.get(name) for name in names}
+    os.environ[RUN_DIR_ENV] = str(paths.root)
+    os.environ[WORKSPACE_ENV] = str(ws.root)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def attach_log(paths: RunPaths) -> logging.Handler:

@@ -14,6 +14,7 @@ import psutil
 from rich.console import Console
 
 from kwsops import exitcodes
+from kwsops.config import THREADS_ENV
 from kwsops.console import LiveRunView, summary_table, task_label
 from kwsops.runreport import write_run_report
 from kwsops.runs import (
@@ -28,8 +29,7 @@ from kwsops.runs import (
 )
 from kwsops.runstate import RunState
 from kwsops.secrets import register_config_secrets
-from kwsops.workspace import WORKSPACE_ENV, Workspace, WorkspaceError
-from tasks.events import RUN_DIR_ENV
+from kwsops.workspace import Workspace, WorkspaceError
 from tasks.request import (
     RunRequest,
     apply_overrides,
@@ -39,6 +39,7 @@ from tasks.request import (
     exit_code_for,
     luigi_build_args,
     preload_for_fork,
+    run_environment,
 )
 
 log = logging.getLogger("kwsops")
@@ -101,7 +102,8 @@ def run_pipeline(
         return exitcodes.ALREADY_RUNNING
     try:
         paths = create_run(ws.runs_dir, request.params(), request.origin, run_id=run_id)
-        return _run_locked(ws, request, paths, quiet=quiet, console=console, err=err)
+        with run_environment(ws, paths):
+            return _run_locked(ws, request, paths, quiet=quiet, console=console, err=err)
     finally:
         lock.release()
 
@@ -115,8 +117,6 @@ def _run_locked(
     console: Console,
     err: Console,
 ) -> int:
-    os.environ[RUN_DIR_ENV] = str(paths.root)
-    os.environ[WORKSPACE_ENV] = str(ws.root)
     register_config_secrets(ws.root / ".dvc" / "config.local")
     handler = attach_log(paths)
     events = EventLog(paths.events)
@@ -141,7 +141,7 @@ def _run_locked(
         target = build_target(request)
         if workers > 1:
             threads = max(1, (os.cpu_count() or 1) // workers)
-            os.environ.setdefault("KWSOPS_TORCH_THREADS", str(threads))
+            os.environ.setdefault(THREADS_ENV, str(threads))
             if not target.complete():  # a no-op run never pays for torch and ClearML
                 preload_for_fork(ws)
         build_args = luigi_build_args(request)
