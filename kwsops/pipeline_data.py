@@ -50,9 +50,10 @@ def preprocess_stage(
                 ws.input_dir, tmp, audio, workers=workers, seed=seed, progress=progress
             )
             if summary.kept == 0:
+                why = ", ".join(f"{n} {kind}" for kind, n in summary.reasons.items())
                 raise ValueError(
-                    f"none of the {summary.rejected} files in {ws.input_dir} could be used; "
-                    f"see the reasons in {tmp / 'manifest.csv'}"
+                    f"none of the {summary.rejected} files in {ws.input_dir} could be used "
+                    f"({why}); add recordings to data/input/<label>/"
                 )
             write_stamp(tmp, key, kept=summary.kept, rejected=summary.rejected)
         rows = read_manifest(ws.output_dir / "manifest.csv")

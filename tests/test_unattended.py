@@ -125,7 +125,7 @@ def test_a_failing_task_makes_both_entry_points_exit_non_zero(workspace):
     (ws.input_dir / "catch" / "broken__clip.wav").write_text("not audio")
     result = run_cli(ws, "run", *SMALL, check=False)
     assert result.returncode == exitcodes.TASK_FAILED
-    assert "Preprocess" in result.stderr and "could be used" in result.stderr
+    assert "Preprocess" in result.stderr and "could be used (1 unreadable)" in result.stderr
     assert read_status(list_runs(ws.runs_dir)[0])["status"] == "failed"
 
     luigi = subprocess.run(
