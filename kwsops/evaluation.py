@@ -267,7 +267,53 @@ def _evaluate_models(
         "latency_ms": round(latency, 4),
         "features_recomputed": any(r for _, r in cache.values()),
         "val_accuracy": [m.get("metrics", {}).get("val_acc") for m in metas],
+        "trained_on": metas[0].get("trained_on"),
     }
+
+
+def unseen_check(trained_on: dict | None, test: SpecSplit, train_sha: str) -> dict:
+    """Whether a revision's test accuracy is on clips and voices it never trained on.
+
+    ``trained_on`` is the model metadata's record of its train split (``training_clips``);
+    ``train_sha`` the digest of the train split that held out ``test``. Returns ``{"status":
+    "unseen" | "overlap" | "other split" | "unknown", "speakers": [...]}``: speakers of the test
+    clips the revision trained on, when any.
+    """
+    if not trained_on:
+        return {"status": "unknown", "speakers": []}
+    if trained_on.get("ids_sha256") == train_sha:
+        return {"status": "unseen", "speakers": []}
+    test_speakers = {s for s in test.speakers if s}
+    shared = sorted(test_speakers & set(trained_on.get("speakers") or []))
+    if shared:
+        return {"status": "overlap", "speakers": shared}
+    if not all(test.speakers):  # a clip without a speaker may have been a training clip
+        return {"status": "other split", "speakers": []}
+    return {"status": "unseen", "speakers": []}
+
+
+def unseen_note(name: str, check: dict, test_speakers: int) -> str | None:
+    """The report's note for a revision whose test accuracy is not on unseen data, or None."""
+    status = check["status"]
+    if status == "overlap":
+        shared = check["speakers"]
+        listed = ", ".join(shared[:5]) + (", ..." if len(shared) > 5 else "")
+        return (
+            f"{name} was trained on {len(shared)} of the {test_speakers} test speakers "
+            f"({listed}): its accuracy is not on unseen voices; retrain it on the current "
+            "split to compare it fairly"
+        )
+    if status == "other split":
+        return (
+            f"{name} was trained on another split: test clips without a speaker may have "
+            "been among its training clips"
+        )
+    if status == "unknown":
+        return (
+            f"{name}: its model files do not record what they were trained on (made before "
+            "kwsops recorded it); its accuracy is on unseen voices only if it held out this split"
+        )
+    return None
 
 
 def rank(results: list[dict]) -> list[dict]:

@@ -115,6 +115,18 @@ def speaker_groups(speakers: list[str], ids: list[str]) -> np.ndarray:
     return np.array([index[k] for k in keys], dtype=np.int64)
 
 
+def training_clips(ids: list[str], speakers: list[str]) -> dict:
+    """What a model was trained on, small enough for its metadata: the clip count, a digest of
+    the sorted clip ids and the speakers. Validate compares it with the test split it scores on."""
+    from kwsops.stamps import digest
+
+    return {
+        "clips": len(ids),
+        "ids_sha256": digest(sorted(ids)),
+        "speakers": sorted({s for s in speakers if s}),
+    }
+
+
 def read_manifest(output_dir: Path) -> list[dict[str, str]]:
     """Kept rows of ``output_dir/manifest.csv`` (sorted by output path)."""
     path = Path(output_dir) / "manifest.csv"

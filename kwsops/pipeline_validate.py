@@ -58,9 +58,11 @@ def compare(
 ) -> dict:
     """Fetch and score every revision; the comparison dict (ranked, paired tests added)."""
     from kwsops import evaluation as ev
-    from kwsops.features import load_split, read_manifest
+    from kwsops.features import load_meta, load_split, read_manifest, training_clips
 
     split = load_split(ws.spec_dir, "test")
+    held_in = load_meta(ws.spec_dir)["train"]
+    train_sha = training_clips(held_in["ids"], held_in["speakers"])["ids_sha256"]
     total = 2 * len(revisions)
     results = []
     for n, revision in enumerate(revisions):
@@ -68,6 +70,7 @@ def compare(
         fetched = materialise(ws, revision, scratch / f"rev_{n}")
         progress(2 * n + 1, total, f"evaluating {revision.spec} on {len(split)} test clips")
         scores = ev.evaluate_models(fetched.model_paths, split, ws.output_dir)
+        scores["unseen"] = ev.unseen_check(scores.pop("trained_on"), split, train_sha)
         results.append({"spec": revision.spec, "requested": revision.requested,
                         "kind": revision.kind, "origin": revision.origin, **scores})  # fmt: skip
     ranked = ev.rank(results)
@@ -93,7 +96,7 @@ def compare(
         "best": ranked[0]["spec"],
         "differing_params": ev.differing_params(ranked),
         "revisions": ranked,
-        "notes": [],
+        "notes": unseen_notes(ranked, split),
         "plots": {},
     }
 
@@ -121,6 +124,15 @@ def _log(tracker, data: dict, plots: Path) -> None:
             tracker.single(f"{name} p vs best", rev["paired"]["p_value"])
     for png in sorted(plots.glob("*.png")):
         tracker.figure(png.stem, png)
+
+
+def unseen_notes(ranked: list[dict], split) -> list[str]:
+    """A note for each revision whose test accuracy is not on clips and voices it never heard."""
+    from kwsops import evaluation as ev
+
+    speakers = len({s for s in split.speakers if s})
+    notes = [ev.unseen_note(display_name_of(rev), rev["unseen"], speakers) for rev in ranked]
+    return [note for note in notes if note]
 
 
 def short_last_notes(revisions: list[ResolvedRevision]) -> list[str]:
@@ -169,7 +181,7 @@ def validate_stage(
             data = compare(ws, revisions, scratch, progress)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-        data["notes"] = short_last_notes(revisions)
+        data["notes"] = short_last_notes(revisions) + data["notes"]
         best = data["revisions"][0]["accuracy"]["mean"]
         failed = bool(fail_below) and best < fail_below
         status = "off" if not fail_below else ("failed" if failed else "passed")

@@ -191,8 +191,8 @@ def render_markdown(data: dict) -> str:
     if gate.get("status") in ("passed", "failed"):
         verdict = "passed" if gate["status"] == "passed" else "**FAILED**"
         lines.append(f"Quality gate (accuracy ≥ {pct(gate['fail_below'])} %): {verdict}.")
-    for note in data.get("notes") or []:
-        lines.append(f"Note: {escape_md(note, 400)}")
+    for note in data.get("notes") or []:  # a paragraph each
+        lines += ["", f"Note: {escape_md(note, 400)}"]
     lines.append("")
     lines += summary_section(data)
     if data.get("plots", {}).get("accuracy"):

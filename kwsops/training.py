@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from kwsops.atomic import atomic_write_json
 from kwsops.augment import Augmenter, AugmentSettings, noise_bank
 from kwsops.config import THREADS_ENV, TrainSettings
-from kwsops.features import SpecSplit, load_split, speaker_groups
+from kwsops.features import SpecSplit, load_split, speaker_groups, training_clips
 from kwsops.model import build_model, count_parameters, default_arch, save_model
 from kwsops.progress import ProgressFn, no_progress
 
@@ -281,6 +281,7 @@ def train_fold(
         "params": {**settings.as_dict(), "augment": augment.as_dict()},
         "fold": fold,
         "metrics": metrics,
+        "trained_on": training_clips(data.ids, data.speakers),  # its folds: the train split
     }
     model_path = save_model(out_dir / "model.safetensors", model.cpu(), meta)
     with (out_dir / "history.csv").open("w", newline="", encoding="utf-8") as handle:

@@ -25,8 +25,10 @@ from kwsops.evaluation import (
     rank,
     resample_weights,
     score_folds,
+    unseen_check,
+    unseen_note,
 )
-from kwsops.features import SpecSplit
+from kwsops.features import SpecSplit, training_clips
 
 
 def test_resampling_is_seeded_and_draws_n_clips():
@@ -184,3 +186,31 @@ def test_latency_is_positive_and_restores_threads():
     threads = torch.get_num_threads()
     ms = measure_latency(model, torch.zeros(16, 40, 20), batch=4, repeats=3)
     assert ms > 0 and torch.get_num_threads() == threads
+
+
+def test_unseen_check_names_test_speakers_a_revision_trained_on():
+    def split(ids: list[str], speakers: list[str]) -> SpecSplit:
+        n = len(ids)
+        return SpecSplit(torch.zeros(n, 2, 3), torch.zeros(n, dtype=torch.long), ids, speakers,
+                         ["a"], FeatureSettings())  # fmt: skip
+
+    train_ids, train_speakers = ["x1", "x2", "y1", "u1"], ["x", "x", "y", ""]
+    current = training_clips(train_ids, train_speakers)
+    assert current == {"clips": 4, "ids_sha256": current["ids_sha256"], "speakers": ["x", "y"]}
+    assert training_clips(list(reversed(train_ids)), train_speakers) == current  # order-free
+    test = split(["z1", "z2", "w1"], ["z", "z", "w"])
+    sha = current["ids_sha256"]
+    assert unseen_check(current, test, sha) == {"status": "unseen", "speakers": []}
+    assert unseen_check(None, test, sha)["status"] == "unknown"
+    # trained on another split that held in test speaker z (and w): named, sorted
+    other = training_clips(["x1", "z1", "w1"], ["x", "z", "w"])
+    check = unseen_check(other, test, sha)
+    assert check == {"status": "overlap", "speakers": ["w", "z"]}
+    note = unseen_note("workspace:batch_32", check, 2)
+    assert "trained on 2 of the 2 test speakers (w, z)" in note and "not on unseen" in note
+    # another split, speakers disjoint: still unseen voices, unless a test clip has no speaker
+    disjoint = training_clips(["x1", "q1"], ["x", "q"])
+    assert unseen_check(disjoint, test, sha)["status"] == "unseen"
+    anonymous = split(["z1", "n1"], ["z", ""])
+    assert unseen_check(disjoint, anonymous, sha)["status"] == "other split"
+    assert unseen_note("r", {"status": "unseen", "speakers": []}, 2) is None

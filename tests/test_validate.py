@@ -211,6 +211,33 @@ def test_git_revisions_of_two_runs_are_compared(compared):
         assert rev["accuracy"]["low"] <= rev["accuracy"]["mean"] <= rev["accuracy"]["high"]
         assert rev["latency_ms"] > 0 and rev["parameters"] > 1000 and rev["file_bytes"] > 1000
     assert (trained.ws.plots_dir / "accuracy.png").is_file()
+    # every revision held out this test split: no note casts doubt on its accuracy
+    assert {rev["unseen"]["status"] for rev in data["revisions"]} == {"unseen"}
+    assert "Note:" not in md
+
+
+def test_a_revision_trained_on_test_speakers_is_flagged(trained, tmp_path, monkeypatch):
+    """The split changed after training: the report names the test speakers the models heard."""
+    from kwsops.features import load_meta, make_spectrogram_dataset
+
+    ws = Workspace(tmp_path / "copy")
+    shutil.copytree(trained.ws.root, ws.root, symlinks=True)
+    monkeypatch.chdir(ws.root)
+    monkeypatch.setenv(WORKSPACE_ENV, str(ws.root))
+    before = set(load_meta(ws.spec_dir)["test"]["speakers"])
+    for seed in range(1, 20):  # a split whose test speakers differ from the one trained with
+        split = SplitSettings(test_size=0.25, seed=seed)
+        summary = make_spectrogram_dataset(ws.output_dir, ws.spec_dir, split=split)
+        if set(summary.test_speakers) != before:
+            break
+    heard = sorted(set(summary.test_speakers) - before)
+    assert heard
+    assert run_validate(ws, ["workspace:batch_4"]) == exitcodes.OK, last_error(ws)
+    data = comparison(ws)
+    assert data["revisions"][0]["unseen"] == {"status": "overlap", "speakers": heard}
+    md = ws.comparison_report.read_text()
+    note = f"trained on {len(heard)} of the {len(summary.test_speakers)} test speakers"
+    assert note in md and ", ".join(heard) in md and "not on unseen voices" in md
 
 
 def test_clearml_and_git_revisions_score_like_their_workspace_twin(compared):
