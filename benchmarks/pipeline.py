@@ -31,7 +31,7 @@ from kwsops.runs import list_runs, read_events
 from kwsops.runstate import RunState
 from kwsops.workspace import Workspace
 
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 110)  # piped: no cut figures
 KWSOPS = [sys.executable, "-m", "kwsops.cli"]
 
 
@@ -71,18 +71,28 @@ def timed_cli(ws: Workspace, *args: str) -> tuple[float, int]:
     return time.perf_counter() - started, memory.peak
 
 
+def busy_wall(spans: list[tuple[float, float]]) -> float:
+    """Seconds during which at least one of the spans ran (their union, not first-to-last: the
+    three short Train collectors finish minutes apart)."""
+    total, reach = 0.0, float("-inf")
+    for start, end in sorted(spans):
+        if end > reach:
+            total += end - max(start, reach)
+            reach = end
+    return total
+
+
 def stage_table(ws: Workspace, total: float, peak: int) -> None:
     state = RunState().apply_all(read_events(list_runs(ws.runs_dir)[0].events).events)
     families: dict[str, list] = {}
     for task in state.ordered():
         families.setdefault(task.family, []).append(task)
     table = Table(title="default run, raw files to report", title_justify="left")
-    for column in ("stage", "tasks", "wall s", "task-seconds"):
+    for column in ("stage", "tasks", "wall s (any running)", "task-seconds"):
         table.add_column(column, justify="left" if column == "stage" else "right")
     for family, tasks in families.items():
-        starts = [t.started for t in tasks if t.started]
-        ends = [t.finished for t in tasks if t.finished]
-        wall = max(ends) - min(starts) if starts and ends else 0.0
+        spans = [(t.started, t.finished) for t in tasks if t.started and t.finished]
+        wall = busy_wall(spans)
         busy = sum(t.duration or 0.0 for t in tasks)
         table.add_row(family, str(len(tasks)), f"{wall:.1f}", f"{busy:.1f}")
     table.add_row("[bold]whole run[/]", "", f"[bold]{total:.1f}[/]", "")
