@@ -66,13 +66,19 @@ def guard_luigi_command_line(argv: list[str] | None = None) -> None:
         if os.getpid() != int(lock.holder().get("pid", os.getpid())):
             return  # a forked worker exiting, not the run
         state = RunState().apply_all(read_events(paths.events).events)
-        status = "failed" if state.failed() else "ok"
-        code = exitcodes.TASK_FAILED if state.failed() else exitcodes.OK
+        failed = state.failed()
+        gate = bool(failed) and all("QualityGate" in task.error for task in failed)
+        status = "failed" if failed else "ok"
+        code = exitcodes.QUALITY_GATE if gate else exitcodes.TASK_FAILED if failed else exitcodes.OK
         duration = round(time.time() - started, 3)
         events.emit("run_finished", status=status, exit_code=code, duration=duration)
         write_status(paths, status=status, exit_code=code, finished=time.time(), duration=duration)
         write_run_report(paths)
         logging.shutdown()
         lock.release()
+        if gate:  # Luigi's [retcode] has no code for it; exit as `kwsops run` does, not with 1
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
 
     atexit.register(finish)

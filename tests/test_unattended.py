@@ -140,10 +140,30 @@ def test_a_failing_task_makes_both_entry_points_exit_non_zero(workspace):
     assert read_status(run)["status"] == "failed" and "luigi" in run.params.read_text()
 
 
-def test_quiet_prints_nothing_on_success(demo_workspace):
+def test_quiet_prints_nothing_on_success_and_the_gate_exits_5_from_luigi(demo_workspace):
+    import configparser
+
     ws = demo_workspace
-    result = run_cli(ws, "run", *SMALL, "--quiet")
+    config = configparser.ConfigParser(interpolation=None)
+    config.read(ws.root / "luigi.cfg")
+    config["Train"].update({"epochs": "2", "folds": "2"})  # SMALL, for both entry points
+    config["VersionModels"]["batch_sizes"] = "[16]"
+    with (ws.root / "luigi.cfg").open("w") as handle:
+        config.write(handle)
+    result = run_cli(ws, "run", "--quiet")
     assert result.stdout == "" and result.stderr == ""
+    # the same pipeline, now up to date but for Validate, with a gate no model passes
+    luigi = subprocess.run(
+        [tool("luigi"), "--module", "tasks", "Validate", "--Validate-fail-below", "1.01"],
+        cwd=ws.root,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert luigi.returncode == exitcodes.QUALITY_GATE, luigi.stderr[-2000:]
+    run = list_runs(ws.runs_dir)[0]
+    assert read_status(run)["exit_code"] == exitcodes.QUALITY_GATE
+    assert started_families(ws) == {"Validate"}  # nothing else was stale
 
 
 def fold_results(ws: Workspace) -> list[tuple[float, float, dict]]:
