@@ -35,7 +35,8 @@ class TestReport:
             await pilot.press("3")
             viewer = app.screen.query_one(ReportViewer)
             await wait_for(pilot, lambda: app.screen.loaded_text is not None)
-            assert viewer.display and viewer.show_table_of_contents
+            # 120 columns: room for the ten-column summary first, the contents on `t`
+            assert viewer.display and not viewer.show_table_of_contents
             assert len(viewer.query("MarkdownTable")) == 3  # summary + two confusion matrices
             toc = viewer.table_of_contents.table_of_contents
             assert [t[1] for t in toc][:2] == ["Comparison of model revisions", "Summary"]
@@ -43,7 +44,12 @@ class TestReport:
             os.utime(report, (NOW + 60, NOW + 60))
             await wait_for(pilot, lambda: "batch_64" in (app.screen.loaded_text or ""), 5)
             await pilot.press("t")
+            assert viewer.show_table_of_contents
+            await pilot.resize_terminal(200, 50)  # wide: the contents open by themselves
+            await pilot.press("t")
             assert not viewer.show_table_of_contents
+            await pilot.resize_terminal(180, 50)
+            await wait_for(pilot, lambda: viewer.show_table_of_contents, 5)
 
     @run_async
     async def test_missing_report_says_how_to_make_one(self, tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from textual.widgets import ContentSwitcher, Footer, Header, Markdown, MarkdownV
 from kwsops.tui.messages import ReportLoaded
 from kwsops.tui.workers import ForwardWorkerErrors
 
-NARROW = 100  # columns below which the table of contents starts hidden
+NARROW = 150  # below this the contents start hidden: the ten-column summary needs ~116
 EMPTY = """\
 # No comparison report yet
 
