@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -122,7 +123,9 @@ def accuracy_table(ws: Workspace) -> dict:
     return report
 
 
-def ablate(ws: Workspace, batch_size: int, folds: int) -> None:
+def ablate(
+    ws: Workspace, batch_size: int, folds: int, seeds: int = 1, measures: list[str] | None = None
+) -> None:
     """Retrain `batch_size` with each augmentation off in turn; same spectrograms and test.
 
     Folds train as the pipeline trains them: two processes of one thread each, so "everything
@@ -141,12 +144,16 @@ def ablate(ws: Workspace, batch_size: int, folds: int) -> None:
     from kwsops.training import train_fold
 
     test = load_split(ws.spec_dir, "test")
-    settings = TrainSettings(batch_size=batch_size, folds=folds)
     full = AugmentSettings()
-    variants = [("everything on", full)] + [(f"no {n}", full.without(n)) for n in full.enabled]
-    variants.append(("no augmentation at all", AugmentSettings.none()))
+    variants = [("everything on", full)] + [
+        (f"no {n}", full.without(n)) for n in full.enabled if not measures or n in measures
+    ]
+    if not measures:
+        variants.append(("no augmentation at all", AugmentSettings.none()))
+    seed_list = [42 + k for k in range(seeds)]
     table = Table(
-        title=f"ablation: batch {batch_size}, {folds} folds, unseen speakers",
+        title=f"ablation: batch {batch_size}, {folds} folds, unseen speakers, "
+        f"mean over seeds {', '.join(map(str, seed_list))}",
         title_justify="left",
     )
     columns = ("variant", "test acc", "test ensemble", "Δ test", "CV acc", "Δ CV", "train s")
@@ -157,19 +164,25 @@ def ablate(ws: Workspace, batch_size: int, folds: int) -> None:
     with tempfile.TemporaryDirectory() as scratch, ProcessPoolExecutor(2, spawn) as pool:
         for name, augment in variants:
             started = time.perf_counter()
-            jobs = []
-            for fold in range(folds):
-                out = Path(scratch) / name.replace(" ", "_") / f"fold_{fold}"
-                jobs.append(
-                    pool.submit(
+            jobs: dict[int, list] = {}
+            for seed in seed_list:  # every fold of every seed queued at once: both cores busy
+                settings = TrainSettings(batch_size=batch_size, folds=folds, seed=seed)
+                for fold in range(folds):
+                    out = Path(scratch) / name.replace(" ", "_") / f"seed_{seed}" / f"fold_{fold}"
+                    job = pool.submit(
                         train_fold, ws.spec_dir, out, settings, fold, augment=augment, threads=1
                     )
+                    jobs.setdefault(seed, []).append(job)
+            figures = []
+            for seed in seed_list:
+                results = [job.result() for job in jobs[seed]]
+                scores = evaluate_models([r.model_path for r in results], test, ws.output_dir)
+                cv = sum(r.val_acc * r.n_val for r in results) / sum(r.n_val for r in results)
+                figures.append(
+                    (scores["accuracy"]["mean"], scores["ensemble_accuracy"]["mean"], cv)
                 )
-            results = [job.result() for job in jobs]
             seconds = time.perf_counter() - started
-            scores = evaluate_models([r.model_path for r in results], test, ws.output_dir)
-            acc, ens = scores["accuracy"]["mean"], scores["ensemble_accuracy"]["mean"]
-            cv = sum(r.val_acc * r.n_val for r in results) / sum(r.n_val for r in results)
+            acc, ens, cv = (statistics.fmean(column) for column in zip(*figures, strict=True))
             baseline = baseline or (acc, cv)
             table.add_row(
                 name,
@@ -180,8 +193,10 @@ def ablate(ws: Workspace, batch_size: int, folds: int) -> None:
                 f"{cv - baseline[1]:+.3f}",
                 f"{seconds:.0f}",
             )
+            per_seed = "; ".join(f"{a:.3f}/{c:.3f}" for a, _, c in figures)
             console.print(
                 f"  {name}: test {acc:.3f} (ensemble {ens:.3f}), CV {cv:.3f} ({seconds:.0f} s)"
+                + (f"  per seed test/CV: {per_seed}" if seeds > 1 else "")
             )
     console.print(table)
     n_cv = sum(r.n_val for r in results)
@@ -199,18 +214,33 @@ def main() -> None:
     parser.add_argument("--ablate-batch", type=int, default=32)
     parser.add_argument("--ablate-folds", type=int, default=5)
     parser.add_argument(
+        "--ablate-seeds", type=int, default=1, help="train each variant with N seeds, report means"
+    )
+    parser.add_argument(
+        "--ablate-measures", nargs="+", metavar="NAME", help="switch off only these (e.g. reverb)"
+    )
+    parser.add_argument(
         "--ablate-only",
         action="store_true",
         help="only the ablation, on the finished run in --workspace",
     )
     args = parser.parse_args()
+    from kwsops.augment import AUGMENTATIONS
+
+    unknown = sorted(set(args.ablate_measures or []) - set(AUGMENTATIONS))
+    if unknown:
+        parser.error(
+            f"unknown measure(s) {', '.join(unknown)}; choose from {', '.join(AUGMENTATIONS)}"
+        )
 
     with tempfile.TemporaryDirectory(prefix="kwsops-bench-") as scratch:
         ws = Workspace((args.workspace or Path(scratch) / "ws").resolve())
         if args.ablate_only:
             if not args.workspace or not ws.comparison_report.is_file():
                 sys.exit("--ablate-only needs --workspace DIR holding a finished run")
-            ablate(ws, args.ablate_batch, args.ablate_folds)
+            ablate(
+                ws, args.ablate_batch, args.ablate_folds, args.ablate_seeds, args.ablate_measures
+            )
             return
         subprocess.run([*KWSOPS, "init", str(ws.root)], check=True, stdout=subprocess.DEVNULL)
         synth, _ = timed_cli(
@@ -241,7 +271,9 @@ def main() -> None:
             f"{noop:.2f} s"
         )
         if args.ablate:
-            ablate(ws, args.ablate_batch, args.ablate_folds)
+            ablate(
+                ws, args.ablate_batch, args.ablate_folds, args.ablate_seeds, args.ablate_measures
+            )
 
 
 if __name__ == "__main__":
