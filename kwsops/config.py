@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 
 DEMO_LABELS: tuple[str, ...] = ("catch", "gun", "index", "like", "relax", "rock")
@@ -10,6 +13,21 @@ WHATSAPP_DIR = "Whatsapp"
 DEFAULT_BATCH_SIZES: tuple[int, ...] = (16, 32, 64)
 SEED = 42
 THREADS_ENV = "KWSOPS_TORCH_THREADS"  # torch threads per training process (default: all cores)
+
+
+@contextlib.contextmanager
+def restored_environ(*names: str) -> Iterator[None]:
+    """Restore the environment variables ``names`` on exit (unset again when they were unset),
+    whatever the block set them to."""
+    saved = {name: os.environ.get(name) for name in names}
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @dataclass(frozen=True)

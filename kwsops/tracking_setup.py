@@ -19,6 +19,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from kwsops.atomic import atomic_write_text
+from kwsops.config import restored_environ
 from kwsops.secrets import scrub
 from kwsops.workspace import Workspace
 
@@ -137,18 +138,11 @@ def clearml_env(ws_root: Path) -> Iterator[None]:
     """Point ClearML at the workspace for the duration of a stage, then restore the env
     (ClearML also sets *_OFFLINE_MODE and *_PROC_MASTER_ID, which child processes inherit)."""
     names = ("CLEARML_CONFIG_FILE", "CLEARML_CACHE_DIR", *_OFFLINE_ENV, *_MASTER_ENV)
-    saved = {name: os.environ.get(name) for name in names}
-    os.environ["CLEARML_CONFIG_FILE"] = str(write_config(ws_root))
-    os.environ["CLEARML_CACHE_DIR"] = str(cache_dir(ws_root))
-    forget_parent_task()
-    try:
+    with restored_environ(*names):
+        os.environ["CLEARML_CONFIG_FILE"] = str(write_config(ws_root))
+        os.environ["CLEARML_CACHE_DIR"] = str(cache_dir(ws_root))
+        forget_parent_task()
         yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def forget_parent_task() -> None:

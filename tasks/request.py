@@ -13,7 +13,7 @@ import luigi.configuration
 from luigi.execution_summary import LuigiStatusCode
 
 from kwsops import exitcodes
-from kwsops.config import THREADS_ENV
+from kwsops.config import THREADS_ENV, restored_environ
 from kwsops.runs import RunPaths
 from kwsops.runstate import RunState
 from kwsops.secrets import ScrubbingFilter
@@ -121,18 +121,10 @@ def preload_for_fork(ws: Workspace) -> None:
 def run_environment(ws: Workspace, paths: RunPaths) -> Iterator[None]:
     """What forked and joining workers inherit: the run folder, the workspace, the thread
     count. Restored afterwards, so nothing leaks when a run is started in-process."""
-    names = (RUN_DIR_ENV, WORKSPACE_ENV, THREADS_ENV)
-    saved = {name: os.environ.get(name) for name in names}
-    os.environ[RUN_DIR_ENV] = str(paths.root)
-    os.environ[WORKSPACE_ENV] = str(ws.root)
-    try:
+    with restored_environ(RUN_DIR_ENV, WORKSPACE_ENV, THREADS_ENV):
+        os.environ[RUN_DIR_ENV] = str(paths.root)
+        os.environ[WORKSPACE_ENV] = str(ws.root)
         yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def attach_log(paths: RunPaths) -> logging.Handler:
