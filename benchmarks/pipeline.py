@@ -29,8 +29,9 @@ import psutil
 from rich.console import Console
 from rich.table import Table
 
-from kwsops.runs import list_runs, read_events
-from kwsops.runstate import RunState
+from kwsops.runs.events import read_events
+from kwsops.runs.folder import list_runs
+from kwsops.runs.state import RunState
 from kwsops.workspace import Workspace
 
 console = Console(width=None if sys.stdout.isatty() else 110)  # piped: no cut figures
@@ -137,11 +138,11 @@ def ablate(
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    from kwsops.augment import AugmentSettings
+    from kwsops.compare.evaluation import evaluate_models
     from kwsops.config import TrainSettings
-    from kwsops.evaluation import evaluate_models
-    from kwsops.features import load_split
-    from kwsops.training import train_fold
+    from kwsops.ml.augment import AugmentSettings
+    from kwsops.ml.features import load_split
+    from kwsops.ml.training import train_fold
 
     test = load_split(ws.spec_dir, "test")
     full = AugmentSettings()
@@ -225,7 +226,7 @@ def main() -> None:
         help="only the ablation, on the finished run in --workspace",
     )
     args = parser.parse_args()
-    from kwsops.augment import AUGMENTATIONS
+    from kwsops.ml.augment import AUGMENTATIONS
 
     unknown = sorted(set(args.ablate_measures or []) - set(AUGMENTATIONS))
     if unknown:

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/preprocess.py [--input DIR] [--workers 2] [--repeat 1]
 
 Without ``--input`` a demo-sized set (864 files) is built in a temp folder: with
-``kwsops.demo_data.generate_demo_data`` when it is there, else synthesised here. Every phase
+``kwsops.audio.demo_data.generate_demo_data`` when it is there, else synthesised here. Every phase
 reads the same files; peak memory is the largest summed RSS of this process and its workers.
 """
 
@@ -27,9 +27,10 @@ import soundfile as sf
 from rich.console import Console
 from rich.table import Table
 
-from kwsops.audio import decode, is_supported, resample
+from kwsops.audio.clip import decode, resample
+from kwsops.audio.layout import is_supported
+from kwsops.audio.preprocess import PreprocessSummary, preprocess, scan_inputs
 from kwsops.config import DEMO_LABELS, AudioSettings
-from kwsops.preprocess import PreprocessSummary, preprocess, scan_inputs
 
 FORMATS = (  # (format, subtype, extension, sample rates)
     ("WAV", "PCM_16", "wav", (8000, 16000, 44100, 48000)),
@@ -74,12 +75,12 @@ def build_inputs(root: Path, synthetic: bool = False) -> str:
     try:
         if synthetic:
             raise ImportError
-        from kwsops.demo_data import generate_demo_data
+        from kwsops.audio.demo_data import generate_demo_data
     except ImportError:
         synthesise(root)
         return "synthesised here"
     generate_demo_data(root, workers=2)
-    return "kwsops.demo_data.generate_demo_data"
+    return "kwsops.audio.demo_data.generate_demo_data"
 
 
 def floor_one(path: str) -> int:
@@ -153,7 +154,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--input", type=Path, help="an existing input folder (default: build one)")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--synthetic", action="store_true", help="skip kwsops.demo_data")
+    parser.add_argument("--synthetic", action="store_true", help="skip kwsops.audio.demo_data")
     parser.add_argument("--repeat", type=int, default=1, help="runs per phase; the best counts")
     args = parser.parse_args()
     console = Console(width=None if sys.stdout.isatty() else 110)

@@ -5,7 +5,7 @@
 Prints, for the console (`kwsops.tui.app.KwsApp`, headless via ``run_test`` at 120x40):
 - startup: process start -> first screen composed, and -> dashboard showing the workspace;
 - a generated log of ``--log-mb`` MB in /tmp (deleted afterwards unless ``--keep``):
-  the core index (``kwsops.logindex.LineIndex``): indexing time, tracemalloc peak, RSS delta,
+  the core index (``kwsops.tui.logindex.LineIndex``): indexing time, tracemalloc peak, RSS delta,
   reading the last screenful, following 10 MB appended;
   the Logs screen: time until the whole log is indexed and the last lines show, RSS delta.
 Each measurement that spans imports runs in a fresh Python process.
@@ -26,7 +26,7 @@ import tracemalloc
 from pathlib import Path
 
 START = time.perf_counter()
-LINE = "{ts} INFO kwsops.training: TrainFold(batch_size=32, fold={fold}) epoch {epoch}/40 loss {loss:.4f} val_acc {acc:.4f} lr 0.001\n"
+LINE = "{ts} INFO kwsops.ml.training: TrainFold(batch_size=32, fold={fold}) epoch {epoch}/40 loss {loss:.4f} val_acc {acc:.4f} lr 0.001\n"
 
 
 def rss() -> int:
@@ -80,7 +80,7 @@ def child(argv: list[str]) -> None:
 
         print(json.dumps(asyncio.run(measure())))
     elif kind == "core":
-        from kwsops.logindex import LineIndex
+        from kwsops.tui.logindex import LineIndex
 
         path = Path(argv[1])
         before = rss()

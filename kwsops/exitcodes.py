@@ -2,7 +2,7 @@
 
 OK = 0
 TASK_FAILED = 1  # a task raised, or was not run; the run log says which and why
-USAGE = 2  # bad command-line usage (click)
+USAGE = 2  # bad command-line usage (argparse)
 ALREADY_RUNNING = 3  # another run holds this workspace's lock
 BAD_CONFIG = 4  # the workspace or a setting is wrong; nothing was run
 QUALITY_GATE = 5  # the run finished but the best accuracy is under --fail-below

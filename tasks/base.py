@@ -9,6 +9,7 @@ from pathlib import Path
 
 import luigi
 
+from kwsops.runs.events import emit
 from kwsops.stamps import digest
 from kwsops.workspace import Workspace
 
@@ -76,8 +77,6 @@ class KwsTask(luigi.Task):
         if not final and now - self._last_progress < PROGRESS_INTERVAL_S:
             return
         self._last_progress = now
-        from tasks.events import emit
-
         emit(
             "task_progress",
             task=self.task_id,

@@ -1,8 +1,8 @@
 """Luigi events -> the run's structured event log (reports/runs/<id>/events.jsonl).
 
-The run folder is passed down in ``KWSOPS_RUN_DIR`` so forked workers and workers started by
-a central scheduler write to the same file. Without it (a bare ``luigi.build`` in a script)
-events go nowhere.
+Events go to the run named by ``KWSOPS_RUN_DIR`` (:func:`kwsops.runs.events.emit`). A failure
+carries its error as one line and, when the exception says what the run's exit code should be
+(``exit_code``, e.g. the quality gate's 5), that code: the run session decides by it.
 """
 
 from __future__ import annotations
@@ -10,33 +10,18 @@ from __future__ import annotations
 import os
 import socket
 import time
-from pathlib import Path
 
 import luigi
 
-from kwsops.runs import EventLog
-from kwsops.secrets import scrub
+from kwsops.runs.events import emit
+from kwsops.text import error_line
 from tasks.base import KwsTask
 
-RUN_DIR_ENV = "KWSOPS_RUN_DIR"
 
-
-def current_log() -> EventLog | None:
-    run_dir = os.environ.get(RUN_DIR_ENV)
-    return EventLog(Path(run_dir) / "events.jsonl") if run_dir else None
-
-
-def emit(event: str, **fields: object) -> None:
-    log = current_log()
-    if log is not None:
-        log.emit(event, **fields)
-
-
-def one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    message = text[0] if text else ""
-    name = type(exc).__name__
-    return scrub(f"{name}: {message}" if message else name)
+def failure_fields(exception: BaseException) -> dict:
+    """The one-line error and, when the exception names one, the run's exit code."""
+    code = getattr(exception, "exit_code", None)
+    return {"error": error_line(exception), **({"exit_code": code} if code else {})}
 
 
 @KwsTask.event_handler(luigi.Event.START)
@@ -74,7 +59,7 @@ def _failed(task: KwsTask, exception: BaseException) -> None:
         task=task.task_id,
         family=task.task_family,
         duration=round(time.time() - started, 3),
-        error=one_line(exception),
+        **failure_fields(exception),
     )
 
 
@@ -90,5 +75,5 @@ def _broken(task: KwsTask, exception: BaseException) -> None:
         task=task.task_id,
         family=task.task_family,
         duration=0.0,
-        error=one_line(exception),
+        **failure_fields(exception),
     )

@@ -3,24 +3,24 @@
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import fields
 
 import luigi
 from rich.console import Console
 
 from kwsops import exitcodes
-from kwsops.runs import RunPaths, WorkspaceLock, read_events
-from kwsops.runstate import RunState
+from kwsops.runs.events import read_events
+from kwsops.runs.folder import RunPaths
+from kwsops.runs.lock import WorkspaceLock
+from kwsops.runs.session import attach_log, detach_log, exit_code, run_environment
+from kwsops.runs.state import RunState
 from kwsops.workspace import Workspace
 from tasks.request import (
     RunRequest,
     apply_overrides,
-    attach_log,
+    build_succeeded,
     build_target,
-    exit_code_for,
     luigi_build_args,
-    run_environment,
 )
 
 
@@ -56,8 +56,7 @@ def join_run(
             apply_overrides(request)
             result = luigi.build([build_target(request)], **luigi_build_args(request))
     finally:
-        logging.getLogger().removeHandler(handler)
-        handler.close()
+        detach_log(handler)
     state = RunState().apply_all(read_events(paths.events).events)
     (console or Console()).print(f"worker done for run {paths.run_id}")
-    return exit_code_for(result, state)
+    return exit_code(state, completed=build_succeeded(result))

@@ -1,34 +1,24 @@
 """Make `luigi --module tasks ...` as safe as `kwsops run`.
 
 Luigi's own lock keys on the exact command line, so two runs with different params would both
-start. When this module is imported by Luigi's command line, it takes the workspace lock
-(exiting at once, with the [retcode] already_running code, when another run holds it), opens a
-run folder with its log and event log, and closes the run's status when the process exits.
+start. When this module is imported by Luigi's command line, it opens a :class:`RunSession`
+(the workspace lock, exiting at once with the [retcode] already_running code when another run
+holds it; a run folder with its log and event log) and finishes it when the process exits,
+with the same exit-code rule as `kwsops run`.
 """
 
 from __future__ import annotations
 
 import atexit
-import logging
 import os
 import sys
-import time
 from pathlib import Path
 
 from kwsops import exitcodes
-from kwsops.runreport import write_run_report
-from kwsops.runs import (
-    AlreadyRunning,
-    EventLog,
-    WorkspaceLock,
-    create_run,
-    new_run_id,
-    read_events,
-    write_status,
-)
-from kwsops.runstate import RunState
+from kwsops.runs.events import RUN_DIR_ENV
+from kwsops.runs.lock import AlreadyRunning
+from kwsops.runs.session import RunSession, exit_code
 from kwsops.workspace import WORKSPACE_ENV, Workspace
-from tasks.events import RUN_DIR_ENV
 
 
 def launched_by_luigi_cli(argv: list[str]) -> bool:
@@ -43,40 +33,25 @@ def guard_luigi_command_line(argv: list[str] | None = None) -> None:
     ws = Workspace.at()
     if not ws.is_initialised():
         return  # Luigi reports the failing task; nothing of ours to guard
-    lock = WorkspaceLock(ws.lock_file)
-    run_id = new_run_id()
+    session = RunSession(ws, {"argv": argv[1:]}, "luigi")
     try:
-        lock.acquire(run_id, origin="luigi")
+        session.open()
     except AlreadyRunning as exc:
         print(f"kwsops: {exc}", file=sys.stderr)
         os._exit(exitcodes.ALREADY_RUNNING)
-    paths = create_run(ws.runs_dir, {"argv": argv[1:]}, "luigi", run_id=run_id)
-    os.environ[RUN_DIR_ENV] = str(paths.root)
+    os.environ[RUN_DIR_ENV] = str(session.paths.root)
     os.environ[WORKSPACE_ENV] = str(ws.root)
-    from tasks.request import attach_log
-
-    attach_log(paths)
-    events = EventLog(paths.events)
-    started = time.time()
-    events.emit(
-        "run_started", run_id=run_id, params={"argv": argv[1:]}, pid=os.getpid(), origin="luigi"
-    )
+    owner = os.getpid()
 
     def finish() -> None:
-        if os.getpid() != int(lock.holder().get("pid", os.getpid())):
+        if os.getpid() != owner:
             return  # a forked worker exiting, not the run
-        state = RunState().apply_all(read_events(paths.events).events)
-        failed = state.failed()
-        gate = bool(failed) and all("QualityGate" in task.error for task in failed)
-        status = "failed" if failed else "ok"
-        code = exitcodes.QUALITY_GATE if gate else exitcodes.TASK_FAILED if failed else exitcodes.OK
-        duration = round(time.time() - started, 3)
-        events.emit("run_finished", status=status, exit_code=code, duration=duration)
-        write_status(paths, status=status, exit_code=code, finished=time.time(), duration=duration)
-        write_run_report(paths)
-        logging.shutdown()
-        lock.release()
-        if gate:  # Luigi's [retcode] has no code for it; exit as `kwsops run` does, not with 1
+        state = session.state()
+        # Luigi's own [retcode] decides the code of an unfinished run; record what we know
+        code = exit_code(state, completed=True)
+        session.finish(code, "ok" if code == exitcodes.OK else "failed")
+        if code not in (exitcodes.OK, exitcodes.TASK_FAILED):
+            # Luigi's [retcode] has no such code (the quality gate's 5): exit as `kwsops run` does
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(code)

@@ -11,9 +11,11 @@ import functools
 import luigi
 
 from kwsops.config import AudioSettings, FeatureSettings, SplitSettings, TrainSettings
-from kwsops.pipeline_data import StageResult, preprocess_stage, spectrogram_stage
-from kwsops.pipeline_train import collect_folds_stage, train_fold_stage
-from kwsops.pipeline_version import default_remote_id, version_data_stage, version_models_stage
+from kwsops.pipeline.preprocess import preprocess_stage
+from kwsops.pipeline.result import StageResult
+from kwsops.pipeline.spectrograms import spectrogram_stage
+from kwsops.pipeline.train import collect_folds_stage, train_fold_stage
+from kwsops.pipeline.version import default_remote_id, version_data_stage, version_models_stage
 from kwsops.stamps import STAMP_NAME, digest, tree_digest
 from tasks.base import KwsTask, StampTarget
 
@@ -117,25 +119,30 @@ class VersionSpectrograms(VersionTask):
         return MakeSpectrograms()
 
 
-class TrainFold(StageTask):
+class TrainParams:
+    """The training parameters Train and TrainFold share, declared once. Train passes them on
+    with ``clone`` (Luigi's way to hand a task's parameters to the tasks it requires), so
+    [Train] in luigi.cfg or a flag sets them for every fold."""
+
     batch_size = luigi.IntParameter()
-    fold = luigi.IntParameter()
     epochs = luigi.IntParameter(default=_TRAIN.epochs)
     learning_rate = luigi.FloatParameter(default=_TRAIN.learning_rate)
     folds = luigi.IntParameter(default=_TRAIN.folds)
     seed = luigi.IntParameter(default=_TRAIN.seed)
 
-    def requires(self) -> VersionSpectrograms:
-        return VersionSpectrograms()
+    def training_params(self) -> dict:
+        """What a model revision is trained with, beyond its batch size."""
+        return {name: getattr(self, name) for name in ("epochs", "learning_rate", "folds", "seed")}
 
     def settings(self) -> TrainSettings:
-        return TrainSettings(
-            batch_size=self.batch_size,
-            epochs=self.epochs,
-            learning_rate=self.learning_rate,
-            folds=self.folds,
-            seed=self.seed,
-        )
+        return TrainSettings(batch_size=self.batch_size, **self.training_params())
+
+
+class TrainFold(TrainParams, StageTask):
+    fold = luigi.IntParameter()
+
+    def requires(self) -> VersionSpectrograms:
+        return VersionSpectrograms()
 
     def output(self) -> StampTarget:
         folder = self.ws.batch_dir(self.batch_size) / f"fold_{self.fold}"
@@ -153,34 +160,17 @@ class TrainFold(StageTask):
         )
 
 
-class Train(StageTask):
-    batch_size = luigi.IntParameter()
-    epochs = luigi.IntParameter(default=_TRAIN.epochs)
-    learning_rate = luigi.FloatParameter(default=_TRAIN.learning_rate)
-    folds = luigi.IntParameter(default=_TRAIN.folds)
-    seed = luigi.IntParameter(default=_TRAIN.seed)
-
+class Train(TrainParams, StageTask):
     def requires(self) -> list[TrainFold]:
-        return [
-            TrainFold(
-                batch_size=self.batch_size,
-                fold=k,
-                epochs=self.epochs,
-                learning_rate=self.learning_rate,
-                folds=self.folds,
-                seed=self.seed,
-            )
-            for k in range(self.folds)
-        ]
+        return [self.clone(TrainFold, fold=k) for k in range(self.folds)]
 
     def output(self) -> StampTarget:
         return StampTarget(self.ws.batch_dir(self.batch_size) / STAMP_NAME, self.stage_key)
 
     def run(self) -> None:
-        settings = self.requires()[0].settings()
         self.finish(
             collect_folds_stage(
-                self.ws, self.stage_key, settings, stamp_file=self.output().stamp_file
+                self.ws, self.stage_key, self.settings(), stamp_file=self.output().stamp_file
             )
         )
 
@@ -193,13 +183,7 @@ class VersionModels(VersionTask):
         return [Train(batch_size=int(size)) for size in self.batch_sizes]
 
     def run(self) -> None:
-        train = self.requires()[0]
-        params = {
-            "epochs": train.epochs,
-            "learning_rate": train.learning_rate,
-            "folds": train.folds,
-            "seed": train.seed,
-        }
+        params = self.requires()[0].training_params()
         self.progress(0, 1, "dvc add + push data/models, git commit")
         self.finish(
             version_models_stage(

@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import os
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 
 import luigi
 import luigi.configuration
 from luigi.execution_summary import LuigiStatusCode
 
-from kwsops import exitcodes
-from kwsops.config import THREADS_ENV, restored_environ
-from kwsops.runs import RunPaths
-from kwsops.runstate import RunState
-from kwsops.secrets import ScrubbingFilter
-from kwsops.workspace import WORKSPACE_ENV, Workspace
-from tasks.events import RUN_DIR_ENV
+from kwsops.workspace import Workspace
 
 
 @dataclass
@@ -112,37 +102,12 @@ def preload_for_fork(ws: Workspace) -> None:
     """Import the heavy libraries once, before Luigi forks its workers."""
     import torch  # noqa: F401
 
-    from kwsops.tracking import preload
+    from kwsops.tracking.tracker import preload
 
     preload(ws.root)
 
 
-@contextlib.contextmanager
-def run_environment(ws: Workspace, paths: RunPaths) -> Iterator[None]:
-    """What forked and joining workers inherit: the run folder, the workspace, the thread
-    count. Restored afterwards, so nothing leaks when a run is started in-process."""
-    with restored_environ(RUN_DIR_ENV, WORKSPACE_ENV, THREADS_ENV):
-        os.environ[RUN_DIR_ENV] = str(paths.root)
-        os.environ[WORKSPACE_ENV] = str(ws.root)
-        yield
-
-
-def attach_log(paths: RunPaths) -> logging.Handler:
-    handler = logging.FileHandler(paths.log, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(ScrubbingFilter())
-    root = logging.getLogger()
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    return handler
-
-
-def exit_code_for(result: object | None, state: RunState) -> int:
-    if result is None:
-        return exitcodes.TASK_FAILED
+def build_succeeded(result: object | None) -> bool:
+    """Whether ``luigi.build(..., detailed_summary=True)`` finished everything it was asked."""
     status = getattr(result, "status", None)
-    if status in (LuigiStatusCode.SUCCESS, LuigiStatusCode.SUCCESS_WITH_RETRY):
-        return exitcodes.OK
-    if any("QualityGate" in t.error for t in state.failed()):
-        return exitcodes.QUALITY_GATE
-    return exitcodes.TASK_FAILED
+    return status in (LuigiStatusCode.SUCCESS, LuigiStatusCode.SUCCESS_WITH_RETRY)

@@ -12,34 +12,24 @@ from contextlib import nullcontext
 import luigi
 import psutil
 from rich.console import Console
+from rich.text import Text
 
 from kwsops import exitcodes
 from kwsops.config import THREADS_ENV
-from kwsops.console import LiveRunView, summary_table, task_label
-from kwsops.runreport import write_run_report
-from kwsops.runs import (
-    AlreadyRunning,
-    EventLog,
-    RunPaths,
-    WorkspaceLock,
-    create_run,
-    new_run_id,
-    read_events,
-    write_status,
-)
-from kwsops.runstate import RunState
-from kwsops.secrets import register_config_secrets
+from kwsops.runs.folder import RunPaths
+from kwsops.runs.live import LiveRunView, print_outcome
+from kwsops.runs.lock import AlreadyRunning
+from kwsops.runs.session import RunSession, exit_code, run_environment
+from kwsops.runs.state import RunState
 from kwsops.workspace import Workspace, WorkspaceError
 from tasks.request import (
     RunRequest,
     apply_overrides,
-    attach_log,
+    build_succeeded,
     build_target,
     effective_workers,
-    exit_code_for,
     luigi_build_args,
     preload_for_fork,
-    run_environment,
 )
 
 log = logging.getLogger("kwsops")
@@ -93,49 +83,40 @@ def run_pipeline(
     except WorkspaceError as exc:
         err.print(f"[red]kwsops:[/] {exc}")
         return exitcodes.BAD_CONFIG
-    lock = WorkspaceLock(ws.lock_file)
-    run_id = request.run_id or new_run_id()
+    session = RunSession(ws, request.params(), request.origin, run_id=request.run_id)
     try:
-        lock.acquire(run_id, origin=request.origin)
+        session.open()
     except AlreadyRunning as exc:
         err.print(f"[yellow]kwsops:[/] {exc}")
         return exitcodes.ALREADY_RUNNING
-    try:
-        paths = create_run(ws.runs_dir, request.params(), request.origin, run_id=run_id)
-        with run_environment(ws, paths):
-            return _run_locked(ws, request, paths, quiet=quiet, console=console, err=err)
-    finally:
-        lock.release()
+    code, status = exitcodes.CANCELLED, "cancelled"
+    with run_environment(ws, session.paths):
+        try:
+            code, status = _run_locked(ws, request, session, quiet=quiet, console=console, err=err)
+        finally:
+            state = session.finish(code, status)
+    _report(state, session.paths, code, quiet=quiet, console=console, err=err)
+    return code
 
 
 def _run_locked(
     ws: Workspace,
     request: RunRequest,
-    paths: RunPaths,
+    session: RunSession,
     *,
     quiet: bool,
     console: Console,
     err: Console,
-) -> int:
-    register_config_secrets(ws.root / ".dvc" / "config.local")
-    handler = attach_log(paths)
-    events = EventLog(paths.events)
-    started = time.time()
-    events.emit(
-        "run_started",
-        run_id=paths.run_id,
-        params=request.params(),
-        pid=os.getpid(),
-        origin=request.origin,
-    )
+) -> tuple[int, str]:
+    """Build the target; (exit code, status) whatever happens, for the session to record."""
     apply_overrides(request)
     workers = effective_workers(request)
     cancel = CancelHandler(tasks_in_process=workers == 1)
     previous = {sig: signal.signal(sig, cancel) for sig in (signal.SIGTERM, signal.SIGINT)}
-    result = None
-    status = "failed"
     live = (
-        LiveRunView(paths.events, console) if not quiet and console.is_terminal else nullcontext()
+        LiveRunView(session.paths.events, console)
+        if not quiet and console.is_terminal
+        else nullcontext()
     )
     try:
         target = build_target(request)
@@ -144,67 +125,42 @@ def _run_locked(
             os.environ.setdefault(THREADS_ENV, str(threads))
             if not target.complete():  # a no-op run never pays for torch and ClearML
                 preload_for_fork(ws)
-        build_args = luigi_build_args(request)
         with live:
-            result = luigi.build([target], **build_args)
+            result = luigi.build([target], **luigi_build_args(request))
         if cancel.requested:
             raise Cancelled(cancel.requested)
-        code = exit_code_for(result, RunState().apply_all(read_events(paths.events).events))
-        status = "ok" if code == exitcodes.OK else "failed"
+        code = exit_code(session.state(), completed=build_succeeded(result))
+        return code, "ok" if code == exitcodes.OK else "failed"
     except Cancelled as exc:
-        code, status = exitcodes.CANCELLED, "cancelled"
         log.warning("run cancelled by %s", exc)
-        for task in RunState().apply_all(read_events(paths.events).events).ordered():
+        for task in session.state().ordered():
             if task.status == "running":
-                events.emit(
+                session.events.emit(
                     "task_failed",
                     task=task.task,
                     family=task.family,
-                    duration=round(time.time() - (task.started or started), 3),
+                    duration=round(time.time() - (task.started or session.started), 3),
                     error=f"cancelled by {exc}",
                 )
+        return exitcodes.CANCELLED, "cancelled"
     except Exception as exc:  # a scheduling or configuration error, not a task failure
-        code, status = exitcodes.BAD_CONFIG, "failed"
         log.exception("run could not start")
         err.print(f"[red]kwsops:[/] {exc}")
+        return exitcodes.BAD_CONFIG, "failed"
     finally:
         for sig, handler_fn in previous.items():
             signal.signal(sig, handler_fn)
-    duration = round(time.time() - started, 3)
-    events.emit("run_finished", status=status, exit_code=code, duration=duration)
-    state = RunState().apply_all(read_events(paths.events).events)
-    best = next(
-        (
-            t.summary.get("accuracy")
-            for t in state.tasks.values()
-            if t.family == "Validate" and t.summary.get("accuracy") is not None
-        ),
-        None,
-    )
-    write_status(
-        paths,
-        status=status,
-        exit_code=code,
-        finished=time.time(),
-        duration=duration,
-        best_accuracy=best,
-    )
-    write_run_report(paths)
-    logging.getLogger().removeHandler(handler)
-    handler.close()
-    _report(state, paths, code, quiet=quiet, console=console, err=err)
-    return code
 
 
 def _report(
     state: RunState, paths: RunPaths, code: int, *, quiet: bool, console: Console, err: Console
 ) -> None:
+    """The outcome: a table on a terminal; plain, unwrapped lines elsewhere (cron mail, logs).
+    Each failure is printed once (in the table, or as its own line)."""
     title = f"run {paths.run_id}: {exitcodes.MEANINGS.get(code, code)}"
-    if code == exitcodes.OK:
-        if not quiet:
-            console.print(summary_table(state, title))
+    out = console if code == exitcodes.OK else err
+    if code == exitcodes.OK and quiet:
         return
-    err.print(summary_table(state, title))
-    for task in state.failed():
-        err.print(f"[red]failed:[/] {task_label(task)}: {task.error}", highlight=False)
-    err.print(f"log: {paths.log}")
+    print_outcome(out, state, title)
+    if code != exitcodes.OK:
+        out.print(Text(f"log: {paths.log}"), soft_wrap=True)

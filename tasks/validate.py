@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import luigi
 
-from kwsops.pipeline_validate import require_test_split, split_digest, validate_stage
-from kwsops.revisions import RevisionError, resolve_revisions
+from kwsops.compare.revisions import FORMS_HELP, RevisionError, resolve_revisions
+from kwsops.pipeline.validate import require_test_split, split_digest, validate_stage
 from tasks.base import KwsTask, StampTarget
 from tasks.pipeline import VersionModels
 
@@ -18,9 +18,7 @@ class Validate(KwsTask):
     batch_sizes = luigi.OptionalListParameter(
         default=None, description="batch sizes to train and compare (default: VersionModels')"
     )
-    revisions = luigi.ListParameter(
-        default=[], description="workspace:batch_32, git:<rev>:batch_32, clearml:<id>, last:N"
-    )
+    revisions = luigi.ListParameter(default=[], description=f"revisions to compare: {FORMS_HELP}")
     fail_below = luigi.FloatParameter(
         default=0.0, description="fail (exit code 5) when the best accuracy is under this"
     )

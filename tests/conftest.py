@@ -1,14 +1,13 @@
 """Shared fixtures: a fresh HOME (nothing read from or written to the developer's home), a tiny
-demo data set synthesised once per session, and workspaces made by the real `kwsops init`."""
+demo data set synthesised once per session, workspaces made by the real `kwsops init`, a small
+trained workspace built once, and real servers (luigid, WebDAV) on 127.0.0.1."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -16,11 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from webdav_server import free_port
 
-from kwsops.workspace import Workspace, init_workspace, tool
+from kwsops.versioning.init import init_workspace
+from kwsops.versioning.runner import tool
+from kwsops.workspace import Workspace
+from tests.helpers.trained import Trained, build_trained
+from tests.helpers.webdav import WebDAVServer, free_port
 
-REPO = Path(__file__).resolve().parents[1]
 HOME_KEY = pytest.StashKey[str]()
 
 
@@ -51,7 +52,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 @pytest.fixture(scope="session")
 def demo_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Tiny demo recordings (6 labels x 8 clips, 4 speakers), synthesised once per session."""
-    from kwsops.demo_data import generate_demo_data
+    from kwsops.audio.demo_data import generate_demo_data
 
     root = tmp_path_factory.mktemp("demo-source") / "input"
     generate_demo_data(root, per_label=8, speakers=4, seed=42)
@@ -67,31 +68,6 @@ def workspace(tmp_path: Path) -> Workspace:
 def demo_workspace(workspace: Workspace, demo_source: Path) -> Workspace:
     shutil.copytree(demo_source, workspace.input_dir, dirs_exist_ok=True)
     return workspace
-
-
-def run_cli(
-    ws: Workspace | Path,
-    *args: str,
-    check: bool = True,
-    env: dict | None = None,
-    timeout: float = 600,
-) -> subprocess.CompletedProcess:
-    """Run the real `kwsops` command line in a workspace."""
-    root = ws.root if isinstance(ws, Workspace) else Path(ws)
-    result = subprocess.run(
-        [sys.executable, "-m", "kwsops.cli", "-C", str(root), *args],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(
-            f"kwsops {' '.join(args)} exited {result.returncode}\n"
-            f"stdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-3000:]}"
-        )
-    return result
 
 
 @dataclass
@@ -129,8 +105,14 @@ def luigid(tmp_path: Path) -> Iterator[Luigid]:
     server.stop()
 
 
-def assert_remote_has_everything(ws: Workspace) -> None:
-    """`dvc status -c`: every versioned stage is on the default remote."""
-    status = subprocess.run([tool("dvc"), "status", "-c", "--json"], cwd=ws.root,
-                            capture_output=True, text=True, check=True)  # fmt: skip
-    assert json.loads(status.stdout or "{}") == {}, status.stdout
+@pytest.fixture
+def webdav_server(tmp_path: Path) -> Iterator[WebDAVServer]:
+    """A started WebDAV server over tmp_path/"dav"; stopped after the test."""
+    with WebDAVServer(tmp_path / "dav") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def trained_workspace(tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    """tests/helpers/trained.py's workspace, built once per session (shared read-mostly)."""
+    return build_trained(tmp_path_factory.mktemp("validate") / "ws")

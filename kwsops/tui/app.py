@@ -20,6 +20,7 @@ from textual.screen import ModalScreen, Screen
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from kwsops.tui.commands import RunCommands
+from kwsops.tui.comparison import ReportScreen
 from kwsops.tui.dashboard import DashboardScreen
 from kwsops.tui.data import DataScreen
 from kwsops.tui.dialogs import ConfirmDialog, HelpScreen
@@ -29,7 +30,6 @@ from kwsops.tui.launcher import Launcher, LaunchError, LaunchRequest, cancel_run
 from kwsops.tui.logs import LogsScreen
 from kwsops.tui.messages import OpenLog, OpenReport, Problem, SnapshotReady
 from kwsops.tui.monitor import Monitor, Snapshot
-from kwsops.tui.report import ReportScreen
 from kwsops.tui.workers import failure_text
 from kwsops.workspace import Workspace
 

@@ -6,7 +6,7 @@ from functools import partial
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from kwsops.runs import RunPaths
+from kwsops.runs.folder import RunPaths
 from kwsops.tui.messages import OpenLog, OpenReport
 
 

@@ -109,11 +109,6 @@ class DataScreen(ForwardWorkerErrors, Screen):
             f"[b]{summary.total} files[/b] · [green]{summary.kept} kept[/] · "
             f"[red]{summary.total - summary.kept} rejected[/] · {len(summary.labels)} labels · "
             f"{len(speakers)} speakers  [dim]{summary.path.name}[/dim]"
-            + (
-                f"\n[yellow]⚠ {len(summary.problems)} unreadable rows[/]"
-                if summary.problems
-                else ""
-            )
         )
         every = summary.all_durations("in")
         low, high = (min(every), max(every)) if every else (0.0, 1.0)

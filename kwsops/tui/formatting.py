@@ -6,34 +6,11 @@ from datetime import datetime
 
 from rich.text import Text
 
-STATE_STYLE = {
-    "pending": "dim",
-    "not run": "dim",
-    "running": "bold yellow",
-    "done": "green",
-    "up to date": "cyan",
-    "ok": "bold green",
-    "failed": "bold red",
-    "cancelled": "magenta",
-    "killed": "red",
-    "unknown": "dim",
-}
-STATE_ICON = {
-    "pending": "·",
-    "not run": "·",
-    "running": "▶",
-    "done": "✔",
-    "up to date": "≡",
-    "ok": "✔",
-    "failed": "✘",
-    "cancelled": "■",
-    "killed": "✘",
-    "unknown": "?",
-}
+from kwsops import states
 
 
 def state_text(state: str) -> Text:
-    return Text(f"{STATE_ICON.get(state, ' ')} {state}", style=STATE_STYLE.get(state, ""))
+    return Text(f"{states.icon(state)} {state}", style=states.style(state))
 
 
 def duration(seconds: float | None) -> str:

@@ -7,7 +7,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
-from kwsops.runs import RunPaths
+from kwsops.runs.folder import RunPaths
 from kwsops.tui import formatting as fmt
 from kwsops.tui.dashboard import fill_table, set_columns
 from kwsops.tui.messages import OpenLog, OpenReport

@@ -13,8 +13,9 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Input, Label, SelectionList, Static
 from textual.widgets.selection_list import Selection
 
+from kwsops.compare.discover import Discovery, Revision, discover_revisions
+from kwsops.compare.revisions import FORMS_HELP, is_valid_spec
 from kwsops.config import DEFAULT_BATCH_SIZES, TrainSettings
-from kwsops.discover import Discovery, Revision, discover_revisions, is_valid_spec
 from kwsops.tui.launcher import LaunchError, LaunchRequest
 from kwsops.tui.workers import ForwardWorkerErrors
 from kwsops.workspace import Workspace
@@ -141,8 +142,7 @@ class LaunchScreen(ForwardWorkerErrors, ModalScreen[LaunchRequest | None]):
         elif event.input.id == "revision-add":
             if not is_valid_spec(value):
                 self.notify(
-                    f"{value!r} is not a revision: use workspace:batch_32, "
-                    "git:<rev>:batch_32, clearml:<task-id> or last:N",
+                    f"{value!r} is not a revision: use {FORMS_HELP}",
                     severity="error",
                 )
                 return

@@ -10,9 +10,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kwsops.runs import RunPaths, effective_status, new_run_id, read_status
+from kwsops.runs.folder import RunPaths, effective_status, new_run_id, read_status
 from kwsops.tui.monitor import load_json
-from kwsops.workspace import WORKSPACE_ENV, Workspace, tool
+from kwsops.versioning.runner import tool
+from kwsops.workspace import WORKSPACE_ENV, Workspace
 
 RERUN_KEEPS = ("seed", "workers", "target")  # params.json keys passed on as flags by a rerun
 DEFAULTS = {"batch_sizes": (16, 32, 64), "epochs": 40, "folds": 5, "learning_rate": 0.001}

@@ -7,7 +7,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Static
 
-from kwsops.runs import RunPaths
+from kwsops.runs.folder import RunPaths
 from kwsops.tui.dialogs import RunPicker
 from kwsops.tui.logview import LogView
 from kwsops.tui.messages import LogFiltered, LogFound, LogIndexed

@@ -21,7 +21,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.worker import get_current_worker
 
-from kwsops.logindex import LineIndex, compile_query
+from kwsops.tui.logindex import LineIndex, compile_query
 from kwsops.tui.messages import LogFiltered, LogFound, LogIndexed
 from kwsops.tui.workers import ForwardWorkerErrors
 

@@ -18,8 +18,10 @@ from typing import Any
 
 import psutil
 
-from kwsops.runs import RunPaths, WorkspaceLock, effective_status, list_runs, read_events
-from kwsops.runstate import RunState, TaskState
+from kwsops.runs.events import read_events
+from kwsops.runs.folder import RunPaths, effective_status, list_runs
+from kwsops.runs.lock import WorkspaceLock
+from kwsops.runs.state import RunState, TaskState
 from kwsops.tui.luigid import LuigidSource, SchedulerTask, scheduler_address
 from kwsops.tui.rows import TaskRow, task_rows
 from kwsops.workspace import Workspace

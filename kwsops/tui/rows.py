@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from kwsops.runstate import RunState, TaskState
+from kwsops.runs.state import RunState, TaskState
 from kwsops.stages import STAGES
 from kwsops.tui.luigid import SchedulerTask
 

@@ -1,0 +1,89 @@
+"""``data/output/manifest.csv``: every input file, kept (with its clip) or rejected (with why).
+
+The one reader and writer of the manifest (docs/ARCHITECTURE.md "File formats"): the
+Preprocess stage writes it, MakeSpectrograms reads its kept rows, the console summarises it.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+MANIFEST_NAME = "manifest.csv"
+_KINDS = "empty file|unreadable|silent|too long|too short|unsupported type|no label folder|error"
+REASON_KINDS = (*_KINDS.split("|"), "not a regular file")
+_PARSERS = {"duration_in": float, "duration_out": float, "sample_rate_in": int, "channels_in": int}
+
+
+@dataclass(frozen=True)
+class ManifestRow:
+    """One input file: kept (with its output) or rejected (with its reason)."""
+
+    source: str
+    label: str | None
+    speaker: str | None
+    status: str
+    reason: str = ""
+    output: str | None = None
+    duration_in: float | None = None
+    duration_out: float | None = None
+    sample_rate_in: int | None = None
+    channels_in: int | None = None
+
+    @property
+    def kept(self) -> bool:
+        return self.status == "kept"
+
+    def to_csv(self) -> dict[str, str]:
+        def text(value: object) -> str:
+            if value is None:
+                return ""
+            return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+        return {f.name: text(getattr(self, f.name)) for f in fields(self)}
+
+    @classmethod
+    def from_csv(cls, row: dict[str, str]) -> ManifestRow:
+        def value(name: str) -> object:
+            text = row.get(name) or ""
+            if name in ("source", "status", "reason"):
+                return text
+            return _PARSERS.get(name, str)(text) if text else None
+
+        return cls(**{f.name: value(f.name) for f in fields(cls)})
+
+
+MANIFEST_COLUMNS = tuple(f.name for f in fields(ManifestRow))
+
+
+def reason_kind(reason: str) -> str:
+    """The histogram key of a reason: ``too long: 3.41 s > 2.60 s`` -> ``too long``."""
+    return next((kind for kind in REASON_KINDS if reason.startswith(kind)), reason)
+
+
+def write_manifest(rows: list[ManifestRow], path: Path) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=MANIFEST_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(row.to_csv() for row in rows)
+
+
+def read_manifest(path: Path) -> list[ManifestRow]:
+    """Every row of a ``manifest.csv`` written by :func:`preprocess`, typed."""
+    path = Path(path)
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            missing = set(MANIFEST_COLUMNS) - set(reader.fieldnames or ())
+            if missing:
+                raise ValueError(f"{path}: not a kwsops manifest (missing {sorted(missing)})")
+            return [ManifestRow.from_csv(row) for row in reader]
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: manifest not found; run Preprocess first") from None
+
+
+def kept_clips(output_dir: Path) -> list[ManifestRow]:
+    """The kept rows of ``output_dir/manifest.csv`` that name a clip and a label, by clip path."""
+    rows = read_manifest(Path(output_dir) / MANIFEST_NAME)
+    return sorted((r for r in rows if r.kept and r.output and r.label), key=lambda r: r.output)

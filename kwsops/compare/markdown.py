@@ -1,0 +1,254 @@
+"""The comparison report: reports/comparison_versions.md and its PNG plots, from the comparison
+dict Validate builds (also saved as comparison_versions.json for the terminal and the console).
+
+Anything that comes from a file or a folder name (labels, commit subjects, paths) goes through
+:func:`kwsops.text.escape_md` (see :mod:`kwsops.text`).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from kwsops.text import clean_text, escape_md, md_url
+
+CI = "95 % CI"
+
+
+def display_name(spec: str) -> str:
+    """A spec as shown to people: a git sha cut to 10 characters."""
+    match = re.match(r"^git:([0-9a-f]{40}):(.*)$", str(spec))
+    return f"git:{match.group(1)[:10]}:{match.group(2)}" if match else str(spec)
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def pct(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.1f}"
+
+
+def with_ci(stat: dict) -> str:
+    return f"{pct(stat['mean'])} % ({pct(stat['low'])}–{pct(stat['high'])})"
+
+
+def human_count(n: int) -> str:
+    return f"{n / 1e6:.2f} M" if n >= 1e6 else f"{n / 1e3:.1f} k" if n >= 1e3 else str(n)
+
+
+def human_bytes(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 2**10:.0f} KiB"
+
+
+def p_text(paired: dict | None) -> str:
+    if not paired:
+        return "best"
+    return f"p = {paired['p_value']:.3g}" + (" (significant)" if paired["p_value"] < 0.05 else "")
+
+
+def _table(header: list[str], rows: list[list[str]], align: str = "") -> list[str]:
+    align = align or "l" * len(header)
+    marks = {"l": "---", "r": "---:", "c": ":---:"}
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(marks[a] for a in align) + "|"]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows] + [""]
+
+
+def open_lines(rev: dict) -> list[str]:
+    """How to open a revision: ClearML link or session, git commit, workspace folder."""
+    origin, lines = rev.get("origin") or {}, []
+    if origin.get("commit"):
+        subject = escape_md(origin.get("subject") or "")
+        lines.append(
+            f"- git commit `{origin['commit'][:12]}` ({escape_md(origin.get('rev'))}): {subject}"
+        )
+        lines.append(
+            f"  (`git show {origin['commit'][:12]}`, models: `dvc get . data/models --rev {origin['commit'][:12]}`)"
+        )
+    if origin.get("clearml_task"):
+        task = escape_md(origin["clearml_task"])
+        if origin.get("web_url"):
+            lines.append(f"- ClearML task {task}: [open in ClearML]({md_url(origin['web_url'])})")
+        elif origin.get("session"):
+            lines.append(
+                f"- ClearML task {task}, offline session {escape_md(origin['session'], 400)} (`kwsops clearml import` uploads it)"
+            )
+        else:
+            lines.append(f"- ClearML task {task}")
+    if origin.get("path"):
+        lines.append(f"- workspace folder {escape_md(origin['path'], 400)}")
+    return lines
+
+
+def summary_section(data: dict) -> list[str]:
+    diff = data.get("differing_params") or []
+    header = ["rank", "revision", f"accuracy ({CI})", "macro F1", "ensemble acc."]
+    header += [escape_md(name) for name in diff]
+    header += ["ms/clip", "parameters", "file", "vs best"]
+    rows = []
+    for rev in data["revisions"]:
+        row = [str(rev["rank"]), escape_md(display_name(rev["spec"])), with_ci(rev["accuracy"])]
+        row += [pct(rev["macro_f1"]["mean"]), pct(rev["ensemble_accuracy"]["mean"])]
+        row += [escape_md(rev["params"].get(name, "–")) for name in diff]
+        row += [f"{rev['latency_ms']:.2f}", human_count(rev["parameters"])]
+        row += [human_bytes(rev["file_bytes"]), p_text(rev.get("paired"))]
+        rows.append(row)
+    align = "rllrr" + "l" * len(diff) + "rrrl"
+    return ["## Summary", "", *_table(header, rows, align)]
+
+
+def confusion_table(rev: dict, labels: list[str]) -> list[str]:
+    names = [escape_md(label, 40) for label in labels]
+    rows = [
+        [f"**{name}**", *[pct(v) for v in row]]
+        for name, row in zip(names, rev["confusion"], strict=True)
+    ]
+    return _table(["true \\\\ predicted (%)", *names], rows, "l" + "r" * len(names))
+
+
+def revision_section(rev: dict, labels: list[str]) -> list[str]:
+    lines = [f"## {rev['rank']}. {escape_md(display_name(rev['spec']))}", ""]
+    if rev.get("requested") and rev["requested"] != rev["spec"]:
+        lines.append(f"- requested as {escape_md(rev['requested'])}")
+    lines += open_lines(rev)
+    folds = ", ".join(pct(a) for a in rev["accuracy"]["per_fold"])
+    lines.append(f"- accuracy {with_ci(rev['accuracy'])}; per fold: {folds}")
+    lines.append(f"- macro F1 {with_ci(rev['macro_f1'])}")
+    lines.append(f"- fold ensemble accuracy {with_ci(rev['ensemble_accuracy'])}")
+    if rev.get("features_recomputed"):
+        lines.append(
+            "- features recomputed from the test clips in data/output with its own settings"
+        )
+    paired = rev.get("paired")
+    if paired:
+        lines.append(
+            f"- paired test against the best ({escape_md(display_name(paired['against']))}): "
+            f"{escape_md(paired['method'])}, only the best right on {paired['b']} clips, "
+            f"only this one on {paired['c']}: {p_text(paired)}"
+        )
+    else:
+        lines.append("- the best revision: the others are tested against it")
+    lines += ["", "### Params", ""]
+    params = [[escape_md(k), escape_md(v)] for k, v in sorted(rev["params"].items())]
+    lines += _table(["param", "value"], params)
+    lines += ["### Per class", ""]
+    per_class = [
+        [escape_md(c["label"], 60), pct(c["precision"]), pct(c["recall"]), pct(c["f1"]),
+         str(c["support"])]
+        for c in rev["per_class"]
+    ]  # fmt: skip
+    lines += _table(["label", "precision %", "recall %", "F1 %", "clips"], per_class, "lrrrr")
+    lines += [
+        "### Confusion matrix",
+        "",
+        "Rows: true label; mean over folds, each row sums to 100 %.",
+        "",
+    ]
+    if rev.get("plot"):
+        lines += [
+            f"![confusion matrix of {escape_md(display_name(rev['spec']))}]({rev['plot']})",
+            "",
+        ]
+    return lines + confusion_table(rev, labels)
+
+
+def render_markdown(data: dict) -> str:
+    test, gate = data["test"], data.get("gate") or {}
+    best = data["revisions"][0]
+    lines = ["# Comparison of model revisions", ""]
+    lines.append(
+        f"{plural(test['clips'], 'held-out test clip')} of {plural(len(test['labels']), 'label')} "
+        f"from {plural(test['speakers'], 'speaker')} (data/spec\\_ds test split), "
+        f"written {escape_md(data['created'])}."
+    )
+    lines.append("")
+    lines.append(
+        f"Best: **{escape_md(display_name(best['spec']))}**, accuracy {with_ci(best['accuracy'])}."
+    )
+    if gate.get("status") in ("passed", "failed"):
+        verdict = "passed" if gate["status"] == "passed" else "**FAILED**"
+        lines.append(f"Quality gate (accuracy ≥ {pct(gate['fail_below'])} %): {verdict}.")
+    for note in data.get("notes") or []:  # a paragraph each
+        lines += ["", f"Note: {escape_md(note, 400)}"]
+    lines.append("")
+    lines += summary_section(data)
+    if data.get("plots", {}).get("accuracy"):
+        lines += [f"![accuracy by revision]({data['plots']['accuracy']})", ""]
+    method = data["method"]
+    lines.append(
+        f"Accuracy, precision, recall and F1 are means over each revision's fold models; "
+        f"intervals are percentile bootstraps over the test clips ({method['n_boot']} "
+        f"resamples, seed {method['seed']}). Ensemble: mean of the fold softmaxes. "
+        f"Paired test: McNemar on the ensembles' per-clip correctness against the best "
+        f"(exact binomial below {method['exact_below']} discordant clips). "
+        f"ms/clip: one model, one CPU thread, batch of {method['latency_batch']}, median of "
+        f"{method['latency_repeats']} runs. File: one fold's model file."
+    )
+    lines.append("")
+    task = data.get("validation_task") or {}
+    if task.get("task_id"):
+        link = (
+            f"[{escape_md(task['task_id'])}]({md_url(task['web_url'])})"
+            if task.get("web_url")
+            else escape_md(task["task_id"])
+        )
+        lines += [f"ClearML task `validation`: {link} ({escape_md(task.get('mode'))}).", ""]
+    for rev in data["revisions"]:
+        lines += revision_section(rev, test["labels"])
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _plot_text(text: object) -> str:
+    return clean_text(text, 40).replace("$", r"\$")  # "$" would start matplotlib mathtext
+
+
+def plot_confusion(matrix: list[list[float]], labels: list[str], title: str, path: Path) -> Path:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    k = len(labels)
+    size = 2.2 + 0.55 * k
+    fig = Figure(figsize=(size + 1.0, size), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    image = ax.imshow(matrix, cmap="Blues", vmin=0.0, vmax=1.0)
+    names = [_plot_text(label) for label in labels]
+    ax.set_xticks(range(k), names, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(k), names, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(_plot_text(title), fontsize=9)
+    for i in range(k):
+        for j in range(k):
+            value = matrix[i][j]
+            color = "white" if value > 0.6 else "black"
+            ax.text(j, i, f"{100 * value:.0f}", ha="center", va="center", fontsize=7, color=color)
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    return path
+
+
+def plot_accuracy(revisions: list[dict], path: Path) -> Path:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 1.2 + 0.45 * len(revisions)), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    names = [_plot_text(display_name(r["spec"])) for r in revisions][::-1]
+    acc = [r["accuracy"] for r in revisions][::-1]
+    means = [100 * a["mean"] for a in acc]
+    errors = [
+        [100 * (a["mean"] - a["low"]) for a in acc],
+        [100 * (a["high"] - a["mean"]) for a in acc],
+    ]
+    ax.barh(names, means, xerr=errors, color="#4c78a8", capsize=3)
+    ensemble = [100 * r["ensemble_accuracy"]["mean"] for r in revisions][::-1]
+    ax.scatter(ensemble, names, color="#f58518", zorder=3, label="fold ensemble")
+    ax.set_xlim(0, 100)
+    ax.set_xlabel(f"test accuracy % (mean over folds, {CI})")
+    ax.legend(loc="lower right", fontsize=8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    return path

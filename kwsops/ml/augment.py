@@ -1,0 +1,329 @@
+"""Spectrogram-domain augmentation, batched, seeded, each part switchable by name for ablations.
+
+Everything works on natural-log mel power ``[B, n_mels, frames]`` before the model's per-clip
+normalisation. Order: gain -> eq (microphone colour, band limits) -> reverb -> noise -> time
+shift / speed / pitch (one resampling grid) -> time and frequency masks -> mixup. Gain is an
+offset in the log domain; after per-clip normalisation it only matters through the log floor and
+the noise it is mixed with, which is the point: the model must not care about loudness.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields, replace
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from kwsops.config import FeatureSettings
+from kwsops.ml.features import LOG_FLOOR, log_mel
+
+AUGMENTATIONS: tuple[str, ...] = (
+    "gain",
+    "eq",
+    "reverb",
+    "noise",
+    "time_shift",
+    "speed",
+    "pitch",
+    "time_mask",
+    "freq_mask",
+    "mixup",
+)
+_LOG_FLOOR = math.log(LOG_FLOOR)
+_DB_TO_LOG = math.log(10) / 10  # power dB -> natural log
+
+
+@dataclass(frozen=True)
+class AugmentSettings:
+    """Which augmentations run and how strong they are; ``.without(name)`` for an ablation."""
+
+    gain: bool = True
+    eq: bool = True
+    reverb: bool = True
+    noise: bool = True
+    time_shift: bool = True
+    speed: bool = True
+    pitch: bool = True
+    time_mask: bool = True
+    freq_mask: bool = True
+    mixup: bool = False
+    prob: float = 0.5  # chance each enabled augmentation touches a given clip
+    gain_db: float = 10.0  # uniform +- in power dB
+    eq_db: float = 5.0  # +- amplitude of each of 3 smooth cosine bumps along the mel axis
+    lowpass_hz: tuple[float, float] = (3000.0, 8000.0)  # random 2nd-order mic band limits
+    highpass_hz: tuple[float, float] = (50.0, 450.0)
+    reverb_rt60: tuple[float, float] = (0.1, 0.6)  # seconds
+    reverb_wet: tuple[float, float] = (0.05, 0.6)  # tail power relative to the direct sound
+    noise_snr_db: tuple[float, float] = (3.0, 25.0)
+    shift_fraction: float = 0.1  # max +- time shift, share of the clip
+    speed_range: float = 0.2  # time stretch factor in [1 - r, 1 + r]
+    pitch_range: float = 0.12  # vocal tract length warp of the frequency axis, [1 - r, 1 + r]
+    time_masks: int = 2
+    time_mask_fraction: float = 0.08  # max width of one mask, share of the frames
+    freq_masks: int = 2
+    freq_mask_fraction: float = 0.15  # max width of one mask, share of the mel bins
+    mixup_alpha: float = 0.3
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            if isinstance(getattr(self, f.name), list):
+                object.__setattr__(self, f.name, tuple(getattr(self, f.name)))
+
+    @classmethod
+    def none(cls) -> AugmentSettings:
+        return cls(**{name: False for name in AUGMENTATIONS})
+
+    def without(self, name: str) -> AugmentSettings:
+        self._check(name)
+        return replace(self, **{name: False})
+
+    def with_(self, name: str) -> AugmentSettings:
+        self._check(name)
+        return replace(self, **{name: True})
+
+    @property
+    def enabled(self) -> list[str]:
+        return [name for name in AUGMENTATIONS if getattr(self, name)]
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> AugmentSettings:
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(
+                f"unknown augmentation settings {sorted(unknown)}; known: {sorted(known)}"
+            )
+        return cls(**values)
+
+    @staticmethod
+    def _check(name: str) -> None:
+        if name not in AUGMENTATIONS:
+            raise ValueError(f"unknown augmentation {name!r}; known: {', '.join(AUGMENTATIONS)}")
+
+
+def _hz_to_mel(f: torch.Tensor) -> torch.Tensor:
+    return 2595.0 * torch.log10(1.0 + f / 700.0)
+
+
+def _mel_to_hz(m: torch.Tensor) -> torch.Tensor:
+    return 700.0 * (10 ** (m / 2595.0) - 1.0)
+
+
+def mel_centres(features: FeatureSettings) -> torch.Tensor:
+    """Centre frequency (Hz) of each mel band, as torchaudio's HTK mel filter bank places them."""
+    points = torch.linspace(
+        float(_hz_to_mel(torch.tensor(features.f_min))),
+        float(_hz_to_mel(torch.tensor(features.f_max))),
+        features.n_mels + 2,
+        dtype=torch.float64,
+    )
+    return _mel_to_hz(points[1:-1])
+
+
+def noise_bank(
+    features: FeatureSettings,
+    frames: int,
+    train_log_mels: torch.Tensor | None = None,
+    count: int = 24,
+    seed: int = 0,
+) -> torch.Tensor:
+    """Linear mel power noise clips ``[count, n_mels, frames]``.
+
+    Half synthetic coloured noise (white, pink, brown, blue; some amplitude-modulated) run through
+    the real ``log_mel``; half speech-shaped noise whose spectrum is the mean of the training
+    clips (``train_log_mels``), with random per-bin fluctuation like a periodogram's.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    samples = (frames - 1) * features.hop_length
+    freqs = torch.fft.rfftfreq(samples, d=1 / features.sample_rate).clamp_min(20.0)
+    coloured = count if train_log_mels is None else count // 2
+    waves = []
+    for k in range(coloured):
+        exponent = (0.0, -1.0, -2.0, 1.0)[k % 4]  # power slope: white, pink, brown, blue
+        spectrum = torch.randn(len(freqs), dtype=torch.complex64, generator=gen)
+        wave = torch.fft.irfft(spectrum * freqs.pow(exponent / 2), n=samples)
+        if k % 3 == 2:  # slow amplitude modulation: traffic, wind, a fan speeding up
+            rate = 0.5 + 3.5 * torch.rand(1, generator=gen).item()
+            t = torch.arange(samples) / features.sample_rate
+            wave = wave * (
+                1.2 + torch.sin(2 * math.pi * rate * t + 6.28 * torch.rand(1, generator=gen))
+            )
+        waves.append(wave / wave.std().clamp_min(1e-8) * 0.05)
+    bank = [log_mel(torch.stack(waves), features).exp()] if waves else []
+    if train_log_mels is not None and count - coloured > 0:
+        shape = train_log_mels.exp().mean(dim=(0, 2))  # [n_mels] mean speech+pad spectrum
+        # mean of 4 unit exponentials: Gamma(4, 4) like a mel bin pooling a few periodogram bins
+        uniform = torch.rand(count - coloured, 4, len(shape), frames, generator=gen)
+        gamma = -torch.log(uniform.clamp_min(1e-12)).mean(dim=1)
+        bank.append(shape[None, :, None] * gamma)
+    return torch.cat(bank).float()
+
+
+class Augmenter:
+    """Callable ``(log_mels, labels) -> (augmented, targets)``; targets are soft when mixup is on."""
+
+    def __init__(
+        self,
+        settings: AugmentSettings,
+        n_classes: int,
+        features: FeatureSettings,
+        bank: torch.Tensor | None = None,
+        seed: int = 0,
+    ):
+        self.settings = settings
+        self.n_classes = n_classes
+        self.features = features
+        self.centres = mel_centres(features)  # Hz, float64
+        self.bank = bank
+        self.gen = torch.Generator().manual_seed(seed)
+        self.rng = np.random.default_rng(seed)
+
+    def _rand(self, *shape: int) -> torch.Tensor:
+        return torch.rand(*shape, generator=self.gen)
+
+    def _uniform(self, batch: int, low: float, high: float) -> torch.Tensor:
+        return low + (high - low) * self._rand(batch)
+
+    def _chosen(self, batch: int) -> torch.Tensor:
+        return (self._rand(batch) < self.settings.prob).float()
+
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        s = self.settings
+        batch, n_mels, frames = x.shape
+        if n_mels != self.features.n_mels:
+            raise ValueError(
+                f"features have {n_mels} mel bands, settings say {self.features.n_mels}"
+            )
+        if s.gain:
+            offset = (2 * self._rand(batch) - 1) * s.gain_db * _DB_TO_LOG * self._chosen(batch)
+            x = (x + offset.to(x.device)[:, None, None]).clamp_min(_LOG_FLOOR)
+        if s.eq:
+            x = (x + self._eq_curve(batch).to(x.device)[:, :, None]).clamp_min(_LOG_FLOOR)
+        if s.reverb:
+            x = self._reverb(x)
+        if s.noise and self.bank is not None and len(self.bank):
+            x = self._add_noise(x)
+        if s.time_shift or s.speed or s.pitch:
+            x = self._warp(x)
+        if s.time_mask:
+            x = self._mask(x, axis=2, count=s.time_masks, width=s.time_mask_fraction * frames)
+        if s.freq_mask:
+            x = self._mask(x, axis=1, count=s.freq_masks, width=s.freq_mask_fraction * n_mels)
+        if s.mixup:
+            return self._mixup(x, y)
+        return x, y
+
+    def _eq_curve(self, batch: int) -> torch.Tensor:
+        """Log-gain per mel band: smooth random bumps plus a random 2nd-order band limit."""
+        s, n_mels = self.settings, len(self.centres)
+        position = torch.linspace(0, math.pi, n_mels)
+        curve = torch.zeros(batch, n_mels)
+        for k in (1, 2, 3):
+            amp = (2 * self._rand(batch) - 1) * s.eq_db
+            curve += amp[:, None] * torch.cos(
+                k * position + 2 * math.pi * self._rand(batch)[:, None]
+            )
+        f = self.centres.float()[None, :]
+        low = self._uniform(batch, *s.lowpass_hz)[:, None]
+        high = self._uniform(batch, *s.highpass_hz)[:, None]
+        limits = -10 * torch.log10((1 + (f / low) ** 4) * (1 + (high / f) ** 4))
+        curve += limits * (self._rand(batch) < 0.5).float()[:, None]
+        return curve * _DB_TO_LOG * self._chosen(batch)[:, None]
+
+    def _reverb(self, x: torch.Tensor) -> torch.Tensor:
+        """A room tail: each band's power convolved with an exponential decay (FFT, causal)."""
+        s, batch, frames = self.settings, x.shape[0], x.shape[2]
+        hop_s = self.features.hop_length / self.features.sample_rate
+        rt60 = self._uniform(batch, *s.reverb_rt60)
+        wet = self._uniform(batch, *s.reverb_wet)
+        chosen = torch.nonzero(self._chosen(batch)).flatten()
+        if len(chosen) == 0:
+            return x
+        decay = torch.pow(10.0, -6.0 * hop_s / rt60[chosen])  # power per frame: -60 dB at rt60
+        tail = decay[:, None] ** torch.arange(frames, dtype=torch.float32)[None, :]
+        tail[:, 0] = 0.0
+        tail = tail / tail.sum(dim=1, keepdim=True).clamp_min(1e-8)
+        linear = x[chosen.to(x.device)].exp()
+        n = 1 << (2 * frames - 1).bit_length()  # linear, not circular, convolution; fast size
+        spectrum = torch.fft.rfft(linear, n=n) * torch.fft.rfft(tail.to(x.device), n=n)[:, None, :]
+        reverberant = torch.fft.irfft(spectrum, n=n)[..., :frames].clamp_min(0)
+        out = x.clone()
+        mixed = linear + wet[chosen].to(x.device)[:, None, None] * reverberant
+        out[chosen.to(x.device)] = torch.log(mixed).clamp_min(_LOG_FLOOR)
+        return out
+
+    def _add_noise(self, x: torch.Tensor) -> torch.Tensor:
+        s, batch, frames = self.settings, x.shape[0], x.shape[2]
+        pick = torch.randint(len(self.bank), (batch,), generator=self.gen)
+        noise = self.bank[pick]
+        if noise.shape[2] != frames:  # bank built for another clip length: tile/crop to fit
+            noise = noise.repeat(1, 1, math.ceil(frames / noise.shape[2]))[:, :, :frames]
+        shift = int(torch.randint(frames, (1,), generator=self.gen))
+        noise = torch.roll(noise, shift, dims=2).to(x.device)
+        snr = torch.pow(10, self._uniform(batch, *s.noise_snr_db) / 10).to(x.device)
+        linear = x.exp()
+        scale = linear.mean(dim=(1, 2)) / noise.mean(dim=(1, 2)) / snr
+        scale = scale * self._chosen(batch).to(x.device)
+        return torch.log((linear + scale[:, None, None] * noise).clamp_min(LOG_FLOOR))
+
+    def _warp(self, x: torch.Tensor) -> torch.Tensor:
+        """Time shift, speed (time stretch) and pitch (vocal tract length warp) in one resampling."""
+        s, batch = self.settings, x.shape[0]
+        n_mels, frames = x.shape[1], x.shape[2]
+        stretch, shift, alpha = torch.ones(batch), torch.zeros(batch), torch.ones(batch)
+        if s.speed:  # sampling a wider span of the input = faster speech
+            stretch += (2 * self._rand(batch) - 1) * s.speed_range * self._chosen(batch)
+        if s.time_shift:
+            shift = (2 * self._rand(batch) - 1) * s.shift_fraction * 2 * self._chosen(batch)
+        if s.pitch:
+            alpha += (2 * self._rand(batch) - 1) * s.pitch_range * self._chosen(batch)
+        time = (torch.arange(frames) * 2 + 1) / frames - 1  # pixel centres in [-1, 1]
+        grid_t = time[None, :] * stretch[:, None] + shift[:, None]  # [B, T]
+        # the band at f now shows what the speaker had at f / alpha
+        mel = _hz_to_mel(self.centres[None, :] / alpha[:, None].double())
+        first = _hz_to_mel(self.centres[:1])
+        step = _hz_to_mel(self.centres[1:2]) - first
+        index = (mel - first) / step  # fractional source band, [B, M]
+        grid_m = ((index * 2 + 1) / n_mels - 1).float()
+        grid = torch.stack(
+            [grid_t[:, None, :].expand(-1, n_mels, -1), grid_m[:, :, None].expand(-1, -1, frames)],
+            dim=-1,
+        )
+        # what slides in from outside the clip is each band's background level, not a copy of
+        # the edge frame (which would draw stripes) nor a mirror image (which could repeat speech)
+        window = min(8, frames)  # the quietest ~80 ms of each band
+        background = F.avg_pool1d(x, window, stride=max(1, window // 2)).amin(dim=2, keepdim=True)
+        out = F.grid_sample(
+            (x - background).unsqueeze(1),
+            grid.to(x.device),
+            mode="bilinear",
+            padding_mode="zeros",
+            align_corners=False,
+        )
+        return out.squeeze(1) + background
+
+    def _mask(self, x: torch.Tensor, axis: int, count: int, width: float) -> torch.Tensor:
+        batch, size = x.shape[0], x.shape[axis]
+        fill = x.mean(dim=(1, 2), keepdim=True)
+        positions = torch.arange(size)
+        masked = torch.zeros(batch, size, dtype=torch.bool)
+        for _ in range(count):
+            widths = (self._rand(batch) * width * self._chosen(batch)).long()
+            starts = (self._rand(batch) * (size - widths).clamp_min(1)).long()
+            masked |= (positions >= starts[:, None]) & (positions < (starts + widths)[:, None])
+        masked = masked.to(x.device)
+        mask = masked[:, None, :] if axis == 2 else masked[:, :, None]
+        return torch.where(mask, fill, x)
+
+    def _mixup(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        lam = float(self.rng.beta(self.settings.mixup_alpha, self.settings.mixup_alpha))
+        lam = max(lam, 1 - lam)  # the first clip stays dominant
+        perm = torch.randperm(x.shape[0], generator=self.gen).to(x.device)
+        onehot = F.one_hot(y, self.n_classes).float()
+        return lam * x + (1 - lam) * x[perm], lam * onehot + (1 - lam) * onehot[perm]

@@ -1,0 +1,324 @@
+"""K-fold training of the KWS network: speaker-grouped folds, early stopping, seeded and repeatable.
+
+``train_fold`` trains one fold into a folder the caller owns (an atomic temp folder): the model
+file, ``history.csv`` and ``metrics.json``. The loop knows nothing of Luigi or ClearML; callers
+get every epoch through ``on_epoch`` and ``progress``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import os
+import statistics
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from kwsops.atomic import atomic_write_json
+from kwsops.config import THREADS_ENV, TrainSettings
+from kwsops.ml.augment import Augmenter, AugmentSettings, noise_bank
+from kwsops.ml.features import SpecSplit, load_split, speaker_groups, training_clips
+from kwsops.ml.model import build_model, count_parameters, default_arch, save_model
+from kwsops.progress import ProgressFn, no_progress
+
+HISTORY_FIELDS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds")
+_EVAL_BATCH = 256
+
+
+@dataclass(frozen=True)
+class FoldResult:
+    fold: int
+    batch_size: int
+    best_epoch: int
+    epochs_run: int
+    stopped_early: bool
+    val_acc: float
+    val_loss: float
+    train_acc: float
+    train_loss: float
+    seconds: float
+    params: int
+    n_train: int
+    n_val: int
+    model_path: Path
+
+    @property
+    def val_accuracy(self) -> float:
+        return self.val_acc
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "model_path": str(self.model_path)}
+
+
+def pick_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def resolve_threads(threads: int | None = None) -> int:
+    """Explicit argument, else ``$KWSOPS_TORCH_THREADS``, else every core this process may use."""
+    if threads is None and os.environ.get(THREADS_ENV, "").strip():
+        try:
+            threads = int(os.environ[THREADS_ENV])
+        except ValueError as exc:
+            raise ValueError(f"{THREADS_ENV}={os.environ[THREADS_ENV]!r} is not a number") from exc
+    if threads is None or threads <= 0:
+        threads = (
+            len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        )
+    return max(1, int(threads or 1))
+
+
+@contextlib.contextmanager
+def repeatable(seed: int, threads: int) -> Iterator[None]:
+    """Seeds, deterministic kernels and a fixed thread count for the block; restores them after."""
+    old_threads = torch.get_num_threads()
+    old_det = torch.are_deterministic_algorithms_enabled()
+    old_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old_threads)
+        torch.use_deterministic_algorithms(old_det, warn_only=old_warn)
+
+
+def fold_indices(split: SpecSplit, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``folds`` (train, val) index pairs: stratified by label, no speaker on both sides."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    groups = speaker_groups(split.speakers, split.ids)
+    n_groups = len(np.unique(groups))
+    if folds < 2 or n_groups < folds:
+        raise ValueError(
+            f"{folds} folds need at least {max(folds, 2)} speakers in the training split, "
+            f"found {n_groups}; record more speakers or lower the fold count"
+        )
+    labels = split.labels.numpy()
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The least populated class")
+        pairs = splitter.split(np.zeros(len(labels)), labels, groups)
+        return [(np.sort(tr), np.sort(va)) for tr, va in pairs]
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) of ``model`` in eval mode."""
+    model.eval()
+    loss, correct = 0.0, 0
+    for i in range(0, len(x), _EVAL_BATCH):
+        logits = model(x[i : i + _EVAL_BATCH])
+        target = y[i : i + _EVAL_BATCH]
+        loss += float(F.cross_entropy(logits, target, reduction="sum"))
+        correct += int((logits.argmax(1) == target).sum())
+    return loss / max(len(x), 1), correct / max(len(x), 1)
+
+
+def _augment_settings(augment: AugmentSettings | None, settings: TrainSettings) -> AugmentSettings:
+    if augment is not None:
+        return augment
+    return AugmentSettings.from_dict(dict(settings.extra.get("augment", {})))
+
+
+def _train_epoch(
+    model: torch.nn.Module,
+    augmenter: Augmenter,
+    optimizer: torch.optim.Optimizer,
+    schedule: torch.optim.lr_scheduler.LRScheduler,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    order: torch.Tensor,
+    settings: TrainSettings,
+) -> tuple[float, float]:
+    """One pass over ``order``; (mean training loss, accuracy on the augmented clips)."""
+    model.train()
+    seen, loss_sum, correct = 0, 0.0, 0
+    for i in range(0, len(order), settings.batch_size):
+        batch = order[i : i + settings.batch_size]
+        if len(batch) < 2:  # batch norm needs two clips
+            continue
+        xb, yb = augmenter(x[batch], y[batch])
+        logits = model(xb)
+        loss = F.cross_entropy(logits, yb, label_smoothing=settings.label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if schedule.last_epoch + 1 < schedule.total_steps:
+            schedule.step()
+        hard = yb if yb.dim() == 1 else yb.argmax(1)
+        seen += len(batch)
+        loss_sum += float(loss.detach()) * len(batch)
+        correct += int((logits.argmax(1) == hard).sum())
+    return loss_sum / max(seen, 1), correct / max(seen, 1)
+
+
+def train_fold(
+    spec_dir: Path,
+    out_dir: Path,
+    settings: TrainSettings,
+    fold: int,
+    *,
+    augment: AugmentSettings | None = None,
+    progress: ProgressFn = no_progress,
+    on_epoch: Callable[[int, dict], None] | None = None,
+    threads: int | None = None,
+    device: str | torch.device | None = None,
+) -> FoldResult:
+    """Train fold ``fold`` (0-based, of ``settings.folds``) of ``spec_dir``'s train split.
+
+    ``augment=None`` uses ``settings.extra["augment"]`` (a dict of AugmentSettings fields) over
+    the defaults; ``settings.extra["arch"]`` overrides ``default_arch()`` fields. Writes
+    ``model.safetensors``, ``history.csv`` and ``metrics.json`` into ``out_dir``.
+    """
+    if not 0 <= fold < settings.folds:
+        raise ValueError(f"fold {fold} out of range: 0..{settings.folds - 1}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    augment = _augment_settings(augment, settings)
+    arch = {**default_arch(), **settings.extra.get("arch", {})}
+    device = torch.device(device) if device is not None else pick_device()
+    threads = resolve_threads(threads)
+    seed = settings.seed * 1000 + fold
+    start = time.monotonic()
+
+    data = load_split(spec_dir, "train")
+    train_idx, val_idx = fold_indices(data, settings.folds, settings.seed)[fold]
+    x_train = data.features[torch.from_numpy(train_idx)].to(device)
+    y_train = data.labels[torch.from_numpy(train_idx)].to(device)
+    x_val = data.features[torch.from_numpy(val_idx)].to(device)
+    y_val = data.labels[torch.from_numpy(val_idx)].to(device)
+    n_classes, n_mels = len(data.label_names), data.features.shape[1]
+
+    with repeatable(seed, threads):
+        model = build_model(arch, n_classes, n_mels).to(device)
+        bank = noise_bank(data.feature_settings, data.features.shape[2], x_train.cpu(), seed=seed)
+        augmenter = Augmenter(augment, n_classes, data.feature_settings, bank.to(device), seed=seed)
+        order_gen = torch.Generator().manual_seed(seed)
+        optimizer = torch.optim.AdamW(
+            model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
+        )
+        schedule = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer,
+            max_lr=settings.learning_rate,
+            total_steps=settings.epochs * max(1, -(-len(train_idx) // settings.batch_size)),
+            pct_start=0.15,
+            div_factor=10.0,
+            final_div_factor=100.0,
+        )
+        history: list[dict] = []
+        best: dict = {}
+        best_state: dict[str, torch.Tensor] = {}
+        waited = 0
+        for epoch in range(1, settings.epochs + 1):
+            epoch_start = time.monotonic()
+            lr = optimizer.param_groups[0]["lr"]
+            order = torch.randperm(len(train_idx), generator=order_gen).to(device)
+            train_loss, train_acc = _train_epoch(
+                model, augmenter, optimizer, schedule, x_train, y_train, order, settings
+            )
+            val_loss, val_acc = evaluate(model, x_val, y_val)
+            row = {
+                "epoch": epoch,
+                "train_loss": round(train_loss, 6),
+                "train_acc": round(train_acc, 6),
+                "val_loss": round(val_loss, 6),
+                "val_acc": round(val_acc, 6),
+                "lr": lr,
+                "seconds": round(time.monotonic() - epoch_start, 3),
+            }
+            history.append(row)
+            # best weights by validation loss: accuracy on a few speakers saturates and picks
+            # lucky early epochs; loss keeps ranking them (ties: higher accuracy)
+            improved = not best or val_loss < best["val_loss"] - 1e-4
+            if not best or (-val_loss, val_acc) > (-best["val_loss"], best["val_acc"]):
+                best = row
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            waited = 0 if improved else waited + 1
+            if on_epoch is not None:
+                on_epoch(epoch, dict(row))
+            progress(epoch, settings.epochs, f"fold {fold} epoch {epoch} val_acc {val_acc:.3f}")
+            if waited >= settings.patience:
+                progress(
+                    settings.epochs,
+                    settings.epochs,
+                    f"fold {fold} stopped early at epoch {epoch}, best {best['epoch']}",
+                )
+                break
+        model.load_state_dict(best_state)
+
+    metrics = {
+        "fold": fold,
+        "batch_size": settings.batch_size,
+        "best_epoch": best["epoch"],
+        "epochs_run": len(history),
+        "stopped_early": len(history) < settings.epochs,
+        "val_acc": best["val_acc"],
+        "val_loss": best["val_loss"],
+        "train_acc": best["train_acc"],
+        "train_loss": best["train_loss"],
+        "seconds": round(time.monotonic() - start, 3),
+        "params": count_parameters(model),
+        "n_train": len(train_idx),
+        "n_val": len(val_idx),
+        "val_speakers": sorted({data.speakers[i] for i in val_idx if data.speakers[i]}),
+        "device": str(device),
+        "threads": threads,
+    }
+    meta = {
+        "labels": data.label_names,
+        "features": data.feature_settings.as_dict(),
+        "arch": arch,
+        "params": {**settings.as_dict(), "augment": augment.as_dict()},
+        "fold": fold,
+        "metrics": metrics,
+        "trained_on": training_clips(data.ids, data.speakers),  # its folds: the train split
+    }
+    model_path = save_model(out_dir / "model.safetensors", model.cpu(), meta)
+    with (out_dir / "history.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=HISTORY_FIELDS)
+        writer.writeheader()
+        writer.writerows(history)
+    atomic_write_json(out_dir / "metrics.json", metrics)
+    fields = FoldResult.__dataclass_fields__
+    return FoldResult(**{k: v for k, v in metrics.items() if k in fields}, model_path=model_path)
+
+
+def summarize_folds(results: list[FoldResult] | list[dict]) -> dict:
+    """Flat summary over folds: mean/std of best val accuracy and loss, epochs, seconds.
+
+    Takes ``FoldResult``s or the folds' ``metrics.json`` dicts; every value but the per-fold
+    lists is a number, so a tracker can log them as single values.
+    """
+    if not results:
+        raise ValueError("no fold results to summarise")
+    rows = [r.as_dict() if isinstance(r, FoldResult) else dict(r) for r in results]
+
+    def column(name: str) -> list[float]:
+        return [float(row[name]) for row in rows]
+
+    summary: dict = {"folds": len(rows), "batch_size": int(rows[0]["batch_size"])}
+    for name, key in (
+        ("val_accuracy", "val_acc"),
+        ("val_loss", "val_loss"),
+        ("epochs_run", "epochs_run"),
+        ("best_epoch", "best_epoch"),
+        ("seconds", "seconds"),
+    ):
+        values = column(key)
+        summary[f"{name}_mean"] = round(statistics.fmean(values), 6)
+        summary[f"{name}_std"] = round(statistics.pstdev(values), 6) if len(values) > 1 else 0.0
+    summary["val_accuracy_min"] = min(column("val_acc"))
+    summary["seconds_total"] = round(sum(column("seconds")), 3)
+    summary["params"] = int(rows[0]["params"])
+    summary["val_accuracy_per_fold"] = column("val_acc")
+    return summary

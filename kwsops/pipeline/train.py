@@ -1,0 +1,102 @@
+"""Training stages as plain functions: one fold, and the per-batch-size collection.
+
+Folds are separate stages so a central scheduler can spread them over workers; the
+collection stage gathers them into one ClearML `train model` task per batch size, which is
+what a `clearml:<task-id>` revision points at.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+from kwsops.atomic import atomic_dir, atomic_write_json, remove_leftovers
+from kwsops.config import TrainSettings
+from kwsops.pipeline.result import StageResult
+from kwsops.progress import ProgressFn, no_progress
+from kwsops.stamps import write_stamp
+from kwsops.workspace import Workspace
+
+
+def fold_dir(ws: Workspace, batch_size: int, fold: int) -> Path:
+    return ws.batch_dir(batch_size) / f"fold_{fold}"
+
+
+def train_fold_stage(
+    ws: Workspace,
+    key: str,
+    settings: TrainSettings,
+    fold: int,
+    *,
+    threads: int | None = None,
+    progress: ProgressFn = no_progress,
+) -> StageResult:
+    from kwsops.ml.training import train_fold
+
+    batch_dir = ws.batch_dir(settings.batch_size)
+    batch_dir.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(batch_dir)
+    with atomic_dir(fold_dir(ws, settings.batch_size, fold)) as tmp:
+        result = train_fold(ws.spec_dir, tmp, settings, fold, threads=threads, progress=progress)
+        write_stamp(tmp, key, fold=fold, val_accuracy=result.val_accuracy)
+    detail = (
+        f"batch {settings.batch_size} fold {fold}: val acc {result.val_accuracy:.3f} "
+        f"after {result.epochs_run} epochs"
+    )
+    return StageResult(detail, {"val_accuracy": result.val_accuracy, "epochs": result.epochs_run})
+
+
+def read_history(path: Path) -> list[dict]:
+    with open(path, newline="") as handle:
+        return [
+            {k: float(v) for k, v in row.items() if v not in ("", None)}
+            for row in csv.DictReader(handle)
+        ]
+
+
+def collect_folds_stage(
+    ws: Workspace, key: str, settings: TrainSettings, *, stamp_file: Path
+) -> StageResult:
+    """Drop folds left from a run with more folds, summarise, log the `train model` task."""
+    from kwsops.ml.training import summarize_folds
+    from kwsops.tracking.tracker import stage_task
+
+    batch_dir = ws.batch_dir(settings.batch_size)
+    remove_leftovers(batch_dir)
+    for stale in batch_dir.glob("fold_*"):
+        if stale.is_dir() and int(stale.name.split("_")[1]) >= settings.folds:
+            shutil.rmtree(stale)
+    folds = [fold_dir(ws, settings.batch_size, k) for k in range(settings.folds)]
+    fold_metrics = [json.loads((folder / "metrics.json").read_text()) for folder in folds]
+    summary = summarize_folds(fold_metrics)
+    params = settings.as_dict()
+    tags = [f"batch_{settings.batch_size}"]
+    with stage_task(ws.root, "train model", "training", params, tags=tags) as tracker:
+        for k, folder in enumerate(folds):
+            for row in read_history(folder / "history.csv"):
+                epoch = int(row["epoch"])
+                for metric in ("loss", "acc"):
+                    for split in ("train", "val"):
+                        name = f"{split}_{metric}"
+                        if name in row:
+                            title = "loss" if metric == "loss" else "accuracy"
+                            tracker.scalar(title, f"fold {k} {split}", row[name], epoch)
+            tracker.artifact(f"fold_{k}", folder / "model.safetensors")
+        for name, value in summary.items():
+            if isinstance(value, (int, float)):
+                tracker.single(name, value)
+    record = {
+        "batch_size": settings.batch_size,
+        "params": params,
+        "summary": summary,
+        "folds": fold_metrics,
+        "clearml_task": tracker.task_id,
+        "clearml_mode": tracker.mode,
+    }
+    atomic_write_json(batch_dir / "metrics.json", record)
+    atomic_write_json(stamp_file, {"key": key, "summary": summary})
+    mean = summary.get("val_accuracy_mean", 0.0)
+    detail = f"batch {settings.batch_size}: mean val acc {mean:.3f} over {settings.folds} folds"
+    return StageResult(detail, {"val_accuracy_mean": mean, "task_id": tracker.task_id})

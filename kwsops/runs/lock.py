@@ -1,0 +1,98 @@
+"""One active run per workspace: an ``flock`` on .kwsops/run.lock, whatever started the run.
+
+``WorkspaceLock`` holds the lock for the life of the process, so a lock whose process died
+(even by kill -9) is released by the kernel and never blocks the next run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+PROBE_RETRIES = 4
+
+
+class AlreadyRunning(RuntimeError):
+    def __init__(self, holder: dict) -> None:
+        self.holder = holder
+        run = holder.get("run_id", "?")
+        super().__init__(
+            f"another kwsops run is active in this workspace: run {run} "
+            f"(pid {holder.get('pid', '?')}, started {holder.get('started_at', '?')}); "
+            "wait for it to finish or cancel it"
+        )
+
+
+class WorkspaceLock:
+    """One active run per workspace, whatever started it."""
+
+    def __init__(self, lock_file: str | os.PathLike) -> None:
+        self.path = Path(lock_file)
+        self._fd: int | None = None
+
+    def holder(self) -> dict:
+        try:
+            return json.loads(self.path.read_text() or "{}")
+        except (OSError, ValueError):
+            return {}
+
+    def acquire(self, run_id: str, **info: Any) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        for attempt in range(PROBE_RETRIES + 1):
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                # is_held() probes take the lock for microseconds: only a lock still held
+                # after a few tries belongs to a run
+                if attempt == PROBE_RETRIES:
+                    os.close(fd)
+                    raise AlreadyRunning(self.holder()) from None
+                time.sleep(0.05)
+        record = {
+            "run_id": run_id,
+            "pid": os.getpid(),
+            "started_at": datetime.now().isoformat(timespec="seconds"),
+            **info,
+        }
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(record).encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, 0)
+            os.close(self._fd)
+            self._fd = None
+
+    def is_held(self) -> bool:
+        """True when some live process holds the lock (probe without taking it for long)."""
+        if self._fd is not None:
+            return True
+        if not self.path.exists():
+            return False
+        fd = os.open(self.path, os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        return False
+
+    @contextlib.contextmanager
+    def held(self, run_id: str, **info: Any) -> Iterator[WorkspaceLock]:
+        self.acquire(run_id, **info)
+        try:
+            yield self
+        finally:
+            self.release()

@@ -1,0 +1,140 @@
+"""One run of the pipeline, from taking the workspace lock to the run report.
+
+Both entry points run through a :class:`RunSession`: `kwsops run` (tasks/runner.py) and
+Luigi's own command line (tasks/luigi_cli.py). It holds the workspace lock, opens the run
+folder with its log and event log, and closes the run with one rule for the exit code
+(:func:`exit_code`), a final status and the run report.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Iterator
+
+from kwsops import exitcodes
+from kwsops.config import THREADS_ENV, restored_environ
+from kwsops.runs.events import RUN_DIR_ENV, EventLog, read_events
+from kwsops.runs.folder import RunPaths, create_run, new_run_id, write_status
+from kwsops.runs.lock import WorkspaceLock
+from kwsops.runs.pages import write_run_report
+from kwsops.runs.state import RunState
+from kwsops.secrets import ScrubbingFilter, register_config_secrets
+from kwsops.workspace import WORKSPACE_ENV, Workspace
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def exit_code(state: RunState, completed: bool) -> int:
+    """The run's exit code: the failed tasks' own code when they all name the same one (the
+    quality gate's 5, a data check's 4), else 1 for any failure or anything left undone."""
+    failed = state.failed()
+    if failed:
+        codes = {task.exit_code for task in failed}
+        only = codes.pop() if len(codes) == 1 else None
+        return only if only else exitcodes.TASK_FAILED
+    return exitcodes.OK if completed else exitcodes.TASK_FAILED
+
+
+def best_accuracy(state: RunState) -> float | None:
+    """The best accuracy Validate reported in this run, if it ran."""
+    return next(
+        (
+            task.summary["accuracy"]
+            for task in state.tasks.values()
+            if task.family == "Validate" and task.summary.get("accuracy") is not None
+        ),
+        None,
+    )
+
+
+def attach_log(paths: RunPaths) -> logging.Handler:
+    """Send every log record of this process to the run's run.log, secrets masked."""
+    handler = logging.FileHandler(paths.log, encoding="utf-8")
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler.addFilter(ScrubbingFilter())
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    return handler
+
+
+def detach_log(handler: logging.Handler) -> None:
+    logging.getLogger().removeHandler(handler)
+    handler.close()
+
+
+@contextlib.contextmanager
+def run_environment(ws: Workspace, paths: RunPaths) -> Iterator[None]:
+    """What forked and joining workers inherit: the run folder, the workspace, the thread
+    count. Restored afterwards, so nothing leaks when a run is started in-process."""
+    with restored_environ(RUN_DIR_ENV, WORKSPACE_ENV, THREADS_ENV):
+        os.environ[RUN_DIR_ENV] = str(paths.root)
+        os.environ[WORKSPACE_ENV] = str(ws.root)
+        yield
+
+
+class RunSession:
+    """A run in a workspace: ``open`` takes the lock (raising ``AlreadyRunning`` when another
+    run holds it) and starts the run folder; ``finish`` records the outcome and lets go."""
+
+    def __init__(self, ws: Workspace, params: dict, origin: str, run_id: str | None = None):
+        self.ws = ws
+        self.params = params
+        self.origin = origin
+        self.lock = WorkspaceLock(ws.lock_file)
+        self.paths = RunPaths(ws.runs_dir / (run_id or new_run_id()))
+        self.started = time.time()
+        self._handler: logging.Handler | None = None
+
+    @property
+    def events(self) -> EventLog:
+        return EventLog(self.paths.events)
+
+    def open(self) -> RunPaths:
+        self.lock.acquire(self.paths.run_id, origin=self.origin)
+        try:
+            self.paths = create_run(
+                self.ws.runs_dir, self.params, self.origin, run_id=self.paths.run_id
+            )
+        except BaseException:
+            self.lock.release()
+            raise
+        register_config_secrets(self.ws.root / ".dvc" / "config.local")
+        self._handler = attach_log(self.paths)
+        self.started = time.time()
+        self.events.emit(
+            "run_started",
+            run_id=self.paths.run_id,
+            params=self.params,
+            pid=os.getpid(),
+            origin=self.origin,
+        )
+        return self.paths
+
+    def state(self) -> RunState:
+        return RunState().apply_all(read_events(self.paths.events).events)
+
+    def finish(self, code: int, status: str) -> RunState:
+        """Record the outcome (event, status.json, run report), detach the log, release the lock."""
+        duration = round(time.time() - self.started, 3)
+        try:
+            self.events.emit("run_finished", status=status, exit_code=code, duration=duration)
+            state = self.state()
+            write_status(
+                self.paths,
+                status=status,
+                exit_code=code,
+                finished=time.time(),
+                duration=duration,
+                best_accuracy=best_accuracy(state),
+            )
+            write_run_report(self.paths)
+            return state
+        finally:
+            if self._handler is not None:
+                detach_log(self._handler)
+                self._handler = None
+            self.lock.release()

@@ -1,0 +1,65 @@
+"""`kwsops init`: make a folder a workspace (git, DVC, the default local remote, luigi.cfg)."""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+
+from kwsops.versioning.git import git_commit
+from kwsops.versioning.runner import run_dvc, run_git
+from kwsops.workspace import Workspace
+
+GITIGNORE_LINES = (
+    "# kwsops workspace: DVC versions data/, kwsops keeps local state in .kwsops/",
+    # one line per stage folder: DVC stops seeing its .dvc files under a `/data/*/` glob
+    "/data/input/",
+    "/data/output/",
+    "/data/spec_ds/",
+    "/data/models/",
+    "/.kwsops/",
+    "/reports/runs/",
+    "__pycache__/",
+)
+
+
+def _ensure_lines(path: Path, lines: tuple[str, ...]) -> None:
+    existing = path.read_text().splitlines() if path.exists() else []
+    missing = [line for line in lines if line not in existing]
+    if missing:
+        text = "\n".join(existing + missing) + "\n"
+        path.write_text(text.lstrip("\n"))
+
+
+def luigi_cfg_template() -> str:
+    return resources.files("kwsops").joinpath("templates/luigi.cfg").read_text()
+
+
+def init_workspace(path: str | os.PathLike | None = None) -> Workspace:
+    """Make ``path`` a workspace; safe to run again on an existing one (it fills gaps only)."""
+    ws = Workspace.at(path)
+    ws.root.mkdir(parents=True, exist_ok=True)
+    if not (ws.root / ".git").exists():
+        run_git(ws.root, ["init", "-q"])
+    if not (ws.root / ".dvc").is_dir():
+        run_dvc(ws.root, ["init", "-q"])
+        run_dvc(ws.root, ["config", "core.analytics", "false"])
+    for folder in (ws.input_dir, ws.reports_dir, ws.state_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+    _ensure_lines(ws.root / ".gitignore", GITIGNORE_LINES)
+    if not ws.luigi_cfg.exists():
+        ws.luigi_cfg.write_text(luigi_cfg_template())
+    ensure_default_remote(ws)
+    scaffold = [".gitignore", ".dvcignore", ".dvc/config", ".dvc/.gitignore", "luigi.cfg"]
+    git_commit(ws.root, [p for p in scaffold if (ws.root / p).exists()], "kwsops init")
+    return ws
+
+
+def ensure_default_remote(ws: Workspace) -> None:
+    """With no remote configured, add the local-folder remote (in .dvc/config.local, because
+    its absolute path belongs to this machine, not to the repo)."""
+    probe = run_dvc(ws.root, ["remote", "default"], check=False)
+    if probe.returncode == 0 and probe.stdout.strip():
+        return
+    ws.local_remote_dir.mkdir(parents=True, exist_ok=True)
+    run_dvc(ws.root, ["remote", "add", "--local", "-d", "-f", "local", str(ws.local_remote_dir)])

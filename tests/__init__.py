@@ -1,0 +1,1 @@
+"""kwsops tests, laid out like the code: one folder per family."""

@@ -1,0 +1,1 @@
+"""Helpers the test modules share (fixtures live in conftest.py files)."""

@@ -1,0 +1,115 @@
+"""Log-mel features, the speaker-grouped split and the packed spectrogram data set."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from kwsops.config import FeatureSettings, SplitSettings
+from kwsops.ml.features import (
+    SpectrogramDataError,
+    holdout_indices,
+    load_split,
+    log_mel,
+    make_spectrogram_dataset,
+    speaker_groups,
+    spectrogram_examples,
+)
+from tests.helpers.clips import RATE, tone_clip, write_clips
+
+
+@pytest.fixture(scope="module")
+def output_dir(tmp_path_factory) -> Path:
+    return write_clips(tmp_path_factory.mktemp("output"))
+
+
+@pytest.fixture(scope="module")
+def spec_dir(tmp_path_factory, output_dir) -> Path:
+    spec = tmp_path_factory.mktemp("spec")
+    make_spectrogram_dataset(output_dir, spec)
+    return spec
+
+
+def test_log_mel_shape_and_determinism():
+    settings = FeatureSettings()
+    waves = torch.from_numpy(np.stack([tone_clip(0, 1, 0), tone_clip(2, 3, 1)]))
+    first, second = log_mel(waves, settings), log_mel(waves.clone(), settings)
+    assert first.shape == (2, settings.n_mels, RATE // settings.hop_length + 1)
+    assert first.dtype == torch.float32 and torch.isfinite(first).all()
+    assert torch.equal(first, second)
+    silent = log_mel(torch.zeros(1, RATE), settings)
+    assert torch.isfinite(silent).all()  # the floor keeps digital silence finite
+
+
+def test_dataset_files_shapes_and_meta(spec_dir, output_dir):
+    names = sorted(p.name for p in spec_dir.iterdir())
+    assert names == ["meta.json", "test.safetensors", "train.safetensors"]
+    meta = json.loads((spec_dir / "meta.json").read_text())
+    assert meta["labels"] == ["catch", "gun", "rock"]
+    assert meta["features"] == FeatureSettings().as_dict()
+    assert meta["split"] == {"test_size": 0.1, "seed": 42}
+    train, test = load_split(spec_dir, "train"), load_split(spec_dir, "test")
+    assert len(train) + len(test) == 3 * 8 * 4  # the rejected manifest row is skipped
+    assert train.features.dtype == torch.float32 and train.labels.dtype == torch.int64
+    assert train.features.shape[1:] == (40, 101) == test.features.shape[1:]
+    assert train.ids == meta["train"]["ids"] and test.speakers == meta["test"]["speakers"]
+    assert train.feature_settings == FeatureSettings()
+    # features saved are exactly what log_mel gives at predict time
+    index = train.ids.index("gun/spk03__gun_002.wav")
+    wave, _ = sf.read(output_dir / "gun/spk03__gun_002.wav", dtype="float32")
+    direct = log_mel(torch.from_numpy(wave).unsqueeze(0))[0]
+    assert torch.allclose(train.features[index], direct, atol=1e-4)
+
+
+def test_split_keeps_speakers_apart_and_is_stratified(spec_dir):
+    train, test = load_split(spec_dir, "train"), load_split(spec_dir, "test")
+    assert set(train.speakers).isdisjoint(test.speakers)
+    assert sorted(torch.bincount(test.labels).tolist()) == [4, 4, 4]  # one speaker, every label
+
+
+def test_holdout_split_is_seeded_grouped_and_near_test_size():
+    labels = np.repeat(np.arange(3), 200)
+    speakers = [f"s{i % 20}" for i in range(600)] + []
+    groups = speaker_groups(speakers, [str(i) for i in range(600)])
+    a = holdout_indices(labels, groups, SplitSettings(test_size=0.1, seed=7))
+    b = holdout_indices(labels, groups, SplitSettings(test_size=0.1, seed=7))
+    c = holdout_indices(labels, groups, SplitSettings(test_size=0.1, seed=8))
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    assert not np.array_equal(a[1], c[1])
+    assert set(groups[a[0]]).isdisjoint(groups[a[1]])
+    assert 40 <= len(a[1]) <= 80
+    assert len(set(labels[a[1]])) == 3
+
+
+def test_unknown_speakers_are_their_own_groups():
+    groups = speaker_groups(["a", "", "a", ""], ["1", "2", "3", "4"])
+    assert groups[0] == groups[2] and len(set(groups.tolist())) == 3
+
+
+def test_safetensors_only_no_pickle(spec_dir):
+    for path in spec_dir.iterdir():
+        assert path.suffix in {".safetensors", ".json"}
+        head = path.read_bytes()[:2]
+        assert head != b"\x80\x04" and head[:1] != b"\x80"  # no pickle protocol header
+
+
+def test_bad_inputs_give_clear_errors(tmp_path, spec_dir):
+    with pytest.raises(SpectrogramDataError, match="manifest not found"):
+        make_spectrogram_dataset(tmp_path, tmp_path / "spec")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for name in ("meta.json", "test.safetensors"):
+        (broken / name).write_bytes((spec_dir / name).read_bytes())
+    (broken / "train.safetensors").write_bytes(b"\x80\x04garbage")
+    with pytest.raises(SpectrogramDataError, match="train.safetensors"):
+        load_split(broken, "train")
+
+
+def test_spectrogram_examples_png(spec_dir, tmp_path):
+    path = spectrogram_examples(spec_dir, tmp_path / "plots" / "examples.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,0 +1,188 @@
+"""Console actions: launch, rerun, cancel, help, the command palette."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from textual.widgets import Input, SelectionList
+
+from kwsops.tui.dialogs import ConfirmDialog, HelpScreen
+from kwsops.tui.launch import LaunchScreen
+from kwsops.tui.logview import LogView
+from tests.helpers.tui import SIZE, launched_argv, make_app, run_async, wait_for
+from tests.helpers.tui_workspace import RUN_ACTIVE, RUN_OK
+
+
+class TestLaunch:
+    @run_async
+    async def test_launch_form_starts_kwsops_run(self, ws: Path, fake_run) -> None:
+        for name in ("status.json",):  # no active run: the form may start one
+            (ws / "reports" / "runs" / RUN_ACTIVE / name).unlink()
+        app = make_app(ws, run_command=fake_run)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: app.snapshot is not None and not app.snapshot.active)
+            await pilot.press("s")
+            assert isinstance(app.screen, LaunchScreen)
+            await pilot.pause()
+            app.screen.query_one("#batch-add", Input).focus()
+            await pilot.press(*"128", "enter")
+            batches = app.screen.query_one("#batch-sizes", SelectionList)
+            assert sorted(batches.selected) == [16, 32, 64, 128]
+            await pilot.click("#batch-sizes")
+            batches.deselect(64)
+            epochs = app.screen.query_one("#epochs", Input)
+            assert epochs.value == "3"  # from the workspace's luigi.cfg
+            epochs.value = "2"
+            app.screen.query_one("#revision-add", Input).focus()
+            await pilot.press(*"git:abc123:batch_16", "enter")
+            await pilot.press("ctrl+s")
+            assert not isinstance(app.screen, LaunchScreen)
+            await wait_for(pilot, lambda: len(app.snapshot.history) == 4)
+            argv = launched_argv(ws)
+            assert argv[:4] == ["--batch-sizes", "16", "32", "128"]
+            assert argv[argv.index("--epochs") + 1] == "2"
+            assert argv[argv.index("--folds") + 1] == "2"
+            assert argv[argv.index("--revisions") + 1] == "git:abc123:batch_16"
+            assert argv[-3:] == ["--origin", "tui", "--quiet"]
+
+    @run_async
+    async def test_bad_values_are_refused_in_place(self, ws: Path, fake_run) -> None:
+        (ws / "reports" / "runs" / RUN_ACTIVE / "status.json").unlink()
+        app = make_app(ws, run_command=fake_run)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: app.snapshot is not None)
+            await pilot.press("s")
+            app.screen.query_one("#folds", Input).value = "1"
+            await pilot.press("ctrl+s")
+            assert isinstance(app.screen, LaunchScreen)
+            assert any("folds must be at least 2" in n.message for n in app._notifications)
+            app.screen.query_one("#revision-add", Input).focus()
+            await pilot.press(*"nonsense", "enter")
+            assert any("is not a revision" in n.message for n in app._notifications)
+            await pilot.press("escape")
+            assert not isinstance(app.screen, LaunchScreen)
+
+    @run_async
+    async def test_no_second_run_while_one_is_active(self, ws: Path) -> None:
+        app = make_app(ws)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: app.snapshot is not None)
+            await pilot.press("s")
+            assert not isinstance(app.screen, LaunchScreen)
+            assert any("is active" in n.message for n in app._notifications)
+
+    @run_async
+    async def test_rerun_a_failed_run_in_one_key(self, ws: Path, fake_run) -> None:
+        (ws / "reports" / "runs" / RUN_ACTIVE / "status.json").unlink()
+        app = make_app(ws, run_command=fake_run)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: app.snapshot is not None)
+            await pilot.press("R")
+            await wait_for(pilot, lambda: len(app.snapshot.history) == 4)
+            argv = launched_argv(ws)
+            assert argv[:3] == ["--batch-sizes", "16", "32"]
+            assert argv[argv.index("--revisions") + 1] == "git:1a2b3c4:batch_32"
+
+    @run_async
+    async def test_a_run_that_cannot_start_is_reported(self, ws: Path) -> None:
+        (ws / "reports" / "runs" / RUN_ACTIVE / "status.json").unlink()
+        command = [sys.executable, "-c", "import sys; sys.exit('kwsops: bad flag --revisions')"]
+        app = make_app(ws, run_command=command)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: app.snapshot is not None)
+            await pilot.press("R")
+            await wait_for(
+                pilot,
+                lambda: any(
+                    "did not start: kwsops: bad flag" in n.message for n in app._notifications
+                ),
+            )
+
+
+class TestCancel:
+    @run_async
+    async def test_cancel_asks_then_sends_sigterm(self, ws: Path) -> None:
+        sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        try:
+            status = ws / "reports" / "runs" / RUN_ACTIVE / "status.json"
+            status.write_text(json.dumps({**json.loads(status.read_text()), "pid": sleeper.pid}))
+            app = make_app(ws)
+            async with app.run_test(size=SIZE) as pilot:
+                await wait_for(pilot, lambda: app.snapshot is not None and app.snapshot.active)
+                await pilot.press("c")
+                assert isinstance(app.screen, ConfirmDialog)
+                await pilot.press("n")
+                assert sleeper.poll() is None
+                await pilot.press("c", "y")
+                await wait_for(pilot, lambda: sleeper.poll() is not None)
+                assert sleeper.returncode == -15
+        finally:
+            sleeper.kill()
+            sleeper.wait()
+
+
+class TestKeysAndPalette:
+    @run_async
+    async def test_help_and_palette(self, ws: Path) -> None:
+        app = make_app(ws)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: app.snapshot is not None)
+            await pilot.press("question_mark")
+            assert isinstance(app.screen, HelpScreen)
+            await pilot.press("escape")
+            titles = [c.title for c in app.get_system_commands(app.screen)]
+            for wanted in (
+                "pipeline: launch run",
+                "pipeline: cancel run",
+                "view: report",
+                "view: logs",
+                "pipeline: rerun failed run",
+            ):
+                assert wanted in titles
+            await pilot.press("ctrl+p")
+            await pilot.press(*"view: data")
+            await pilot.pause(0.3)
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: app.current_mode == "data")
+            await pilot.press("ctrl+p", *f"logs: run {RUN_OK}")
+            await pilot.pause(0.3)
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: app.current_mode == "logs")
+            assert RUN_OK in str(app.screen.query_one(LogView).path)
+
+    @run_async
+    async def test_screen_keys_are_quiet_inside_dialogs(self, ws: Path) -> None:
+        app = make_app(ws)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("question_mark", "3", "q")
+            assert app.current_mode == "dashboard" and app.is_running
+
+    @run_async
+    async def test_the_shown_screens_keys_are_in_the_palette(self, ws: Path) -> None:
+        app = make_app(ws)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: app.snapshot is not None)
+            await pilot.press("2")
+            titles = [c.title for c in app.get_system_commands(app.screen)]
+            for wanted in ("logs: search", "logs: filter", "logs: other log", "logs: follow"):
+                assert wanted in titles
+            await pilot.press("ctrl+p", *"logs: filter")
+            await pilot.pause(0.3)
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: app.screen.query_one("#log-query", Input).has_focus)
+
+    @run_async
+    async def test_a_failing_worker_becomes_a_notification(self, ws: Path) -> None:
+        report = ws / "reports" / "comparison_versions.md"
+        report.unlink()
+        report.mkdir()  # reading it raises IsADirectoryError inside the report worker
+        app = make_app(ws)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("3")
+            await wait_for(
+                pilot, lambda: any("report read failed" in n.message for n in app._notifications)
+            )
+            assert app.is_running

@@ -1,0 +1,234 @@
+"""The console's non-UI parts: workspace monitor, dashboard rows, launcher, manifest summary,
+the optional luigid source (a real luigid on 127.0.0.1), and the core/Textual boundary."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from kwsops.runs.folder import RunPaths
+from kwsops.runs.state import RunState
+from kwsops.tui.launcher import LaunchError, LaunchRequest, cancel_run, rerun_request
+from kwsops.tui.luigid import LuigidSource, scheduler_address
+from kwsops.tui.manifest import read_manifest
+from kwsops.tui.monitor import Monitor, best_accuracy
+from kwsops.tui.rows import task_rows
+from kwsops.workspace import Workspace
+from tests.helpers.tui_workspace import RUN_ACTIVE, RUN_FAILED, RUN_OK, make_workspace, write_run
+
+pytestmark = pytest.mark.timeout(120)
+HOLD_LOCK = """\
+import sys, time
+from kwsops.runs.lock import WorkspaceLock
+lock = WorkspaceLock(sys.argv[1])
+lock.acquire(sys.argv[2], origin="cli")
+print("held", flush=True)
+time.sleep(60)
+"""
+
+
+def test_core_and_state_modules_never_import_textual() -> None:
+    modules = [
+        "kwsops.tui.logindex",
+        "kwsops.compare.discover",
+        "kwsops.tui.monitor",
+        "kwsops.tui.rows",
+        "kwsops.tui.launcher",
+        "kwsops.tui.manifest",
+        "kwsops.tui.luigid",
+    ]
+    code = (
+        f"import sys; import {', '.join(modules)}; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'textual', 'luigi', 'torch'}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
+
+
+def test_monitor_history_and_active_run_by_lock(tmp_path: Path) -> None:
+    root = make_workspace(tmp_path / "ws", active=False)
+    ws = Workspace.at(root)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(ws.lock_file), RUN_ACTIVE],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        write_run(root, RUN_ACTIVE, 1_700_010_800.0, status="running", stop_after=3, pid=holder.pid)
+        snapshot = Monitor(ws).poll()
+        assert snapshot.active and snapshot.focus.run_id == RUN_ACTIVE
+        assert [r.run_id for r in snapshot.history] == [RUN_ACTIVE, RUN_FAILED, RUN_OK]
+        states = {r.label: r.state for r in snapshot.rows}
+        assert states["VersionOutput"] == "done" and states["MakeSpectrograms"] == "running"
+        assert states["Validate"] == "pending"
+    finally:
+        holder.kill()
+        holder.wait()
+    snapshot = Monitor(ws).poll()  # the process died without writing its end: killed
+    assert not snapshot.active and snapshot.focus.status == "killed"
+    assert {r.label: r.state for r in snapshot.rows}["MakeSpectrograms"] == "killed"
+    ok = next(r for r in snapshot.history if r.run_id == RUN_OK)
+    assert ok.status == "ok" and ok.best_accuracy == pytest.approx(0.842) and ok.has_report
+
+
+def test_monitor_reads_events_incrementally_and_survives_bad_files(tmp_path: Path) -> None:
+    root = make_workspace(tmp_path / "ws", active=False)
+    monitor = Monitor(Workspace.at(root))
+    first = monitor.poll()
+    assert first.focus.run_id == RUN_FAILED and not first.active
+    states = {r.label: r.state for r in first.rows}
+    assert states["MakeSpectrograms"] == "failed" and states["Validate"] == "not run"
+    failed_paths = RunPaths(root / "reports" / "runs" / RUN_FAILED)
+    with open(failed_paths.events, "a") as handle:
+        handle.write("{broken\n")
+    failed_paths.status.write_text("{ not json")
+    again = monitor.poll()
+    assert again.errors and "bad event" in again.errors[-1]
+    assert next(r for r in again.history if r.run_id == RUN_FAILED).status in ("failed", "unknown")
+
+
+def test_rows_group_instances_and_mark_unfinished_tasks() -> None:
+    state = RunState(run_id="r")
+    for fold in (0, 1):
+        task = f"TrainFold_{fold}"
+        state.apply(
+            {
+                "event": "task_started",
+                "task": task,
+                "family": "TrainFold",
+                "ts": 1.0,
+                "params": {"batch_size": "16", "fold": str(fold)},
+            }
+        )
+    state.apply(
+        {
+            "event": "task_done",
+            "task": "TrainFold_0",
+            "family": "TrainFold",
+            "ts": 5.0,
+            "duration": 4.0,
+            "detail": "val acc 0.8",
+        }
+    )
+    rows = task_rows(state, {"TrainFold_1": {"epoch": 3, "val_accuracy": 0.5}}, "running")
+    labels = [r.label for r in rows]
+    assert labels[labels.index("TrainFold ×2") + 1 :][:2] == ["bs 16 · fold 0", "bs 16 · fold 1"]
+    summary = rows[labels.index("TrainFold ×2")]
+    assert summary.state == "running" and summary.detail == "1/2 finished · 1 running"
+    assert rows[labels.index("bs 16 · fold 1")].detail == "epoch 3 · val acc 0.500"
+    ended = task_rows(state, {}, "cancelled")
+    assert {r.label: r.state for r in ended}["bs 16 · fold 1"] == "cancelled"
+    assert {r.label: r.state for r in ended}["Validate"] == "not run"
+    assert best_accuracy({}, state.tasks.values()) is None
+    assert best_accuracy({"best_accuracy": 0.9}, []) == 0.9
+
+
+def test_launch_request_arguments_and_rerun(tmp_path: Path) -> None:
+    request = LaunchRequest((16, 64), 2, 3, 0.0005, ("workspace:batch_32",))
+    assert request.arguments("RID") == [
+        "--batch-sizes",
+        "16",
+        "64",
+        "--epochs",
+        "2",
+        "--folds",
+        "3",
+        "--learning-rate",
+        "0.0005",
+        "--revisions",
+        "workspace:batch_32",
+        "--run-id",
+        "RID",
+        "--origin",
+        "tui",
+        "--quiet",
+    ]
+    assert "--revisions" not in LaunchRequest().arguments("x")
+    for bad in ({"batch_sizes": ()}, {"epochs": 0}, {"folds": 1}, {"learning_rate": 2.0}):
+        with pytest.raises(LaunchError):
+            LaunchRequest(**bad)
+    root = make_workspace(tmp_path / "ws")
+    ws = Workspace.at(root)
+    again = rerun_request(ws, RUN_FAILED)
+    assert again.revisions == ("git:1a2b3c4:batch_32",)
+    assert again.arguments("R")[-7:-5] == ["--target", "Validate"]
+    with pytest.raises(LaunchError, match="not running"):
+        cancel_run(ws, RUN_OK)
+    with pytest.raises(LaunchError, match="no readable params.json"):
+        rerun_request(ws, "20000101-000000-none")
+
+
+def test_manifest_summary(tmp_path: Path) -> None:
+    root = make_workspace(tmp_path / "ws", active=False)
+    summary = read_manifest(root / "data" / "output" / "manifest.csv")
+    assert (summary.total, summary.kept) == (39, 36)
+    gun = next(s for s in summary.labels if s.label == "gun")
+    assert (gun.kept, gun.rejected, len(gun.speakers)) == (6, 1, 4)
+    assert summary.labels[-1].label == "(no label)"
+    assert [r.reason for r in summary.rejected][0] == "no label folder"
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,2\n")
+    with pytest.raises(ValueError, match="not a kwsops manifest"):
+        read_manifest(bad)
+
+
+SLOW_TASK = """\
+import sys, time, luigi
+class Preprocess(luigi.Task):
+    def output(self):
+        return luigi.LocalTarget(sys.argv[2])
+    def run(self):
+        time.sleep(60)
+luigi.build([Preprocess()], scheduler_host="127.0.0.1", scheduler_port=int(sys.argv[1]),
+            local_scheduler=False)
+"""
+
+
+def test_luigid_source_shows_tasks_of_a_central_scheduler(tmp_path: Path, luigid) -> None:
+    root = make_workspace(tmp_path / "ws", active=False)
+    port = luigid.port
+    (root / "luigi.cfg").write_text(
+        f"[core]\nlocal_scheduler = false\ndefault_scheduler_host = 127.0.0.1\n"
+        f"default_scheduler_port = {port}\n"
+    )
+    assert scheduler_address(root / "luigi.cfg") == ("127.0.0.1", port)
+    source = LuigidSource("127.0.0.1", port)
+    deadline = time.monotonic() + 60
+    worker = subprocess.Popen(
+        [sys.executable, "-c", SLOW_TASK, str(port), str(tmp_path / "never")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        while not [t for t in source.tasks() if t.state == "running"]:
+            assert time.monotonic() < deadline, "the task never ran"
+            time.sleep(0.2)
+        running = [t for t in source.tasks() if t.state == "running"]
+        assert running[0].family == "Preprocess"
+        monitor = Monitor(Workspace.at(root))
+        snapshot = monitor.poll()
+        assert snapshot.scheduler == f"luigid 127.0.0.1:{port}"
+        assert snapshot.active and snapshot.focus.origin == "scheduler"
+        assert {r.label: r.state for r in snapshot.rows}["Preprocess"] == "running"
+    finally:
+        worker.kill()
+        worker.wait()
+        luigid.stop()
+    gone = Monitor(Workspace.at(root)).poll()
+    assert "unreachable" in gone.scheduler and not gone.active
+
+
+def test_scheduler_address_defaults_to_local(tmp_path: Path) -> None:
+    cfg = tmp_path / "luigi.cfg"
+    cfg.write_text("[core]\nlocal_scheduler = true\ndefault_scheduler_host = x\n")
+    assert scheduler_address(cfg) is None
+    cfg.write_text("not an ini file [")
+    assert scheduler_address(cfg) is None
+    assert scheduler_address(tmp_path / "missing.cfg") is None

@@ -1,0 +1,95 @@
+"""Console Report and Data screens."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from textual.widgets import DataTable
+
+from kwsops.tui.comparison import ReportViewer
+from tests.helpers.tui import SIZE, cells, make_app, run_async, wait_for
+from tests.helpers.tui_workspace import NOW, make_workspace
+
+
+class TestReport:
+    @run_async
+    async def test_renders_with_contents_and_reloads(self, ws: Path) -> None:
+        report = ws / "reports" / "comparison_versions.md"
+        app = make_app(ws)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("3")
+            viewer = app.screen.query_one(ReportViewer)
+            await wait_for(pilot, lambda: app.screen.loaded_text is not None)
+            # 120 columns: room for the ten-column summary first, the contents on `t`
+            assert viewer.display and not viewer.show_table_of_contents
+            assert len(viewer.query("MarkdownTable")) == 3  # summary + two confusion matrices
+            toc = viewer.table_of_contents.table_of_contents
+            assert [t[1] for t in toc][:2] == ["Comparison of model revisions", "Summary"]
+            report.write_text(report.read_text() + "\n## workspace:batch_64\n\nnew\n")
+            os.utime(report, (NOW + 60, NOW + 60))
+            await wait_for(pilot, lambda: "batch_64" in (app.screen.loaded_text or ""), 5)
+            await pilot.press("t")
+            assert viewer.show_table_of_contents
+            await pilot.resize_terminal(200, 50)  # wide: the contents open by themselves
+            await pilot.press("t")
+            assert not viewer.show_table_of_contents
+            await pilot.resize_terminal(180, 50)
+            await wait_for(pilot, lambda: viewer.show_table_of_contents, 5)
+
+    @run_async
+    async def test_missing_report_says_how_to_make_one(self, tmp_path: Path) -> None:
+        root = make_workspace(tmp_path / "ws", report=False)
+        app = make_app(root)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("3")
+            await pilot.pause(0.5)
+            empty = app.screen.query_one("#report-empty")
+            await wait_for(pilot, lambda: "No comparison report yet" in empty.source)
+            assert app.screen.query_one("#report-switcher").current == "report-empty"
+            (root / "reports" / "comparison_versions.md").write_text("# Fresh\n\nhello\n")
+            await wait_for(pilot, lambda: app.screen.loaded_text is not None, 5)
+
+    @run_async
+    async def test_a_runs_own_report(self, ws: Path) -> None:
+        app = make_app(ws)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: app.snapshot is not None)
+            await pilot.press("4", "down", "down", "m")
+            await wait_for(pilot, lambda: "All stages done" in (app.screen.loaded_text or ""))
+            await pilot.press("b")
+            await wait_for(pilot, lambda: "Comparison" in (app.screen.loaded_text or ""))
+
+
+class TestData:
+    @run_async
+    async def test_labels_and_rejections(self, ws: Path) -> None:
+        app = make_app(ws)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("5")
+            await wait_for(pilot, lambda: app.screen.summary is not None)
+            labels = app.screen.query_one("#labels", DataTable)
+            rows = {cells(labels, i)[0]: cells(labels, i) for i in range(labels.row_count)}
+            assert rows["gun"][1:4] == ["6", "1", "4"]
+            assert rows["(no label)"][1:3] == ["0", "1"]
+            assert rows["catch"][4] == "0.90 / 1.18 / 1.45"
+            rejected = app.screen.query_one("#rejected", DataTable)
+            reasons = [cells(rejected, i)[2] for i in range(rejected.row_count)]
+            assert "too long: 3.41 s > 2.60 s" in reasons and "no label folder" in reasons
+
+    @run_async
+    async def test_missing_and_broken_manifest(self, tmp_path: Path) -> None:
+        root = make_workspace(tmp_path / "ws", manifest=False)
+        app = make_app(root)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("5")
+            await pilot.pause(0.5)
+            assert "No manifest yet" in str(app.screen.query_one("#data-title").render())
+            manifest = root / "data" / "output" / "manifest.csv"
+            manifest.parent.mkdir(parents=True)
+            manifest.write_text("this,is\nnot,a manifest\n")
+            await pilot.press("r")
+            await wait_for(
+                pilot, lambda: any("not a kwsops manifest" in n.message for n in app._notifications)
+            )
+            assert app.is_running
