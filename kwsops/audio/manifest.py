@@ -1,5 +1,8 @@
 """``data/output/manifest.csv``: every input file, kept (with its clip) or rejected (with why).
 
+Cells go through :func:`kwsops.text.csv_cell`: a file named ``=cmd|' /C calc'!A0.wav`` is text
+in a spreadsheet, not a formula, and reads back unchanged.
+
 The one reader and writer of the manifest (docs/ARCHITECTURE.md "File formats"): the
 Preprocess stage writes it, MakeSpectrograms reads its kept rows, the console summarises it.
 """
@@ -9,6 +12,8 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass, fields
 from pathlib import Path
+
+from kwsops.text import csv_cell, csv_value
 
 MANIFEST_NAME = "manifest.csv"
 _KINDS = "empty file|unreadable|silent|too long|too short|unsupported type|no label folder|error"
@@ -39,14 +44,14 @@ class ManifestRow:
         def text(value: object) -> str:
             if value is None:
                 return ""
-            return f"{value:.3f}" if isinstance(value, float) else str(value)
+            return f"{value:.3f}" if isinstance(value, float) else csv_cell(value)
 
         return {f.name: text(getattr(self, f.name)) for f in fields(self)}
 
     @classmethod
     def from_csv(cls, row: dict[str, str]) -> ManifestRow:
         def value(name: str) -> object:
-            text = row.get(name) or ""
+            text = csv_value(row.get(name) or "")
             if name in ("source", "status", "reason"):
                 return text
             return _PARSERS.get(name, str)(text) if text else None

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import soundfile as sf
 
+from kwsops.text import plot_text
+
 if TYPE_CHECKING:
     from kwsops.preprocess import ManifestRow
 
@@ -77,7 +79,7 @@ def waveform_examples(
         samples, rate = sf.read(Path(output_dir) / row.output, dtype="float32")
         ax.plot(np.arange(len(samples)) / rate, samples, linewidth=0.4, color="tab:blue")
         ax.set_ylim(-1, 1)
-        ax.set_title(f"{row.label}: {Path(row.source).name}", fontsize=8)
+        ax.set_title(plot_text(f"{row.label}: {Path(row.source).name}", 60), fontsize=8)
         ax.tick_params(labelsize=7)
     for ax in axes[len(chosen) :]:
         ax.axis("off")

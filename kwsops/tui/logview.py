@@ -21,6 +21,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.worker import get_current_worker
 
+from kwsops.text import clean_text
 from kwsops.tui.logindex import LineIndex, compile_query
 from kwsops.tui.messages import LogFiltered, LogFound, LogIndexed
 from kwsops.tui.workers import ForwardWorkerErrors
@@ -41,7 +42,7 @@ class LogView(ForwardWorkerErrors, ScrollView, can_focus=True):
         Binding("pageup,b", "page_up", "Page up", show=False),
         Binding("pagedown,space", "page_down", "Page down", show=False),
         Binding("home,g", "scroll_home", "Top", show=False),
-        Binding("end,G", "follow", "Follow"),
+        Binding("end,G", "follow", "Follow", show=False),  # the status line says End
     ]
     COMPONENT_CLASSES = {
         "logview--gutter",
@@ -269,7 +270,7 @@ class LogView(ForwardWorkerErrors, ScrollView, can_focus=True):
 
     def _render_number(self, number: int, scroll_x: int, width: int) -> Strip:
         assert self.index is not None
-        line = self.index.line(number)
+        line = clean_text(self.index.line(number), 1 << 20)  # no escape sequence reaches the screen
         gutter_width = len(str(max(self.line_count, 1))) + 1
         gutter = Strip(
             [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from kwsops.text import commit_message
 from kwsops.versioning.runner import relative, run_git
 
 _FALLBACK_IDENT = (("user.name", "kwsops"), ("user.email", "kwsops@localhost"))
@@ -28,7 +29,10 @@ def git_commit(ws_root: Path, paths: list[str], message: str) -> str | None:
         for key, value in _FALLBACK_IDENT:
             if run_git(ws_root, ["config", key], check=False).returncode:
                 ident += ["-c", f"{key}={value}"]
-    run_git(ws_root, [*ident, "commit", "-q", "-m", message, "--", *changed.splitlines()])
+    run_git(
+        ws_root,
+        [*ident, "commit", "-q", "-m", commit_message(message), "--", *changed.splitlines()],
+    )
     return run_git(ws_root, ["rev-parse", "HEAD"]).stdout.strip()
 
 
