@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from kwsops.text import clean_text, escape_md, md_url
+from kwsops.text import escape_md, md_url, plot_text
 
 CI = "95 % CI"
 
@@ -19,6 +19,30 @@ def display_name(spec: str) -> str:
     """A spec as shown to people: a git sha cut to 10 characters."""
     match = re.match(r"^git:([0-9a-f]{40}):(.*)$", str(spec))
     return f"git:{match.group(1)[:10]}:{match.group(2)}" if match else str(spec)
+
+
+def _short(spec: str, width: int) -> str:
+    kind, _, rest = str(spec).partition(":")
+    if kind == "workspace":
+        return "ws " + rest.replace("batch_", "b")
+    if kind == "git":
+        rev, _, batch = rest.rpartition(":")
+        return f"{rev[:width]} {batch.replace('batch_', 'b')}"
+    if kind == "clearml":
+        return "cml " + rest.removeprefix("offline-")[:width]
+    return str(spec)
+
+
+def short_names(specs: list[str]) -> dict[str, str]:
+    """Names that tell the compared revisions apart in a narrow column: ``ws b16``,
+    ``57c50e6 b16``, ``cml 683b747``; a sha or task id grows only where two would read alike.
+    Never a cut that makes two the same: the full names are in the report beside them."""
+    specs = list(dict.fromkeys(str(s) for s in specs))
+    for width in (7, 10, 16, 64):
+        names = {spec: _short(spec, width) for spec in specs}
+        if len(set(names.values())) == len(specs):
+            return names
+    return {spec: spec for spec in specs}
 
 
 def plural(n: int, word: str) -> str:
@@ -81,20 +105,37 @@ def open_lines(rev: dict) -> list[str]:
 
 
 def summary_section(data: dict) -> list[str]:
-    diff = data.get("differing_params") or []
+    names = short_names([rev["spec"] for rev in data["revisions"]])
     header = ["rank", "revision", f"accuracy ({CI})", "macro F1", "ensemble acc."]
-    header += [escape_md(name) for name in diff]
     header += ["ms/clip", "parameters", "file", "vs best"]
     rows = []
     for rev in data["revisions"]:
-        row = [str(rev["rank"]), escape_md(display_name(rev["spec"])), with_ci(rev["accuracy"])]
+        row = [str(rev["rank"]), escape_md(names[rev["spec"]]), with_ci(rev["accuracy"])]
         row += [pct(rev["macro_f1"]["mean"]), pct(rev["ensemble_accuracy"]["mean"])]
-        row += [escape_md(rev["params"].get(name, "–")) for name in diff]
         row += [f"{rev['latency_ms']:.2f}", human_count(rev["parameters"])]
         row += [human_bytes(rev["file_bytes"]), p_text(rev.get("paired"))]
         rows.append(row)
-    align = "rllrr" + "l" * len(diff) + "rrrl"
-    return ["## Summary", "", *_table(header, rows, align)]
+    legend = "; ".join(
+        f"**{escape_md(names[rev['spec']])}** = {escape_md(display_name(rev['spec']), 400)}"
+        for rev in data["revisions"]
+    )
+    return ["## Summary", "", *_table(header, rows, "rllrrrrrl"), f"Revisions: {legend}.", ""]
+
+
+def params_section(data: dict) -> list[str]:
+    """The parameters that differ between the compared revisions, side by side."""
+    revisions = data["revisions"]
+    diff = data.get("differing_params") or []
+    lines = ["## Parameters that differ", ""]
+    if len(revisions) < 2:
+        return []
+    if not diff:
+        return [*lines, "The compared revisions share every training parameter.", ""]
+    names = short_names([rev["spec"] for rev in revisions])
+    header = ["param", *(escape_md(names[rev["spec"]]) for rev in revisions)]
+    rows = [[escape_md(name), *(escape_md(rev["params"].get(name, "–")) for rev in revisions)]
+            for name in diff]  # fmt: skip
+    return [*lines, *_table(header, rows)]
 
 
 def confusion_table(rev: dict, labels: list[str]) -> list[str]:
@@ -108,6 +149,9 @@ def confusion_table(rev: dict, labels: list[str]) -> list[str]:
 
 def revision_section(rev: dict, labels: list[str]) -> list[str]:
     lines = [f"## {rev['rank']}. {escape_md(display_name(rev['spec']))}", ""]
+    if rev.get("curves_plot"):
+        lines += [f"![training curves of {escape_md(display_name(rev['spec']))}]"
+                  f"({rev['curves_plot']})", ""]  # fmt: skip
     if rev.get("requested") and rev["requested"] != rev["spec"]:
         lines.append(f"- requested as {escape_md(rev['requested'])}")
     lines += open_lines(rev)
@@ -172,6 +216,7 @@ def render_markdown(data: dict) -> str:
         lines += ["", f"Note: {escape_md(note, 400)}"]
     lines.append("")
     lines += summary_section(data)
+    lines += params_section(data)
     if data.get("plots", {}).get("accuracy"):
         lines += [f"![accuracy by revision]({data['plots']['accuracy']})", ""]
     method = data["method"]
@@ -198,8 +243,22 @@ def render_markdown(data: dict) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _plot_text(text: object) -> str:
-    return clean_text(text, 40).replace("$", r"\$")  # "$" would start matplotlib mathtext
+HTML_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>{title}</title>
+<style>body{{font-family:sans-serif;margin:2em;max-width:70em}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:3px 8px}}img{{max-width:100%}}</style></head>
+<body>
+{body}</body></html>
+"""
+
+
+def render_html(markdown: str, title: str = "Comparison of model revisions") -> str:
+    """The report as one HTML page for a browser (the plots stay beside it in plots/).
+    Raw HTML in the Markdown is not passed through: user strings are escaped already."""
+    from markdown_it import MarkdownIt
+
+    body = MarkdownIt("commonmark", {"html": False}).enable("table").render(markdown)
+    return HTML_PAGE.format(title=title, body=body)
 
 
 def plot_confusion(matrix: list[list[float]], labels: list[str], title: str, path: Path) -> Path:
@@ -212,12 +271,12 @@ def plot_confusion(matrix: list[list[float]], labels: list[str], title: str, pat
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     image = ax.imshow(matrix, cmap="Blues", vmin=0.0, vmax=1.0)
-    names = [_plot_text(label) for label in labels]
+    names = [plot_text(label) for label in labels]
     ax.set_xticks(range(k), names, rotation=45, ha="right", fontsize=8)
     ax.set_yticks(range(k), names, fontsize=8)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(_plot_text(title), fontsize=9)
+    ax.set_title(plot_text(title), fontsize=9)
     for i in range(k):
         for j in range(k):
             value = matrix[i][j]
@@ -236,7 +295,7 @@ def plot_accuracy(revisions: list[dict], path: Path) -> Path:
     fig = Figure(figsize=(7, 1.2 + 0.45 * len(revisions)), layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    names = [_plot_text(display_name(r["spec"])) for r in revisions][::-1]
+    names = [plot_text(display_name(r["spec"])) for r in revisions][::-1]
     acc = [r["accuracy"] for r in revisions][::-1]
     means = [100 * a["mean"] for a in acc]
     errors = [
@@ -249,6 +308,33 @@ def plot_accuracy(revisions: list[dict], path: Path) -> Path:
     ax.set_xlim(0, 100)
     ax.set_xlabel(f"test accuracy % (mean over folds, {CI})")
     ax.legend(loc="lower right", fontsize=8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    return path
+
+
+def plot_curves(history: list[list[dict]], title: str, path: Path) -> Path:
+    """Validation accuracy and loss by epoch, one line per fold."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8, 3), layout="constrained")
+    FigureCanvasAgg(fig)
+    accuracy, loss = fig.subplots(1, 2)
+    for fold, rows in enumerate(history):
+        epochs = [row["epoch"] for row in rows]
+        accuracy.plot(epochs, [100 * row["val_acc"] for row in rows], label=f"fold {fold}")
+        loss.plot(epochs, [row["val_loss"] for row in rows], label=f"fold {fold}")
+    accuracy.set_ylabel("validation accuracy %")
+    loss.set_ylabel("validation loss")
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in (accuracy, loss):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    accuracy.legend(fontsize=7)
+    fig.suptitle(plot_text(title), fontsize=9)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
     return path

@@ -28,6 +28,7 @@ from kwsops.compare.markdown import (
     p_text,
     pct,
     plural,
+    short_names,
     with_ci,
 )
 from kwsops.text import clean_text
@@ -68,17 +69,22 @@ def _heat(value: float) -> Style:
 
 
 def summary_table(data: dict) -> Table:
-    """Compact enough for 80 columns: interval under the accuracy, file size in the details."""
-    diff = data.get("differing_params") or []
+    """Compact enough for 80 columns: short revision names (each distinct; the full names in
+    the caption), the interval under the accuracy, file size in the details."""
+    names = short_names([rev["spec"] for rev in data["revisions"]])
+    legend = Text()
+    for rev in data["revisions"]:
+        legend.append(f"{names[rev['spec']]}", "bold").append(" = ")
+        legend.append_text(_t(display_name(rev["spec"]), limit=400)).append("\n")
+    legend.rstrip()
     table = Table(title="Summary (best first)", box=box.SIMPLE_HEAD, title_justify="left",
-                  collapse_padding=True, pad_edge=False)  # fmt: skip
+                  collapse_padding=True, pad_edge=False, caption=legend,
+                  caption_justify="left")  # fmt: skip
     table.add_column("#", justify="right")
-    table.add_column("revision", overflow="fold", style="bold", min_width=14)
+    table.add_column("revision", no_wrap=True, style="bold")
     table.add_column(f"acc %\n{CI}", justify="right", no_wrap=True)
     table.add_column("F1 %", justify="right")
     table.add_column("ens.\nacc %", justify="right")
-    for name in diff:
-        table.add_column(clean_text(name, 30), overflow="fold")
     table.add_column("ms/\nclip", justify="right")
     table.add_column("params", justify="right")
     table.add_column("vs best", overflow="fold")
@@ -88,15 +94,30 @@ def summary_table(data: dict) -> Table:
         vs_style = "green" if not paired else ("red" if paired["p_value"] < 0.05 else "")
         table.add_row(
             str(rev["rank"]),
-            _t(display_name(rev["spec"])),
+            _t(names[rev["spec"]]),
             f"{pct(acc['mean'])}\n{pct(acc['low'])}–{pct(acc['high'])}",
             pct(rev["macro_f1"]["mean"]),
             pct(rev["ensemble_accuracy"]["mean"]),
-            *[_t(rev["params"].get(name, "–"), limit=30) for name in diff],
             f"{rev['latency_ms']:.2f}",
             human_count(rev["parameters"]).replace(" ", ""),
             _t(p_text(paired).replace(" (significant)", " *"), vs_style),
         )
+    return table
+
+
+def params_table(data: dict) -> Table | None:
+    """The parameters that differ between the compared revisions, side by side."""
+    revisions, diff = data["revisions"], data.get("differing_params") or []
+    if len(revisions) < 2 or not diff:
+        return None
+    names = short_names([rev["spec"] for rev in revisions])
+    table = Table(title="Parameters that differ", box=box.SIMPLE_HEAD, title_justify="left")
+    table.add_column("param", overflow="fold")
+    for rev in revisions:
+        table.add_column(_t(names[rev["spec"]]), overflow="fold")
+    for name in diff:
+        table.add_row(_t(name, limit=60), *(_t(rev["params"].get(name, "–"), limit=60)
+                                            for rev in revisions))  # fmt: skip
     return table
 
 
@@ -181,7 +202,8 @@ def comparison_view(data: dict) -> RenderableType:
         intro.append("note: ", "yellow").append(_t(note, limit=400)).append("\n")
     differing = data.get("differing_params") or []
     views = [revision_view(rev, test["labels"], differing) for rev in data["revisions"]]
-    return Group(intro, summary_table(data), *views)
+    diff = params_table(data)
+    return Group(intro, summary_table(data), *([diff] if diff else []), *views)
 
 
 def print_report(path: Path, console: Console) -> None:
@@ -189,13 +211,19 @@ def print_report(path: Path, console: Console) -> None:
     path = Path(path)
     data = load_comparison(path)
     if data is not None:
-        console.print(comparison_view(data))
-        return
-    if not path.is_file():
+        view: RenderableType = comparison_view(data)
+    elif not path.is_file():
         raise ReportError(
             f"{path}: no comparison report yet; run `kwsops run` or `kwsops validate` first"
         )
-    console.print(Markdown(clean_markdown(path.read_text(encoding="utf-8", errors="replace"))))
+    else:
+        view = Markdown(clean_markdown(path.read_text(encoding="utf-8", errors="replace")))
+    if console.is_terminal:
+        console.print(view)
+        return
+    with console.capture() as captured:  # piped: no padding at the ends of lines
+        console.print(view)
+    console.file.write("\n".join(line.rstrip() for line in captured.get().splitlines()) + "\n")
 
 
 def clean_markdown(text: str) -> str:

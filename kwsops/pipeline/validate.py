@@ -66,14 +66,15 @@ def compare(
     split = load_split(ws.spec_dir, "test")
     held_in = load_meta(ws.spec_dir)["train"]
     train_sha = training_clips(held_in["ids"], held_in["speakers"])["ids_sha256"]
-    total = 2 * len(revisions)
+    total = len(revisions)  # progress counts revisions scored
     results = []
     for n, revision in enumerate(revisions):
-        progress(2 * n, total, f"fetching {revision.requested}")
+        progress(n, total, f"revision {n + 1}/{total}: fetching {revision.requested}")
         fetched = materialise(ws, revision, scratch / f"rev_{n}")
-        progress(2 * n + 1, total, f"evaluating {revision.spec} on {len(split)} test clips")
+        progress(n, total, f"revision {n + 1}/{total}: scoring on {len(split)} test clips")
         scores = ev.evaluate_models(fetched.model_paths, split, ws.output_dir)
         scores["unseen"] = ev.unseen_check(scores.pop("trained_on"), split, train_sha)
+        scores["history"] = fold_histories(fetched.model_paths)
         results.append({"spec": revision.spec, "requested": revision.requested,
                         "kind": revision.kind, "origin": revision.origin, **scores})  # fmt: skip
     ranked = ev.rank(results)
@@ -104,16 +105,35 @@ def compare(
     }
 
 
+def fold_histories(model_paths: list[Path]) -> list[list[dict]]:
+    """Each fold's per-epoch history (history.csv beside its model), where the revision has
+    one: workspace and git revisions do, ClearML artifacts hold only the models."""
+    from kwsops.pipeline.train import read_history
+
+    found = []
+    for path in model_paths:
+        try:
+            found.append(read_history(Path(path).parent / "history.csv"))
+        except (OSError, ValueError):
+            return []
+    return found
+
+
 def write_plots(data: dict, folder: Path) -> None:
-    from kwsops.compare.markdown import display_name, plot_accuracy, plot_confusion
+    from kwsops.compare.markdown import display_name, plot_accuracy, plot_confusion, plot_curves
 
     plot_accuracy(data["revisions"], folder / "accuracy.png")
     data["plots"]["accuracy"] = "plots/accuracy.png"
     for rev in data["revisions"]:
-        name = f"confusion_{rev['rank']}_{_slug(display_name(rev['spec']))}.png"
+        slug = f"{rev['rank']}_{_slug(display_name(rev['spec']))}"
         title = f"{display_name(rev['spec'])}: mean over {rev['folds']} folds"
-        plot_confusion(rev["confusion"], data["test"]["labels"], title, folder / name)
-        rev["plot"] = f"plots/{name}"
+        plot_confusion(
+            rev["confusion"], data["test"]["labels"], title, folder / f"confusion_{slug}.png"
+        )
+        rev["plot"] = f"plots/confusion_{slug}.png"
+        if rev.get("history"):
+            plot_curves(rev["history"], display_name(rev["spec"]), folder / f"curves_{slug}.png")
+            rev["curves_plot"] = f"plots/curves_{slug}.png"
 
 
 def _log(tracker, data: dict, plots: Path) -> None:
@@ -168,7 +188,7 @@ def validate_stage(
     progress: ProgressFn = no_progress,
 ) -> StageResult:
     """Compare ``revisions`` into reports/comparison_versions.{md,json} and reports/plots/."""
-    from kwsops.compare.markdown import render_markdown
+    from kwsops.compare.markdown import render_html, render_markdown
     from kwsops.tracking.tracker import stage_task
 
     require_test_split(ws)
@@ -193,11 +213,13 @@ def validate_stage(
         data["validation_task"] = {"task_id": tracker.task_id, "mode": tracker.mode,
                                    "web_url": tracker.web_url,
                                    "session": str(tracker.session or "") or None}  # fmt: skip
-        progress(len(revisions) * 2, len(revisions) * 2 + 1, "writing the report")
+        progress(len(revisions), len(revisions), "writing the report")
         with atomic_dir(ws.plots_dir) as tmp:
             write_plots(data, tmp)
         atomic_write_json(ws.comparison_report.with_suffix(".json"), data)
-        atomic_write_text(ws.comparison_report, render_markdown(data))
+        markdown = render_markdown(data)
+        atomic_write_text(ws.comparison_report.with_suffix(".html"), render_html(markdown))
+        atomic_write_text(ws.comparison_report, markdown)
         _log(tracker, data, ws.plots_dir)
         tracker.artifact("report", ws.comparison_report)
         tracker.artifact("comparison", ws.comparison_report.with_suffix(".json"))

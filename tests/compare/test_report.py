@@ -3,63 +3,29 @@
 from __future__ import annotations
 
 import io
-import json
 import re
-from pathlib import Path
 
 import pytest
 from markdown_it import MarkdownIt
 from rich.console import Console
 
 from kwsops.cli.main import main
-from kwsops.compare.markdown import plot_accuracy, plot_confusion, render_markdown
+from kwsops.compare.markdown import (
+    plot_accuracy,
+    plot_confusion,
+    plot_curves,
+    render_html,
+    render_markdown,
+    short_names,
+)
 from kwsops.compare.terminal import ReportError, comparison_view, print_report
 from kwsops.text import clean_text, escape_md
-
-HOSTILE = "ro|ck*_`[x](y)<b>#\x1b[31m\x1b[2J\x1b]0;owned\x07\\\nz\u202e"
-LABELS = ["catch", "gun", HOSTILE]
-
-
-def revision(spec: str, acc: float, lr: float, rank: int, paired: dict | None) -> dict:
-    per_class = [
-        {"label": name, "precision": acc - 0.01 * i, "recall": acc - 0.02 * i,
-         "f1": acc - 0.015 * i, "support": 6 + i}
-        for i, name in enumerate(LABELS)
-    ]  # fmt: skip
-    return {
-        "spec": spec, "requested": spec, "kind": spec.split(":")[0], "rank": rank,
-        "origin": {"commit": "a" * 40, "rev": "HEAD", "subject": "models <img src=x> | *lr*"},
-        "folds": 2, "accuracy": {"mean": acc, "low": acc - 0.1, "high": min(acc + 0.05, 1),
-                                 "per_fold": [acc - 0.02, acc + 0.02]},
-        "macro_f1": {"mean": acc - 0.03, "low": acc - 0.2, "high": acc},
-        "ensemble_accuracy": {"mean": acc + 0.01, "low": acc - 0.1, "high": 1.0},
-        "per_class": per_class,
-        "confusion": [[0.8, 0.1, 0.1], [0.0, 1.0, 0.0], [0.25, 0.25, 0.5]],
-        "params": {"batch_size": 16, "learning_rate": lr, "arch.name": "tcresnet"},
-        "parameters": 124_611, "file_bytes": 510_000, "latency_ms": 1.234,
-        "features_recomputed": rank == 2, "paired": paired, "plot": f"plots/c{rank}.png",
-    }  # fmt: skip
+from tests.helpers.comparison import HOSTILE, LABELS, make_comparison, write_report
 
 
 @pytest.fixture
 def comparison() -> dict:
-    paired = {"against": "git:" + "a" * 40 + ":batch_16", "b": 3, "c": 1, "p_value": 0.625,
-              "method": "McNemar exact"}  # fmt: skip
-    revisions = [
-        revision("git:" + "a" * 40 + ":batch_16", 0.9, 0.001, 1, None),
-        revision("workspace:batch_16", 0.8, 0.01, 2, paired),
-    ]
-    return {
-        "schema": 1, "created": "2026-01-01T00:00:00",
-        "test": {"clips": 21, "labels": LABELS, "speakers": 2},
-        "method": {"n_boot": 2000, "seed": 42, "level": 0.95, "exact_below": 25,
-                   "latency_batch": 8, "latency_repeats": 7},
-        "best": revisions[0]["spec"], "differing_params": ["learning_rate"],
-        "revisions": revisions, "notes": ["last:3 found 2 <tasks>"],
-        "plots": {"accuracy": "plots/accuracy.png"},
-        "gate": {"fail_below": 0.5, "status": "passed"},
-        "validation_task": {"task_id": "offline-1", "mode": "offline", "web_url": None},
-    }  # fmt: skip
+    return make_comparison()
 
 
 def test_clean_text_removes_escape_sequences_and_control_characters():
@@ -106,11 +72,16 @@ def test_markdown_report_is_safe_with_a_hostile_label(comparison):
 def test_markdown_report_layout(comparison):
     md = render_markdown(comparison)
     headings = re.findall(r"^#+ .*$", md, flags=re.M)
-    assert headings[:3] == ["# Comparison of model revisions", "## Summary",
-                            "## 1. git:aaaaaaaaaa:batch\\_16"]  # fmt: skip
+    assert headings[:4] == ["# Comparison of model revisions", "## Summary",
+                            "## Parameters that differ", "## 1. git:aaaaaaaaaa:batch\\_16"]  # fmt: skip
     summary = md.split("## Summary\n\n")[1].split("\n\n")[0].splitlines()
-    assert "learning\\_rate" in summary[0] and "batch\\_size" not in summary[0]
+    assert "learning\\_rate" not in summary[0]  # differing params have their own table
+    assert "| aaaaaaa b16 |" in summary[2] and "| ws b16 |" in summary[3]
     assert "90.0 % (80.0–95.0)" in summary[2] and "p = 0.625" in summary[3]
+    assert "**ws b16** = workspace:batch\\_16" in md  # the legend names each in full
+    diff = md.split("## Parameters that differ\n\n")[1].split("\n\n")[0].splitlines()
+    assert diff[0] == "| param | aaaaaaa b16 | ws b16 |"
+    assert diff[2] == "| learning\\_rate | 0.001 | 0.01 |" and len(diff) == 3
     assert "![confusion matrix of workspace:batch\\_16](plots/c2.png)" in md
     assert "Quality gate (accuracy ≥ 50.0 %): passed." in md
     assert md.count("### Per class") == 2 and md.count("### Confusion matrix") == 2
@@ -139,13 +110,6 @@ def per_class_numbers(md: str) -> list[list[str]]:
         table = block.split("\n\n")[1].splitlines()[2:]
         rows += [row.split(" | ")[1:] for row in table]
     return [[cell.strip(" |") for cell in row] for row in rows]
-
-
-def write_report(data: dict, folder: Path) -> Path:
-    md = folder / "comparison_versions.md"
-    md.write_text(render_markdown(data))
-    md.with_suffix(".json").write_text(json.dumps(data))
-    return md
 
 
 def test_kwsops_report_prints_the_per_class_numbers(comparison, tmp_path, capsys):
@@ -186,6 +150,9 @@ def test_plots_are_written_with_hostile_labels(comparison, tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     path = plot_accuracy(comparison["revisions"], tmp_path / "a.png")
     assert path.stat().st_size > 1000
+    history = [[{"epoch": e, "val_acc": 0.1 * e, "val_loss": 2 - 0.1 * e} for e in (1, 2, 3)]] * 2
+    path = plot_curves(history, HOSTILE, tmp_path / "curves.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_links_cannot_be_broken_out_of(comparison):
@@ -195,3 +162,38 @@ def test_links_cannot_be_broken_out_of(comparison):
     tokens = MarkdownIt("commonmark").parseInline(md.split("ClearML task t1: ")[1].split("\n")[0])
     links = [c for c in tokens[0].children if c.type == "link_open"]
     assert len(links) == 1 and links[0].attrs["href"].startswith("http://srv/x%29%20%5Bevil%5D")
+
+
+@pytest.mark.parametrize(
+    ("specs", "expected"),
+    [
+        (["workspace:batch_16", "workspace:batch_32"], ["ws b16", "ws b32"]),
+        (["git:" + "a" * 40 + ":batch_16", "git:" + "b" * 40 + ":batch_16"],
+         ["aaaaaaa b16", "bbbbbbb b16"]),
+        # the same first 7 characters: the sha grows until they differ
+        (["git:" + "c" * 8 + "1" * 32 + ":batch_16", "git:" + "c" * 8 + "2" * 32 + ":batch_16"],
+         ["cccccccc11 b16", "cccccccc22 b16"]),
+        (["clearml:offline-0123456789abcdef", "workspace:batch_64"], ["cml 0123456", "ws b64"]),
+    ],
+)  # fmt: skip
+def test_short_names_tell_revisions_apart(specs, expected):
+    names = short_names(specs)
+    assert [names[spec] for spec in specs] == expected
+
+
+def test_terminal_summary_uses_short_names_and_shows_the_param_diff(comparison):
+    plain = render(comparison, color_system=None)
+    summary = plain.split("Summary (best first)")[1].split("1. git:")[0]
+    assert "aaaaaaa b16" in summary and "ws b16" in summary
+    assert "ws b16 = workspace:batch_16" in summary  # the caption names each in full
+    diff = plain.split("Parameters that differ")[1].splitlines()
+    assert "learning_rate" in diff[4] and "0.001" in diff[4] and "0.01" in diff[4]
+
+
+def test_piped_report_has_no_trailing_spaces_and_html_has_no_raw_html(comparison, tmp_path, capsys):
+    md = write_report(comparison, tmp_path)
+    assert main(["report", str(md)]) == 0
+    out = capsys.readouterr().out
+    assert out and not any(line != line.rstrip() for line in out.splitlines())
+    page = render_html(md.read_text())
+    assert "<table>" in page and "<img src=x" not in page and "<b>" not in page
