@@ -1,5 +1,8 @@
 """The workspace's own record of its ClearML tasks: ``<ws>/.kwsops/clearml/index.jsonl``.
 
+Offline session and artifact paths are stored relative to ``.kwsops/clearml``, so a copy of
+the workspace (``cp -a``) reads its own sessions, never the original's.
+
 One JSON object per line, a full snapshot of a task each time it changes (at start, then at
 close); the last line of a task wins. Each line is one ``write`` on an O_APPEND descriptor, so
 forked Luigi workers never tear each other's lines. With it, ``list_tasks``, ``fetch_artifacts``
@@ -71,10 +74,35 @@ def imported_path(ws_root: Path) -> Path:
     return clearml_dir(ws_root) / "imported.json"
 
 
+def _paths(data: dict, convert) -> dict:
+    """``data`` with its session and artifact paths passed through ``convert``."""
+    data = dict(data)
+    if data.get("session"):
+        data["session"] = convert(data["session"])
+    data["artifacts"] = {k: convert(v) for k, v in dict(data.get("artifacts") or {}).items()}
+    return data
+
+
+def _relative(base: Path, location: str) -> str:
+    """A path inside .kwsops/clearml as relative to it: a copied workspace reads its own."""
+    path = Path(location)
+    return (
+        path.relative_to(base).as_posix()
+        if path.is_absolute() and path.is_relative_to(base)
+        else location
+    )
+
+
+def _absolute(base: Path, location: str) -> str:
+    return location if "://" in location or Path(location).is_absolute() else str(base / location)
+
+
 def append_record(ws_root: Path, record: TaskRecord) -> None:
     path = index_path(ws_root)
     path.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps(asdict(record), default=str, sort_keys=True) + "\n"
+    base = clearml_dir(ws_root).resolve()
+    portable = _paths(asdict(record), lambda location: _relative(base, location))
+    line = json.dumps(portable, default=str, sort_keys=True) + "\n"
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
         os.write(fd, line.encode("utf-8"))
@@ -96,9 +124,10 @@ def read_index(ws_root: Path) -> list[TaskRecord]:
     path = index_path(ws_root)
     latest: dict[str, TaskRecord] = {}
     known = set(TaskRecord.__dataclass_fields__)
+    base = clearml_dir(ws_root).resolve()
     for line in path.read_text().splitlines() if path.is_file() else []:
         try:
-            data = json.loads(line)
+            data = _paths(json.loads(line), lambda location: _absolute(base, location))
             record = TaskRecord(**{k: v for k, v in data.items() if k in known})
         except (ValueError, TypeError):
             continue

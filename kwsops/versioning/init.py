@@ -56,10 +56,25 @@ def init_workspace(path: str | os.PathLike | None = None) -> Workspace:
 
 
 def ensure_default_remote(ws: Workspace) -> None:
-    """With no remote configured, add the local-folder remote (in .dvc/config.local, because
-    its absolute path belongs to this machine, not to the repo)."""
-    probe = run_dvc(ws.root, ["remote", "default"], check=False)
-    if probe.returncode == 0 and probe.stdout.strip():
-        return
-    ws.local_remote_dir.mkdir(parents=True, exist_ok=True)
-    run_dvc(ws.root, ["remote", "add", "--local", "-d", "-f", "local", str(ws.local_remote_dir)])
+    """With no remote configured, add the local-folder remote .kwsops/dvc-remote (in
+    .dvc/config.local: the folder is git-ignored, so it is no clone's remote). Its path is
+    relative to .dvc/: a copy of the workspace (``cp -a``) pushes to its own folder, not the
+    original's. An older workspace's absolute path to its own folder is made relative."""
+    from kwsops.versioning.remote import remotes, select_local
+
+    default = next((r for r in remotes(ws.root) if r.default), None)
+    if default is None or (default.name == "local" and _absolute_local_remote(ws)):
+        select_local(ws.root, ws.local_remote_dir)
+
+
+def _absolute_local_remote(ws: Workspace) -> bool:
+    """config.local names a workspace's .kwsops/dvc-remote by an absolute path: this one's
+    (made by an older kwsops) or, in a copy, the original's."""
+    local = ws.root / ".dvc" / "config.local"
+    text = local.read_text() if local.is_file() else ""
+    return any(
+        line.split("=", 1)[1].strip().startswith("/")
+        and line.rstrip().endswith("/.kwsops/dvc-remote")
+        for line in text.splitlines()
+        if line.strip().startswith("url")
+    )

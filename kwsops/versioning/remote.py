@@ -100,12 +100,18 @@ def webdav_url(raw: str) -> tuple[str, str | None, str | None]:
     return f"{scheme}://{netloc}{parts.path.rstrip('/')}", user, password
 
 
+def webdav_remote(url: str, user: str | None, password: str | None, name: str = "webdav") -> Remote:
+    """The WebDAV remote ``url`` names (credentials in the URL count), not yet configured."""
+    clean, url_user, url_password = webdav_url(url)
+    return Remote(name, clean, "webdav", True, user or url_user, password or url_password)
+
+
 def add_webdav(
     ws_root: Path, url: str, user: str | None, password: str | None, name: str = "webdav"
 ) -> None:
     """Add or update a WebDAV remote and make it the default; credentials go to config.local."""
-    clean, url_user, url_password = webdav_url(url)
-    user, password = user or url_user, password or url_password
+    remote = webdav_remote(url, user, password, name)
+    clean, user, password = remote.url, remote.user, remote.password
     conf = read_config(Path(ws_root))
     with conf.edit("repo") as repo:
         opts = repo["remote"].setdefault(name, {})
@@ -167,11 +173,31 @@ def _mkcol(session: Any, url: str, depth: int = 0) -> None:
         raise RemoteError(f"cannot create {_path(url)}: MKCOL answered HTTP {answer.status_code}")
 
 
+def select_local(ws_root: Path, local_dir: Path) -> Remote:
+    """Make the workspace's local-folder remote the default again (adding it if missing),
+    with its path relative to .dvc/ so a copied workspace uses its own."""
+    from dvc.config_schema import RelPath  # DVC writes it relative to .dvc/, reads it back
+
+    ws_root = Path(ws_root)
+    local_dir.mkdir(parents=True, exist_ok=True)
+    conf = read_config(ws_root)
+    with conf.edit("repo") as repo:
+        repo["core"].pop("remote", None)  # a tracked default would follow every clone
+    with conf.edit("local") as local:
+        local["remote"].setdefault("local", {})["url"] = RelPath(str(Path(local_dir).resolve()))
+        local["core"]["remote"] = "local"
+    return get_remote(ws_root)
+
+
 def check_remote(ws_root: Path, name: str | None = None) -> RemoteCheck:
     """Server answers? Credentials accepted? Folder there (else created) and writable?"""
+    return check(get_remote(Path(ws_root), name))
+
+
+def check(remote: Remote) -> RemoteCheck:
+    """:func:`check_remote` for a remote that need not be configured yet."""
     import requests
 
-    remote = get_remote(Path(ws_root), name)
     if remote.kind == "local":
         try:
             Path(remote.url).mkdir(parents=True, exist_ok=True)
