@@ -12,24 +12,41 @@ class Stage:
     clearml_name: str | None = None
     reads: str = ""
     writes: str = ""
+    unit: str = ""  # what its progress counts (done/total)
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("VersionInput", "version raw recordings", None, "data/input", "data/input.dvc, remote"),
+    Stage(
+        "VersionInput",
+        "version raw recordings",
+        None,
+        "data/input",
+        "data/input.dvc, remote",
+        unit="step",
+    ),
     Stage(
         "Preprocess",
         "decode, trim, pad audio",
         "prepare audio",
         "data/input",
         "data/output (clips, manifest.csv)",
+        unit="files",
     ),
-    Stage("VersionOutput", "version clips", None, "data/output", "data/output.dvc, remote"),
+    Stage(
+        "VersionOutput",
+        "version clips",
+        None,
+        "data/output",
+        "data/output.dvc, remote",
+        unit="step",
+    ),
     Stage(
         "MakeSpectrograms",
         "log-mel features and split",
         "make spectrogram",
         "data/output",
         "data/spec_ds",
+        unit="clips",
     ),
     Stage(
         "VersionSpectrograms",
@@ -37,14 +54,23 @@ STAGES: tuple[Stage, ...] = (
         None,
         "data/spec_ds",
         "data/spec_ds.dvc, remote",
+        unit="step",
     ),
-    Stage("TrainFold", "train one fold", None, "data/spec_ds", "data/models/batch_<bs>/fold_<k>"),
+    Stage(
+        "TrainFold",
+        "train one fold",
+        None,
+        "data/spec_ds",
+        "data/models/batch_<bs>/fold_<k>",
+        unit="epochs",
+    ),
     Stage(
         "Train",
         "collect folds per batch size",
         "train model",
         "data/models/batch_<bs>/fold_*",
         "data/models/batch_<bs>/metrics.json",
+        unit="folds",
     ),
     Stage(
         "VersionModels",
@@ -52,6 +78,7 @@ STAGES: tuple[Stage, ...] = (
         None,
         "data/models",
         "data/models.dvc, remote, git commit",
+        unit="step",
     ),
     Stage(
         "Validate",
@@ -59,6 +86,7 @@ STAGES: tuple[Stage, ...] = (
         "validation",
         "data/spec_ds, revisions' models",
         "reports/comparison_versions.md, reports/plots",
+        unit="revisions",
     ),
 )
 STAGE_BY_FAMILY = {stage.family: stage for stage in STAGES}

@@ -1,7 +1,7 @@
 """The one vocabulary of run and task states, and how every medium shows them.
 
-Tasks are ``pending``, ``running``, ``done``, ``up to date`` or ``failed`` (``not run`` in a
-finished run that never reached them); runs are ``running``, ``ok``, ``failed``,
+Tasks are ``pending``, ``running``, ``done``, ``up to date``, ``failed`` or ``cancelled``
+(``not run`` in a finished run that never reached them); runs are ``running``, ``ok``, ``failed``,
 ``cancelled`` or ``killed`` (``unknown`` without a status file). The CLI, the run report and
 the console all take their colours and icons from here.
 """
@@ -32,7 +32,7 @@ LOOKS: dict[str, StateLook] = {
 }
 _UNKNOWN = LOOKS["unknown"]
 
-TASK_STATES = ("pending", "running", "done", "up to date", "failed")
+TASK_STATES = ("pending", "running", "done", "up to date", "failed", "cancelled")
 RUN_STATES = ("running", "ok", "failed", "cancelled", "killed")
 
 

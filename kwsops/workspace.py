@@ -102,6 +102,13 @@ class Workspace:
         return (self.root / ".dvc").is_dir() and (self.root / ".git").exists()
 
     def require(self) -> Workspace:
+        if not self.root.exists():
+            raise WorkspaceError(
+                f"{self.root}: no such folder; name a workspace with -C DIR, or make one with "
+                f"`kwsops init {self.root}`"
+            )
+        if not self.root.is_dir():
+            raise WorkspaceError(f"{self.root} is a file, not a workspace folder")
         if not self.is_initialised():
             raise WorkspaceError(
                 f"{self.root} is not a kwsops workspace (no .git or .dvc); "

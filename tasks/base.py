@@ -11,6 +11,7 @@ import luigi
 
 from kwsops.runs.events import emit
 from kwsops.stamps import digest
+from kwsops.text import status_message
 from kwsops.workspace import Workspace
 
 PROGRESS_INTERVAL_S = 0.5
@@ -85,10 +86,16 @@ class KwsTask(luigi.Task):
             total=total,
             detail=detail,
         )
-        if detail:
-            self.set_status_message(detail)
+        if detail:  # Luigi's visualiser shows it as HTML: a file name in it is data
+            self.set_status_message(status_message(detail))
         if total:
             self.set_progress_percentage(round(100 * done / total, 1))
+
+    def epoch_metrics(self, epoch: int, row: dict) -> None:
+        """One epoch's numbers, for the console's training curves (every epoch, unthrottled)."""
+        metrics = {k: v for k, v in row.items() if isinstance(v, int | float)}
+        emit("task_progress", task=self.task_id, family=self.task_family,
+             metrics={**metrics, "epoch": epoch})  # fmt: skip
 
     def summary(self, detail: str, **fields: object) -> None:
         """The one-line result shown in the run summary and the console."""

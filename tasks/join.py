@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import fields
 
 import luigi
 from rich.console import Console
@@ -45,9 +44,7 @@ def join_run(
             "`kwsops run --scheduler-host HOST` first"
         )
         return exitcodes.BAD_CONFIG
-    saved = json.loads(paths.params.read_text())
-    known = {f.name for f in fields(RunRequest)}
-    request = RunRequest(**{k: v for k, v in saved.items() if k in known})
+    request = RunRequest.from_params(json.loads(paths.params.read_text()))
     request.scheduler_host, request.scheduler_port = scheduler_host, scheduler_port
     request.workers = workers
     handler = attach_log(paths)

@@ -156,6 +156,7 @@ class TrainFold(TrainParams, StageTask):
                 self.settings(),
                 self.fold,
                 progress=self.progress,
+                on_epoch=self.epoch_metrics,
             )
         )
 

@@ -1,36 +1,22 @@
-"""What a run asks for, and how it becomes Luigi config, a target and build arguments."""
+"""A run's request (:class:`kwsops.runs.request.RunRequest`) in Luigi's terms: config values,
+the target task, build arguments; and the request resolved against luigi.cfg and checked
+before anything is recorded (:func:`prepare`)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import re
+from dataclasses import replace
 
 import luigi
 import luigi.configuration
 from luigi.execution_summary import LuigiStatusCode
 
+from kwsops.compare.revisions import RevisionError, default_specs, parse_spec, resolve_revisions
+from kwsops.pipeline.validate import ValidationInputError, require_test_split
+from kwsops.runs.request import RequestError, RunRequest
 from kwsops.workspace import Workspace
 
-
-@dataclass
-class RunRequest:
-    target: str = "Validate"
-    batch_sizes: list[int] | None = None
-    epochs: int | None = None
-    folds: int | None = None
-    learning_rate: float | None = None
-    seed: int | None = None
-    revisions: list[str] | None = None
-    fail_below: float | None = None
-    standalone: bool = False  # Validate alone, without the stages before it
-    workers: int | None = None
-    scheduler_host: str | None = None
-    scheduler_port: int | None = None
-    run_id: str | None = None
-    origin: str = "cli"
-    extra: dict = field(default_factory=dict)
-
-    def params(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if v not in (None, {}, [])}
+__all__ = ["RunRequest", "prepare"]
 
 
 CONFIG_OVERRIDES = {
@@ -80,7 +66,7 @@ def build_target(request: RunRequest) -> luigi.Task:
 def effective_workers(request: RunRequest) -> int:
     if request.workers:
         return request.workers
-    return int(luigi.configuration.get_config().get("core", "workers", "1"))
+    return int(luigi.configuration.get_config().getint("core", "workers", 1))
 
 
 def luigi_build_args(request: RunRequest) -> dict:
@@ -111,3 +97,75 @@ def build_succeeded(result: object | None) -> bool:
     """Whether ``luigi.build(..., detailed_summary=True)`` finished everything it was asked."""
     status = getattr(result, "status", None)
     return status in (LuigiStatusCode.SUCCESS, LuigiStatusCode.SUCCESS_WITH_RETRY)
+
+
+def resolve(request: RunRequest) -> RunRequest:
+    """``request`` with every parameter the run will use: the flags, else luigi.cfg, else the
+    tasks' defaults. This is what params.json records and what a rerun repeats."""
+    import tasks
+
+    apply_overrides(request)
+    try:
+        target = build_target(request)
+        validate = target if isinstance(target, tasks.Validate) else tasks.Validate()
+        sizes = validate.sizes()
+        train = tasks.Train(batch_size=sizes[0] if sizes else 1)
+        revisions = [str(spec) for spec in validate.revisions]
+        resolved: dict = {"revisions": revisions, "fail_below": float(validate.fail_below)}
+        if not (request.standalone and revisions):  # else the batch sizes name nothing
+            resolved["batch_sizes"] = sizes
+        if not request.standalone:
+            resolved.update(train.training_params(), workers=effective_workers(request))
+    except (ValueError, TypeError, luigi.parameter.ParameterException) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RequestError(f"luigi.cfg: {first}") from None
+    return replace(request, **resolved)
+
+
+def moves_with_training(spec: str) -> bool:
+    """A revision a run's own training changes: ``last:N`` (a new `train model` task) and a
+    git revision named by a ref (``HEAD``, ``HEAD~1``, a branch; VersionModels commits), not
+    by a sha. In a training run they are resolved when Validate runs, not before."""
+    kind, parts = parse_spec(spec)
+    return kind == "last" or (kind == "git" and not re.fullmatch(r"[0-9a-f]{7,40}", parts["rev"]))
+
+
+def check_revisions(ws: Workspace, request: RunRequest) -> None:
+    """Every revision named must exist now, except what this run's training makes: the new
+    models and the revisions that move with it. RequestError naming the first that does not;
+    validate-only, also a missing test split."""
+    if request.standalone:
+        try:
+            require_test_split(ws)
+        except ValidationInputError as exc:
+            raise RequestError(str(exc)) from None
+        specs = list(request.revisions or []) or default_specs(request.batch_sizes or [])
+    else:
+        trained = set(default_specs(request.batch_sizes or []))
+        specs = [
+            s for s in request.revisions or [] if s not in trained and not moves_with_training(s)
+        ]
+    if not specs:
+        return
+    try:
+        resolved = resolve_revisions(ws, specs, list(request.batch_sizes or []))
+    except RevisionError as exc:
+        raise RequestError(str(exc)) from None
+    unknown = [r for r in resolved if r.kind == "clearml" and r.origin.get("mode") == "online"]
+    if unknown:
+        from kwsops.tracking.setup import tracking_mode
+
+        if tracking_mode(ws.root) == "offline":
+            raise RequestError(
+                f"revision {unknown[0].requested}: ClearML task {unknown[0].task_id} is not in "
+                "this workspace's offline sessions and no ClearML server is configured"
+            )
+
+
+def prepare(ws: Workspace, request: RunRequest) -> RunRequest:
+    """The resolved request, checked: every value in range, every revision found. Raises
+    RequestError (exit code 4) before anything is recorded as a run."""
+    request.check()
+    resolved = resolve(request).check()
+    check_revisions(ws, resolved)
+    return resolved

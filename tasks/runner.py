@@ -17,8 +17,9 @@ from rich.text import Text
 from kwsops import exitcodes
 from kwsops.config import THREADS_ENV
 from kwsops.runs.folder import RunPaths
-from kwsops.runs.live import LiveRunView, print_outcome
+from kwsops.runs.live import LiveRunView, print_error, print_outcome
 from kwsops.runs.lock import AlreadyRunning
+from kwsops.runs.request import RequestError
 from kwsops.runs.session import RunSession, exit_code, run_environment
 from kwsops.runs.state import RunState
 from kwsops.workspace import Workspace, WorkspaceError
@@ -30,6 +31,7 @@ from tasks.request import (
     effective_workers,
     luigi_build_args,
     preload_for_fork,
+    prepare,
 )
 
 log = logging.getLogger("kwsops")
@@ -78,16 +80,16 @@ def run_pipeline(
 ) -> int:
     console = console or Console(stderr=False)
     err = Console(stderr=True)
-    try:
-        ws.require()
-    except WorkspaceError as exc:
-        err.print(f"[red]kwsops:[/] {exc}")
+    try:  # every value and revision checked before anything is recorded as a run
+        request = prepare(ws.require(), request)
+    except (WorkspaceError, RequestError) as exc:
+        print_error(err, exc)
         return exitcodes.BAD_CONFIG
     session = RunSession(ws, request.params(), request.origin, run_id=request.run_id)
     try:
         session.open()
     except AlreadyRunning as exc:
-        err.print(f"[yellow]kwsops:[/] {exc}")
+        print_error(err, exc, style="yellow")
         return exitcodes.ALREADY_RUNNING
     code, status = exitcodes.CANCELLED, "cancelled"
     with run_environment(ws, session.paths):
@@ -141,11 +143,12 @@ def _run_locked(
                     family=task.family,
                     duration=round(time.time() - (task.started or session.started), 3),
                     error=f"cancelled by {exc}",
+                    cancelled=True,
                 )
         return exitcodes.CANCELLED, "cancelled"
     except Exception as exc:  # a scheduling or configuration error, not a task failure
         log.exception("run could not start")
-        err.print(f"[red]kwsops:[/] {exc}")
+        print_error(err, exc)
         return exitcodes.BAD_CONFIG, "failed"
     finally:
         for sig, handler_fn in previous.items():

@@ -1,14 +1,15 @@
 """Validate: the last stage. Compares model revisions into reports/comparison_versions.md.
 
-``luigi --module tasks Validate`` runs everything stale, then the comparison; with
-``standalone=True`` (``kwsops validate``) it needs nothing upstream, only data/spec_ds.
+``luigi --module tasks Validate`` runs everything stale, then the comparison of the new models
+with the revisions asked for; with ``standalone=True`` (``kwsops validate``) it needs nothing
+upstream, only data/spec_ds, and compares the revisions asked for.
 """
 
 from __future__ import annotations
 
 import luigi
 
-from kwsops.compare.revisions import FORMS_HELP, RevisionError, resolve_revisions
+from kwsops.compare.revisions import FORMS_HELP, RevisionError, default_specs, resolve_revisions
 from kwsops.pipeline.validate import require_test_split, split_digest, validate_stage
 from tasks.base import KwsTask, StampTarget
 from tasks.pipeline import VersionModels
@@ -18,7 +19,9 @@ class Validate(KwsTask):
     batch_sizes = luigi.OptionalListParameter(
         default=None, description="batch sizes to train and compare (default: VersionModels')"
     )
-    revisions = luigi.ListParameter(default=[], description=f"revisions to compare: {FORMS_HELP}")
+    revisions = luigi.ListParameter(
+        default=[], description=f"revisions compared besides the new models: {FORMS_HELP}"
+    )
     fail_below = luigi.FloatParameter(
         default=0.0, description="fail (exit code 5) when the best accuracy is under this"
     )
@@ -35,8 +38,17 @@ class Validate(KwsTask):
             return []
         return [VersionModels(batch_sizes=self.sizes())]
 
+    def specs(self) -> list[str]:
+        """The new models of every batch size, then the revisions asked for; standalone, the
+        revisions asked for alone (none: the workspace's models of every batch size)."""
+        extra = [str(spec) for spec in self.revisions]
+        if self.standalone and extra:
+            return extra
+        new = default_specs(self.sizes())
+        return new + [spec for spec in extra if spec not in new]
+
     def resolve(self) -> list:
-        return resolve_revisions(self.ws, list(self.revisions), self.sizes())
+        return resolve_revisions(self.ws, self.specs(), self.sizes())
 
     def key_inputs(self) -> dict:
         try:
@@ -57,7 +69,7 @@ class Validate(KwsTask):
         # upstream stages ran since complete() was asked: resolve and key again, now
         self.__dict__.pop("stage_key", None)
         require_test_split(self.ws)
-        self.progress(0, 1, "resolving revisions")
+        self.progress(0, 0, "resolving revisions")
         revisions = self.resolve()
         result = validate_stage(
             self.ws,

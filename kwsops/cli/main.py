@@ -8,21 +8,38 @@ and a no-op `kwsops run` stay fast.
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 from kwsops import exitcodes
 from kwsops.cli import compare, ops
-from kwsops.cli.common import console, enter_workspace, err, workspace_of
-from kwsops.compare.revisions import FORMS_HELP
+from kwsops.cli.common import (
+    add_hidden_run_options,
+    add_run_options,
+    console,
+    enter_workspace,
+    err,
+    run_request,
+    start,
+    workspace_of,
+)
+from kwsops.runs.live import print_error
+from kwsops.runs.request import RunRequest
 from kwsops.secrets import scrub
+from kwsops.text import rich_text
 
 
 def cmd_init(args: argparse.Namespace) -> int:
+    from rich.text import Text
+
     from kwsops.versioning.init import init_workspace
 
     ws = init_workspace(args.dir or args.workspace)
-    console.print(f"workspace ready at [bold]{ws.root}[/]")
-    console.print(f"put recordings in {ws.input_dir}/<label>/ or run `kwsops demo-data`")
+    console.print(Text("workspace ready at ").append(rich_text(ws.root, "bold", 4000)))
+    console.print(
+        Text("put recordings in ").append(rich_text(ws.input_dir, limit=4000))
+        .append("/<label>/ or run `kwsops demo-data`"), soft_wrap=True,
+    )  # fmt: skip
     return exitcodes.OK
 
 
@@ -31,7 +48,7 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
 
     from kwsops.audio.demo_data import generate_demo_data
 
-    ws = workspace_of(args)
+    ws = workspace_of(args).require()
     with Progress(console=console, transient=True, disable=args.quiet) as progress:
         bar = progress.add_task("synthesising demo recordings", total=None)
 
@@ -47,41 +64,38 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
         )
     if not args.quiet:
         console.print(
-            f"{summary.total_files} recordings in {ws.input_dir} ({summary.seconds:.1f} s)"
-        )
+            rich_text(f"{summary.total_files} recordings in {ws.input_dir} ({summary.seconds:.1f} s)",
+                      limit=4000), soft_wrap=True,
+        )  # fmt: skip
     return exitcodes.OK
 
 
-def _run_request(args: argparse.Namespace, target: str):
-    from tasks.request import RunRequest
-
-    return RunRequest(
-        target=target,
-        batch_sizes=args.batch_sizes,
-        epochs=args.epochs,
-        folds=args.folds,
-        learning_rate=args.learning_rate,
-        seed=args.seed,
-        revisions=getattr(args, "revisions", None),
-        fail_below=getattr(args, "fail_below", None),
-        workers=args.workers,
-        scheduler_host=args.scheduler_host,
-        scheduler_port=args.scheduler_port,
-        run_id=args.run_id,
-        origin=args.origin,
-    )
-
-
 def cmd_run(args: argparse.Namespace) -> int:
-    ws = workspace_of(args)
-    enter_workspace(ws)
-    from tasks.runner import run_pipeline
+    return start(args, run_request(args, "run"))
 
-    return run_pipeline(ws, _run_request(args, args.target), quiet=args.quiet, console=console)
+
+def cmd_rerun(args: argparse.Namespace) -> int:
+    """Repeat a past run: the same command and the parameters it resolved (params.json)."""
+    from kwsops.cli.ops import find_run, read_params
+    from kwsops.runs.request import RequestError
+
+    ws = workspace_of(args).require()
+    past = find_run(ws, args.run_ref)
+    params = read_params(past)
+    if not params:
+        raise RequestError(f"run {past.run_id} has no readable {past.params.name} to repeat")
+    request = RunRequest.from_params(
+        params, run_id=args.run_id, origin=args.origin, rerun_of=past.run_id
+    )
+    if not args.quiet:
+        shown = " ".join(replace(request, rerun_of=None).arguments()[:-2])
+        console.print(rich_text(f"rerun of {past.run_id}: kwsops {shown}", "dim", 4000),
+                      soft_wrap=True)  # fmt: skip
+    return start(args, request)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    ws = workspace_of(args)
+    ws = workspace_of(args).require()
     enter_workspace(ws)
     from tasks.join import join_run
 
@@ -99,40 +113,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_tui(args: argparse.Namespace) -> int:
     from kwsops.tui.app import main as tui_main
 
-    tui_main(workspace_of(args).root)
-    return exitcodes.OK
-
-
-def add_run_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("pipeline parameters (defaults from luigi.cfg)")
-    group.add_argument(
-        "--batch-sizes",
-        type=int,
-        nargs="+",
-        metavar="N",
-        help="batch sizes to train, e.g. 16 32 64",
-    )
-    group.add_argument("--epochs", type=int, help="maximum epochs per fold (early stopping)")
-    group.add_argument("--folds", type=int, help="cross-validation folds")
-    group.add_argument("--learning-rate", type=float)
-    group.add_argument("--seed", type=int)
-    group.add_argument(
-        "--revisions",
-        nargs="+",
-        metavar="REV",
-        help=f"revisions to compare besides the new models: {FORMS_HELP}",
-    )
-    group.add_argument(
-        "--fail-below", type=float, metavar="ACC", help="exit 5 when the best accuracy < ACC"
-    )
-    run = parser.add_argument_group("how to run")
-    run.add_argument("--quiet", action="store_true", help="print nothing on success (cron)")
-    run.add_argument("--workers", type=int, help="parallel Luigi workers (luigi.cfg [core])")
-    run.add_argument("--scheduler-host", help="use a luigid central scheduler on this host")
-    run.add_argument("--scheduler-port", type=int, default=None)
-    run.add_argument("--run-id", help=argparse.SUPPRESS)
-    run.add_argument("--origin", default="cli", help=argparse.SUPPRESS)
-    run.add_argument("--target", default="Validate", help=argparse.SUPPRESS)
+    return tui_main(workspace_of(args).root)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -147,24 +128,54 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("init", help="make a workspace (git, DVC, default remote, luigi.cfg)")
-    p.add_argument("dir", nargs="?")
+    p.add_argument(
+        "dir",
+        nargs="?",
+        metavar="DIR",
+        help="folder to make a workspace of (default: -C, else the current folder)",
+    )
     p.set_defaults(handler=cmd_init)
 
+    def demo_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--per-label",
+            type=int,
+            default=144,
+            metavar="N",
+            help="recordings per label (default: 144)",
+        )
+        p.add_argument(
+            "--speakers", type=int, default=16, metavar="N", help="synthetic speakers (default: 16)"
+        )
+
     p = sub.add_parser("demo-data", help="synthesise the demo recordings into data/input")
-    p.add_argument("--per-label", type=int, default=144)
-    p.add_argument("--speakers", type=int, default=16)
-    p.add_argument("--seed", dest="data_seed", type=int, default=42)
-    p.add_argument("--quiet", action="store_true")
+    demo_options(p)
+    p.add_argument(
+        "--seed",
+        dest="data_seed",
+        type=int,
+        default=42,
+        metavar="N",
+        help="seed of the voices and the phone formats (default: 42)",
+    )
+    p.add_argument("--quiet", action="store_true", help="print nothing on success")
     p.set_defaults(handler=cmd_demo_data)
 
-    p = sub.add_parser("run", help="run what is stale in the pipeline")
+    p = sub.add_parser("run", help="run what is stale in the pipeline, then compare")
     add_run_options(p)
     p.set_defaults(handler=cmd_run)
 
+    p = sub.add_parser("rerun", help="repeat a run: its command and resolved parameters")
+    p.add_argument("run_ref", nargs="?", default="failed", metavar="ID",
+                   help="run id, a prefix of one, last, or failed: the newest that did not "
+                        "finish ok (default)")  # fmt: skip
+    p.add_argument("--quiet", action="store_true", help="print nothing on success (cron)")
+    add_hidden_run_options(p)
+    p.set_defaults(handler=cmd_rerun)
+
     p = sub.add_parser("demo", help="init + demo-data + run, here or in DIR")
-    p.add_argument("dir", nargs="?")
-    p.add_argument("--per-label", type=int, default=144)
-    p.add_argument("--speakers", type=int, default=16)
+    p.add_argument("dir", nargs="?", metavar="DIR", help="the workspace to make (default: here)")
+    demo_options(p)
     p.set_defaults(data_seed=42)
     add_run_options(p)
     p.set_defaults(handler=cmd_demo)
@@ -172,9 +183,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "worker", help="join the active run as an extra Luigi worker (central scheduler only)"
     )
-    p.add_argument("--scheduler-host", required=True)
-    p.add_argument("--scheduler-port", type=int, default=8082)
-    p.add_argument("--workers", type=int, default=1)
+    p.add_argument(
+        "--scheduler-host",
+        required=True,
+        metavar="HOST",
+        help="the luigid host the active run uses",
+    )
+    p.add_argument(
+        "--scheduler-port", type=int, default=8082, metavar="PORT", help="its port (default: 8082)"
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="worker processes on this machine (default: 1)",
+    )
     p.set_defaults(handler=cmd_worker)
 
     p = sub.add_parser("tui", help="the operations console")
@@ -190,10 +214,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except KeyboardInterrupt:
-        err.print("kwsops: interrupted")
+        print_error(err, "interrupted")
         return exitcodes.CANCELLED
     except Exception as exc:  # one line for the user; --debug for the traceback
         if args.debug:
             raise
-        err.print(f"[red]kwsops:[/] {scrub(str(exc)) or type(exc).__name__}", highlight=False)
-        return exitcodes.BAD_CONFIG
+        print_error(err, scrub(str(exc)) or type(exc).__name__)
+        return int(getattr(exc, "exit_code", exitcodes.BAD_CONFIG))

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import json
 import os
 import signal
 import sys
 
-from rich.table import Table
 from rich.text import Text
 
-from kwsops import exitcodes, states
+from kwsops import exitcodes
 from kwsops.cli.common import console, workspace_of
 from kwsops.runs.folder import RunPaths, effective_status, list_runs, read_status
+from kwsops.runs.live import print_table
 from kwsops.runs.lock import WorkspaceLock
 from kwsops.secrets import register_secret
+from kwsops.text import rich_text
 from kwsops.workspace import Workspace
 
 
@@ -24,11 +26,18 @@ def _ws(args: argparse.Namespace) -> Workspace:
 
 
 def find_run(ws: Workspace, ref: str) -> RunPaths:
+    """A run by id, id prefix, ``last``, or ``failed`` (the newest that did not end ok)."""
     runs = list_runs(ws.runs_dir)
     if not runs:
         raise LookupError(f"no runs yet in {ws.runs_dir}; start one with `kwsops run`")
     if ref in ("last", "latest"):
         return runs[0]
+    if ref == "failed":
+        ended = ("failed", "killed", "cancelled")
+        found = next((r for r in runs if effective_status(read_status(r)) in ended), None)
+        if found is None:
+            raise LookupError("no failed, cancelled or killed run to repeat; name one by its id")
+        return found
     matches = [run for run in runs if run.run_id.startswith(ref)]
     if len(matches) != 1:
         what = "no run" if not matches else f"{len(matches)} runs"
@@ -36,38 +45,44 @@ def find_run(ws: Workspace, ref: str) -> RunPaths:
     return matches[0]
 
 
+def read_params(run: RunPaths) -> dict:
+    """A run's params.json ({} when missing or unreadable)."""
+    try:
+        params = json.loads(run.params.read_text())
+    except (OSError, ValueError):
+        return {}
+    return params if isinstance(params, dict) else {}
+
+
 def cmd_runs(args: argparse.Namespace) -> int:
+    from kwsops.runs.show import RUN_COLUMNS, run_summaries, sort_runs
+
     ws = _ws(args)
-    if getattr(args, "run_ref", None):
+    if getattr(args, "runs_command", None) == "show":
         return cmd_runs_show(ws, args.run_ref)
-    table = Table(title=f"runs in {ws.root}", title_justify="left")
-    table.add_column("run (start time)", no_wrap=True)
-    for column in ("origin", "status", "exit", "duration", "best acc"):
-        table.add_column(column, justify="right" if column in ("duration", "best acc") else "left")
-    for run in list_runs(ws.runs_dir)[: args.limit]:
-        status = read_status(run) or {}
-        state = effective_status(status)
-        params = _params(run)
-        best = status.get("best_accuracy")
-        table.add_row(
-            run.run_id,
-            str(params.get("origin", "")),
-            Text(state, style=states.style(state)),
-            str(status.get("exit_code", "")),
-            f"{status['duration']:.0f} s" if status.get("duration") else "",
-            f"{best:.3f}" if isinstance(best, (int, float)) else "",
-        )
-    console.print(table)
+    if getattr(args, "runs_command", None) == "compare":
+        return cmd_runs_compare(ws, args.first, args.second)
+    runs = run_summaries(list_runs(ws.runs_dir))
+    if args.status:
+        runs = [run for run in runs if run.status in args.status]
+    runs = sort_runs(runs, args.sort, reverse=args.reverse)[: args.limit]
+    rows = [[run.cell(key) for key, *_ in RUN_COLUMNS] for run in runs]
+    print_table(
+        console, f"runs in {ws.root}", [title for _, title, *_ in RUN_COLUMNS], rows,
+        justify=[align for *_, align in RUN_COLUMNS], wrap=("reason",),
+    )  # fmt: skip
     return exitcodes.OK
 
 
-def _params(run: RunPaths) -> dict:
-    import json
+def cmd_runs_compare(ws: Workspace, first: str, second: str) -> int:
+    from kwsops.runs.pages import load_run
+    from kwsops.runs.show import compare_runs
 
-    try:
-        return json.loads(run.params.read_text())
-    except (OSError, ValueError):
-        return {}
+    a, b = find_run(ws, first), find_run(ws, second)
+    rows = compare_runs(load_run(a), load_run(b))
+    print_table(console, f"run {a.run_id} vs {b.run_id} (differences only)",
+                ("", a.run_id, b.run_id), rows, wrap=(a.run_id, b.run_id))  # fmt: skip
+    return exitcodes.OK
 
 
 def cmd_runs_show(ws: Workspace, ref: str) -> int:
@@ -98,16 +113,44 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
 
 def cmd_remote_webdav(args: argparse.Namespace) -> int:
-    from kwsops.versioning.remote import add_webdav, check_remote
+    """Check the server first: a URL that does not answer is never selected."""
+    from kwsops.versioning.remote import add_webdav, check, webdav_remote
 
     ws = _ws(args)
     password = os.environ.get(args.password_env) if args.password_env else None
     if password is None and args.user and sys.stdin.isatty():
         password = getpass.getpass(f"WebDAV password for {args.user}: ")
     register_secret(password)
+    remote = webdav_remote(args.url, args.user, password)
+    result = check(remote)
+    code = _print_check(result)
+    if not result.ok and not args.no_check:
+        raise RemoteSetupError(
+            f"{remote.url} not selected ({result.reason}); the default remote is unchanged. "
+            "Fix the URL or login, or add --no-check to select it anyway"
+        )
     add_webdav(ws.root, args.url, args.user, password)
-    console.print(f"remote [bold]webdav[/] selected: {args.url} (credentials in .dvc/config.local)")
-    return _print_check(check_remote(ws.root))
+    console.print(
+        rich_text(
+            f"remote webdav selected: {remote.url} (credentials in .dvc/config.local)", limit=4000
+        ),
+        soft_wrap=True,
+    )
+    return code
+
+
+class RemoteSetupError(RuntimeError):
+    exit_code = exitcodes.TASK_FAILED
+
+
+def cmd_remote_local(args: argparse.Namespace) -> int:
+    from kwsops.versioning.remote import select_local
+
+    ws = _ws(args)
+    remote = select_local(ws.root, ws.local_remote_dir)
+    console.print(rich_text(f"remote local selected: {remote.url} (the workspace's own folder)",
+                            limit=4000), soft_wrap=True)  # fmt: skip
+    return exitcodes.OK
 
 
 def cmd_remote_check(args: argparse.Namespace) -> int:
@@ -118,25 +161,22 @@ def cmd_remote_check(args: argparse.Namespace) -> int:
 
 def _print_check(result) -> int:
     for name, passed, detail in result.checks:
-        mark = "[green]ok[/]" if passed else "[red]FAIL[/]"
-        console.print(f"{mark:>16}  {name}: {detail}", highlight=False)
+        mark = Text("    ok", "green") if passed else Text("  FAIL", "red")
+        console.print(Text.assemble(mark, f"  {name}: ", rich_text(detail, limit=2000)),
+                      soft_wrap=True, highlight=False)  # fmt: skip
     return exitcodes.OK if result.ok else exitcodes.TASK_FAILED
 
 
 def cmd_remote_show(args: argparse.Namespace) -> int:
+    """Every remote, its whole URL (never cut: copy it from here), who logs in; no password."""
     from kwsops.versioning.remote import remotes
 
-    table = Table("name", "kind", "url", "user", "default", "password")
-    for remote in remotes(_ws(args).root):
-        table.add_row(
-            remote.name,
-            remote.kind,
-            remote.url,
-            remote.user or "",
-            "yes" if remote.default else "",
-            "set" if remote.password else "",
-        )
-    console.print(table)
+    rows = [
+        [remote.name + (" (default)" if remote.default else ""), remote.kind, remote.user or "",
+         "set" if remote.password else "", remote.url]
+        for remote in remotes(_ws(args).root)
+    ]  # fmt: skip
+    print_table(console, "", ("name", "kind", "user", "password", "url"), rows, wrap=("url",))
     return exitcodes.OK
 
 
@@ -163,28 +203,54 @@ def cmd_clearml_import(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("runs", help="list runs, or show one: `kwsops runs show ID`")
-    p.add_argument("--limit", type=int, default=20)
+    from kwsops.runs.show import RUN_COLUMNS
+    from kwsops.states import RUN_STATES
+
+    p = sub.add_parser("runs", help="list runs; `runs show ID`, `runs compare ID ID`")
+    p.add_argument(
+        "--limit", type=int, default=20, metavar="N", help="show the newest N runs (default: 20)"
+    )
+    p.add_argument(
+        "--status",
+        nargs="+",
+        choices=RUN_STATES,
+        metavar="STATUS",
+        help=f"only runs with this outcome: {', '.join(RUN_STATES)}",
+    )
+    p.add_argument("--sort", choices=[key for key, *_ in RUN_COLUMNS], default="run",
+                   metavar="COLUMN", help="sort by: " + ", ".join(k for k, *_ in RUN_COLUMNS)
+                   + " (default: run, newest first)")  # fmt: skip
+    p.add_argument("--reverse", action="store_true", help="reverse the order")
     runs_sub = p.add_subparsers(dest="runs_command", metavar="")
     show = runs_sub.add_parser("show", help="print one run's report (ID, a prefix, or last)")
-    show.add_argument("run_ref", metavar="ID")
+    show.add_argument("run_ref", metavar="ID", help="run id, a prefix of one, or last")
+    both = runs_sub.add_parser("compare", help="two runs' params and results, side by side")
+    both.add_argument("first", metavar="ID", help="run id, a prefix of one, or last")
+    both.add_argument("second", metavar="ID", help="the other run")
     p.set_defaults(handler=cmd_runs)
 
     p = sub.add_parser("cancel", help="stop the active run (it records itself as cancelled)")
     p.set_defaults(handler=cmd_cancel)
 
-    p = sub.add_parser("remote", help="DVC remotes: webdav URL, check, show")
+    p = sub.add_parser("remote", help="DVC remotes: webdav URL, local, check, show")
     remote_sub = p.add_subparsers(dest="remote_command", required=True, metavar="ACTION")
     web = remote_sub.add_parser("webdav", help="add and select a WebDAV remote")
     web.add_argument("url", help="e.g. webdavs://host/webdav/kws/")
-    web.add_argument("--user")
+    web.add_argument("--user", help="login name (the password: --password-env, else a prompt)")
     web.add_argument(
         "--password-env",
         default="DVC_PASSWORD",
         metavar="VAR",
         help="read the password from this variable (else a hidden prompt)",
     )
+    web.add_argument(
+        "--no-check", action="store_true", help="select it even when the server does not answer now"
+    )
     web.set_defaults(handler=cmd_remote_webdav)
+    local = remote_sub.add_parser(
+        "local", help="switch back to the workspace's own folder remote (.kwsops/dvc-remote)"
+    )
+    local.set_defaults(handler=cmd_remote_local)
     check = remote_sub.add_parser("check", help="server, credentials, folder, write access")
     check.set_defaults(handler=cmd_remote_check)
     show_remote = remote_sub.add_parser("show", help="the configured remotes (no passwords)")

@@ -2,10 +2,11 @@
 
 Three places hold revisions (see DESIGN.md "Model revisions"):
 
-- the workspace: ``data/models/batch_<bs>`` folders -> ``workspace:batch_<bs>``;
-- git: every commit that changed ``data/models.dvc`` -> ``git:<rev>:batch_<bs>``, with the
-  batch folders read from the DVC cache's ``.dir`` listing when it is there, else from the
-  commit message, else the batch sizes asked for;
+- the workspace: ``data/models/batch_<bs>`` folders holding fold models -> ``workspace:batch_<bs>``;
+- git: every commit that changed ``data/models.dvc`` -> ``git:<rev>:batch_<bs>`` for the batch
+  sizes that commit trained: named by its message (VersionModels writes them there), else the
+  batch folders of the DVC cache's ``.dir`` listing that hold fold models. A commit that says
+  neither offers nothing: only revisions that exist are offered;
 - ClearML: ``train model`` tasks (online or offline) -> ``clearml:<task-id>``, plus ``last:N``.
 
 Every source may fail on its own (no git, no ClearML, tracking not installed): its error is
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,8 +47,13 @@ def _accuracy_text(metrics_file: Path) -> str:
         metrics = json.loads(metrics_file.read_text())
     except (OSError, ValueError):
         return ""
+    if not isinstance(metrics, dict):
+        return ""
+    summary = metrics.get("summary") if isinstance(metrics.get("summary"), dict) else {}
+    if isinstance(summary.get("val_accuracy_mean"), int | float):  # Train's batch metrics
+        return f"val accuracy {summary['val_accuracy_mean']:.3f}"
     for key in ("mean_accuracy", "accuracy", "val_accuracy", "mean_val_accuracy"):
-        value = metrics.get(key) if isinstance(metrics, dict) else None
+        value = metrics.get(key)
         if isinstance(value, int | float):
             return f"accuracy {value:.3f}"
     return ""
@@ -61,7 +66,7 @@ def workspace_revisions(root: Path) -> list[Revision]:
     found = []
     for folder in models.iterdir():
         match = BATCH_DIR.match(folder.name)
-        if match and folder.is_dir():
+        if match and folder.is_dir() and any(folder.glob("fold_*/model.safetensors")):
             detail = _accuracy_text(folder / "metrics.json") or "current data/models"
             found.append((int(match.group(1)), folder.name, detail))
     return [Revision(f"workspace:{name}", "workspace", detail) for _, name, detail in sorted(found)]
@@ -97,17 +102,19 @@ def _dir_listing_batches(root: Path, rev: str) -> list[int]:
             entries = json.loads(listing.read_text())
         except (OSError, ValueError):
             continue
-        tops = {str(e.get("relpath", "")).split("/")[0] for e in entries if isinstance(e, dict)}
+        models = [str(e.get("relpath", "")).split("/") for e in entries if isinstance(e, dict)]
+        tops = {parts[0] for parts in models if parts[-1] == "model.safetensors"}
         return sorted(int(m.group(1)) for t in tops if (m := BATCH_DIR.match(t)))
     return []
 
 
 def _message_batches(message: str) -> list[int]:
+    """``kwsops: models for batch sizes 16,32 (...)`` -> [16, 32]."""
     found = re.findall(r"batch(?:_|\s|-)?(?:sizes?)?[\s:=]*((?:\d+[\s,]*)+)", message, re.I)
     return sorted({int(n) for group in found for n in re.findall(r"\d+", group)})
 
 
-def git_revisions(root: Path, batch_sizes: Iterable[int], limit: int = 30) -> list[Revision]:
+def git_revisions(root: Path, limit: int = 30) -> list[Revision]:
     log = _git(
         root, "log", f"-{limit}", f"--format=%H{_FIELD}%h{_FIELD}%cI{_FIELD}%s", "--", MODELS_DVC
     )
@@ -117,7 +124,7 @@ def git_revisions(root: Path, batch_sizes: Iterable[int], limit: int = 30) -> li
         if len(parts) != 4:
             continue
         full, short, when, subject = parts
-        batches = _dir_listing_batches(root, full) or _message_batches(subject) or list(batch_sizes)
+        batches = _message_batches(subject) or _dir_listing_batches(root, full)
         for batch in batches:
             revisions.append(Revision(f"git:{short}:batch_{batch}", "git", subject, when))
     return revisions
@@ -154,15 +161,13 @@ def clearml_revisions(root: Path) -> list[Revision]:
     return revisions
 
 
-def discover_revisions(
-    root: str | Path, batch_sizes: Iterable[int] = (16, 32, 64), *, clearml: bool = True
-) -> Discovery:
+def discover_revisions(root: str | Path, *, clearml: bool = True) -> Discovery:
     """Every revision the workspace at ``root`` can compare; never raises."""
     root = Path(root)
     found = Discovery()
     sources = [
         ("workspace", lambda: workspace_revisions(root)),
-        ("git", lambda: git_revisions(root, list(batch_sizes))),
+        ("git", lambda: git_revisions(root)),
     ]
     if clearml:
         sources.append(("clearml", lambda: clearml_revisions(root)))

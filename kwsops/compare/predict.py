@@ -92,6 +92,18 @@ def classify(paths: list[Path], files: list[str]) -> list[Prediction]:
     audio = AudioSettings(sample_rate=settings.sample_rate)
     results: list[Prediction] = []
     for name in files:
+        path = Path(name)
+        if path.is_dir():
+            results.append(
+                Prediction(
+                    str(name),
+                    error=f"a folder, not a recording: give the files in it ({path}/*.wav)",
+                )
+            )
+            continue
+        if not path.exists():
+            results.append(Prediction(str(name), error="no such file"))
+            continue
         try:
             clip = load_clip(name, audio)
         except AudioError as exc:

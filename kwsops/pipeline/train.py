@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from kwsops.atomic import atomic_dir, atomic_write_json, remove_leftovers
@@ -18,6 +20,18 @@ from kwsops.pipeline.result import StageResult
 from kwsops.progress import ProgressFn, no_progress
 from kwsops.stamps import write_stamp
 from kwsops.workspace import Workspace
+
+log = logging.getLogger("kwsops.train")
+EpochFn = Callable[[int, dict], None]
+
+
+def epoch_line(settings: TrainSettings, fold: int, epoch: int, row: dict) -> str:
+    """One epoch as the run log shows it: fold, epoch, losses, accuracies, learning rate."""
+    return (
+        f"batch {settings.batch_size} fold {fold} epoch {epoch}/{settings.epochs}: "
+        f"loss {row['train_loss']:.4f} acc {row['train_acc']:.3f} "
+        f"val_loss {row['val_loss']:.4f} val_acc {row['val_acc']:.3f} lr {row['lr']:.2e}"
+    )
 
 
 def fold_dir(ws: Workspace, batch_size: int, fold: int) -> Path:
@@ -32,14 +46,22 @@ def train_fold_stage(
     *,
     threads: int | None = None,
     progress: ProgressFn = no_progress,
+    on_epoch: EpochFn | None = None,
 ) -> StageResult:
+    """Train one fold; every epoch goes to the run log (``kwsops.train``) and to ``on_epoch``."""
     from kwsops.ml.training import train_fold
+
+    def epoch_done(epoch: int, row: dict) -> None:
+        log.info(epoch_line(settings, fold, epoch, row))
+        if on_epoch is not None:
+            on_epoch(epoch, row)
 
     batch_dir = ws.batch_dir(settings.batch_size)
     batch_dir.mkdir(parents=True, exist_ok=True)
     remove_leftovers(batch_dir)
     with atomic_dir(fold_dir(ws, settings.batch_size, fold)) as tmp:
-        result = train_fold(ws.spec_dir, tmp, settings, fold, threads=threads, progress=progress)
+        result = train_fold(ws.spec_dir, tmp, settings, fold, threads=threads, progress=progress,
+                            on_epoch=epoch_done)  # fmt: skip
         write_stamp(tmp, key, fold=fold, val_accuracy=result.val_accuracy)
     detail = (
         f"batch {settings.batch_size} fold {fold}: val acc {result.val_accuracy:.3f} "

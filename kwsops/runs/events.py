@@ -21,7 +21,7 @@ EVENT_TYPES = (
     "task_progress",  # task, family, done, total, detail, [metrics]
     "task_done",  # task, family, duration, detail, [summary]
     "task_up_to_date",  # task, family
-    "task_failed",  # task, family, duration, error (one line)
+    "task_failed",  # task, family, duration, error (one line), [exit_code], [cancelled]
     "run_finished",  # status, exit_code, duration
 )
 

@@ -7,7 +7,6 @@ view. Both are rebuilt from the run's events, so they can be regenerated for any
 
 from __future__ import annotations
 
-import html
 import json
 from datetime import datetime
 
@@ -17,6 +16,7 @@ from kwsops.runs.events import read_events
 from kwsops.runs.folder import RunPaths, effective_status, read_status
 from kwsops.runs.state import RunState, TaskState
 from kwsops.stages import STAGE_BY_FAMILY
+from kwsops.text import escape_md, html_text
 
 
 def load_run(paths: RunPaths) -> tuple[RunState, dict, dict]:
@@ -34,9 +34,17 @@ def _clock(ts: float | None) -> str:
 
 
 def _md(text: object) -> str:
-    """Table-cell safe: no pipes, no newlines, no control characters."""
-    cleaned = "".join(ch if ch.isprintable() else " " for ch in str(text))
-    return cleaned.replace("|", "\\|").strip()
+    """Table-cell safe: no pipes, no newlines, no control characters, no Markdown."""
+    return escape_md(text, 2000)
+
+
+def _params(params: dict) -> str:
+    shown = {k: v for k, v in params.items() if k not in ("run_id", "standalone")}
+    return json.dumps(shown, ensure_ascii=False)
+
+
+def _detail(task: TaskState) -> str:
+    return task.error if task.status in ("failed", "cancelled") else task.detail
 
 
 def task_rows(state: RunState) -> list[TaskState]:
@@ -50,8 +58,8 @@ def render_markdown(paths: RunPaths, state: RunState, status: dict, params: dict
         "",
         f"- outcome: **{outcome}** (exit code {status.get('exit_code', '?')})",
         f"- started: {_clock(status.get('started'))}, duration: "
-        f"{status.get('duration', 0):.1f} s, origin: {params.get('origin', '?')}",
-        f"- params: {_md(json.dumps({k: v for k, v in params.items() if k != 'run_id'}))}",
+        f"{status.get('duration', 0):.1f} s, origin: {_md(params.get('origin', '?'))}",
+        f"- params: {_md(_params(params))}",
         f"- log: `{paths.log.name}`, events: `{paths.events.name}`",
         "",
         "| task | outcome | start | duration | detail | read | wrote |",
@@ -60,12 +68,12 @@ def render_markdown(paths: RunPaths, state: RunState, status: dict, params: dict
     for task in task_rows(state):
         stage = STAGE_BY_FAMILY.get(task.family)
         duration = f"{task.duration:.1f} s" if task.duration is not None else ""
-        detail = task.error if task.status == "failed" else task.detail
+        detail = _detail(task)
         started = _clock(task.started)[11:]
         read = stage.reads if stage and task.status != "up to date" else ""
         wrote = stage.writes if stage and task.status == "done" else ""
         lines.append(
-            f"| {_md(task.task)} | {task.status} | {started} | {duration} | {_md(detail)} "
+            f"| {_md(task.label)} | {task.status} | {started} | {duration} | {_md(detail)} "
             f"| {_md(read)} | {_md(wrote)} |"
         )
     return "\n".join(lines) + "\n"
@@ -89,8 +97,8 @@ def timeline_svg(state: RunState, width: int = 900, row: int = 22) -> str:
         x = label_w + chart_w * (task.started - start) / span
         w = max(2.0, chart_w * ((task.finished or end) - task.started) / span)
         colour = states.colour(task.status)
-        name = html.escape(task.task)
-        parts.append(f'<text x="0" y="{y + 14}">{name[:40]}</text>')
+        name = html_text(task.label, 40)
+        parts.append(f'<text x="0" y="{y + 14}">{name}</text>')
         parts.append(
             f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="{row - 6}" '
             f'fill="{colour}"><title>{name}: {task.status}, '
@@ -105,22 +113,22 @@ def timeline_svg(state: RunState, width: int = 900, row: int = 22) -> str:
 def render_html(paths: RunPaths, state: RunState, status: dict, params: dict) -> str:
     rows = []
     for task in task_rows(state):
-        detail = task.error if task.status == "failed" else task.detail
         duration = f"{task.duration:.1f} s" if task.duration is not None else ""
         colour = states.colour(task.status)
         rows.append(
-            f"<tr><td>{html.escape(task.task)}</td><td style='color:{colour}'>{task.status}</td>"
+            f"<tr><td>{html_text(task.label)}</td><td style='color:{colour}'>{task.status}</td>"
             f"<td>{_clock(task.started)[11:]}</td><td>{duration}</td>"
-            f"<td>{html.escape(detail)}</td></tr>"
+            f"<td>{html_text(_detail(task))}</td></tr>"
         )
     outcome = effective_status(status)
     return f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>kwsops run {paths.run_id}</title>
+<html><head><meta charset="utf-8"><title>kwsops run {html_text(paths.run_id)}</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left}}</style></head>
-<body><h1>Run {paths.run_id}: {html.escape(outcome)}</h1>
+<body><h1>Run {html_text(paths.run_id)}: {html_text(outcome)}</h1>
 <p>started {_clock(status.get("started"))}, {status.get("duration", 0):.1f} s,
-exit code {status.get("exit_code", "?")}, origin {html.escape(str(params.get("origin", "?")))}</p>
+exit code {status.get("exit_code", "?")}, origin {html_text(params.get("origin", "?"))}</p>
+<p>params: {html_text(_params(params))}</p>
 <h2>Timeline</h2>
 {timeline_svg(state)}
 <h2>Tasks</h2>

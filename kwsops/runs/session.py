@@ -50,6 +50,15 @@ def best_accuracy(state: RunState) -> float | None:
     )
 
 
+def best_revision(state: RunState) -> str | None:
+    """The revision that scored best in this run's Validate, if it ran."""
+    return next(
+        (str(task.summary["best"]) for task in state.tasks.values()
+         if task.family == "Validate" and task.summary.get("best")),
+        None,
+    )  # fmt: skip
+
+
 def attach_log(paths: RunPaths) -> logging.Handler:
     """Send every log record of this process to the run's run.log, secrets masked."""
     handler = logging.FileHandler(paths.log, encoding="utf-8")
@@ -130,6 +139,8 @@ class RunSession:
                 finished=time.time(),
                 duration=duration,
                 best_accuracy=best_accuracy(state),
+                best_revision=best_revision(state),
+                reason=state.failure_reason() or None,
             )
             write_run_report(self.paths)
             return state

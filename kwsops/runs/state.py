@@ -11,7 +11,7 @@ from kwsops.stages import STAGE_ORDER
 class TaskState:
     task: str
     family: str
-    status: str = "pending"  # pending | running | done | failed | up to date
+    status: str = "pending"  # pending | running | done | failed | cancelled | up to date
     started: float | None = None
     finished: float | None = None
     duration: float | None = None
@@ -22,6 +22,15 @@ class TaskState:
     exit_code: int | None = None  # a failure's own run exit code (the quality gate's 5, ...)
     params: dict = field(default_factory=dict)
     summary: dict = field(default_factory=dict)
+    curve: list[dict] = field(default_factory=list)  # per-epoch metrics (training tasks)
+
+    @property
+    def label(self) -> str:
+        """The task as people name it: ``TrainFold batch 16 fold 0``, ``Validate``."""
+        params = self.params if isinstance(self.params, dict) else {}
+        named = (("batch_size", "batch"), ("fold", "fold"))
+        return " ".join([self.family, *(f"{name} {params[key]}" for key, name in named
+                                         if key in params)])  # fmt: skip
 
     @property
     def order(self) -> tuple[int, str]:
@@ -67,11 +76,17 @@ class RunState:
             state.error = ""
         elif kind == "task_progress":
             state = self._task(event)
-            state.done, state.total = event.get("done", 0), event.get("total", 0)
+            if "total" in event:  # an epoch's metrics come without a count
+                state.done, state.total = event.get("done", 0), event.get("total", 0)
             state.detail = event.get("detail", state.detail)
+            metrics = event.get("metrics")
+            if isinstance(metrics, dict) and isinstance(metrics.get("epoch"), int):
+                state.curve = [m for m in state.curve if m.get("epoch") != metrics["epoch"]]
+                state.curve.append(metrics)
         elif kind in ("task_done", "task_failed"):
             state = self._task(event)
-            state.status = "done" if kind == "task_done" else "failed"
+            failed = "cancelled" if event.get("cancelled") else "failed"
+            state.status = "done" if kind == "task_done" else failed
             state.finished, state.duration = ts, event.get("duration")
             state.detail = event.get("detail") or state.detail
             state.error = event.get("error", "")
@@ -90,3 +105,8 @@ class RunState:
 
     def failed(self) -> list[TaskState]:
         return [t for t in self.ordered() if t.status == "failed"]
+
+    def failure_reason(self) -> str:
+        """The first failed task and its error, one line; '' when none failed."""
+        failed = self.failed()
+        return f"{failed[0].label}: {failed[0].error}" if failed else ""

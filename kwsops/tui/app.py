@@ -11,7 +11,9 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from pathlib import Path
+from typing import Any
 
+from rich.text import Text
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
@@ -19,14 +21,17 @@ from textual.reactive import var
 from textual.screen import ModalScreen, Screen
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from kwsops.runs.request import RunRequest
+from kwsops.text import clean_text
 from kwsops.tui.commands import RunCommands
 from kwsops.tui.comparison import ReportScreen
+from kwsops.tui.curves import CurvesScreen
 from kwsops.tui.dashboard import DashboardScreen
 from kwsops.tui.data import DataScreen
 from kwsops.tui.dialogs import ConfirmDialog, HelpScreen
 from kwsops.tui.history import RunsScreen
 from kwsops.tui.launch import LaunchScreen
-from kwsops.tui.launcher import Launcher, LaunchError, LaunchRequest, cancel_run, rerun_request
+from kwsops.tui.launcher import Launcher, LaunchError, cancel_run
 from kwsops.tui.logs import LogsScreen
 from kwsops.tui.messages import OpenLog, OpenReport, Problem, SnapshotReady
 from kwsops.tui.monitor import Monitor, Snapshot
@@ -39,6 +44,7 @@ VIEWS = {
     "report": "the rendered comparison report",
     "runs": "every run, its params and outcome",
     "data": "per-label counts and rejected files from the manifest",
+    "curves": "validation accuracy and loss by epoch, per fold",
 }
 BLOCKED_IN_DIALOGS = {"switch_mode", "launch", "cancel_run", "rerun_failed", "help", "quit"}
 
@@ -52,21 +58,20 @@ class KwsApp(App[None]):
         "report": ReportScreen,
         "runs": RunsScreen,
         "data": DataScreen,
+        "curves": CurvesScreen,
     }
     DEFAULT_MODE = "dashboard"
     COMMANDS = App.COMMANDS | {RunCommands}
+    # the views' number keys are on every screen's top line (TopBar), not in the footer
     BINDINGS = [
-        Binding("1", "switch_mode('dashboard')", "Dashboard"),
-        Binding("2", "switch_mode('logs')", "Logs"),
-        Binding("3", "switch_mode('report')", "Report"),
-        Binding("4", "switch_mode('runs')", "Runs"),
-        Binding("5", "switch_mode('data')", "Data"),
+        *(Binding(str(n), f"switch_mode('{mode}')", mode.title(), show=False)
+          for n, mode in enumerate(VIEWS, start=1)),
         Binding("s", "launch", "Start run"),
         Binding("c", "cancel_run", "Cancel run"),
-        Binding("R", "rerun_failed", "Rerun failed"),
-        Binding("question_mark", "help", "Help"),
-        Binding("q", "quit", "Quit"),
-    ]
+        Binding("R", "rerun_failed", "Rerun"),
+        Binding("question_mark", "help", "Help", show=False),  # both on the top line
+        Binding("q", "quit", "Quit", show=False),
+    ]  # fmt: skip
 
     snapshot: var[Snapshot | None] = var(None)
 
@@ -83,8 +88,28 @@ class KwsApp(App[None]):
         self.clock = clock
         self.poll_interval = poll_interval
         self.launcher = Launcher(self.workspace, run_command)
-        self.sub_title = self.workspace.root.name
+        self.sub_title = clean_text(self.workspace.root.name, 40)
         self._wake = False
+        self.follow_run_id: str | None = None  # a run started here: the Logs screen follows it
+
+    def notify(self, message: str, *, markup: bool = False, **options: Any) -> None:
+        """Every notification is plain text: messages quote file names and errors."""
+        super().notify(clean_text(message, 600), markup=False, **options)
+
+    def open_in_browser(self, page: Path) -> None:
+        """Open an HTML page in the system's web browser, or say where it is."""
+        import webbrowser
+
+        if not page.is_file():
+            self.notify(f"{page.name} is not written yet.", severity="warning")
+            return
+        try:
+            webbrowser.get()
+        except webbrowser.Error:
+            self.notify(f"No web browser here; the page is {page}", timeout=10)
+            return
+        self.open_url(page.resolve().as_uri())
+        self.notify(f"Opened {page.name} in the web browser.")
 
     # the monitor thread ----------------------------------------------------------------------
     def on_mount(self) -> None:
@@ -161,17 +186,22 @@ class KwsApp(App[None]):
             return
         self.push_screen(LaunchScreen(self.workspace), self._launch)
 
-    def _launch(self, request: LaunchRequest | None) -> None:
+    def _launch(self, request: RunRequest | None) -> None:
         if request is not None:
             self._start(request)
 
     @work(thread=True, exit_on_error=False, name="start run")
-    def _start(self, request: LaunchRequest) -> None:
+    def _start(self, request: RunRequest | str) -> None:
+        """Start ``request``, or rerun the run named by a string."""
         try:
-            launched = self.launcher.start(request)
+            if isinstance(request, str):
+                launched = self.launcher.rerun(request)
+            else:
+                launched = self.launcher.start(request)
         except LaunchError as exc:
             self.post_message(Problem(str(exc)))
             return
+        self.follow_run_id = launched.run_id
         self.notify(f"Started run {launched.run_id} (pid {launched.process.pid}).")
         self.refresh_now()
 
@@ -194,8 +224,12 @@ class KwsApp(App[None]):
 
         self.push_screen(
             ConfirmDialog(
-                f"Cancel run [b]{run.run_id}[/b]?\n\nIt gets SIGTERM, stops its tasks and marks "
-                "itself cancelled; finished stages stay done.",
+                Text.assemble(
+                    "Cancel run ",
+                    (run.run_id, "bold"),
+                    "?\n\nIt gets SIGTERM, stops its tasks "
+                    "and marks itself cancelled; finished stages stay done.",
+                ),
                 yes="Cancel run",
                 no="Keep running",
             ),
@@ -224,42 +258,41 @@ class KwsApp(App[None]):
         if self.snapshot and self.snapshot.active:
             self.notify("A run is active: wait for it or cancel it (c).", severity="warning")
             return
-        try:
-            request = rerun_request(self.workspace, run_id)
-        except LaunchError as exc:
-            self.notify(str(exc), severity="error")
-            return
-        self.notify(f"Rerunning {run_id} with the same parameters.")
-        self._start(request)
+        self.notify(f"Rerunning {run_id}: the same command and parameters.")
+        self._start(run_id)
 
     # command palette -------------------------------------------------------------------------
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        # the footer's names, so "start run" finds what the footer calls Start run
         yield SystemCommand(
-            "pipeline: launch run",
-            "Choose batch sizes, epochs, folds, "
-            "learning rate and revisions, then start `kwsops run`",
+            "Start run",
+            "key s: choose batch sizes, epochs, folds, learning rate and revisions, "
+            "then start `kwsops run`",
             self.action_launch,
         )
         yield SystemCommand(
-            "pipeline: cancel run", "Stop the active run (asks first)", self.action_cancel_run
+            "Cancel run", "key c: stop the active run (asks first)", self.action_cancel_run
         )
         yield SystemCommand(
-            "pipeline: rerun failed run",
-            "Start the last failed run again with the same parameters",
+            "Rerun failed",
+            "key R: the last failed run again, with the same command and parameters",
             self.action_rerun_failed,
         )
-        for mode, help_text in VIEWS.items():
-            yield SystemCommand(f"view: {mode}", help_text, lambda m=mode: self.switch_mode(m))
+        for number, (mode, help_text) in enumerate(VIEWS.items(), start=1):
+            yield SystemCommand(
+                f"view: {mode}", f"key {number}: {help_text}", lambda m=mode: self.switch_mode(m)
+            )
         yield SystemCommand("help: keys", "Every key binding", self.action_help)
         yield from self._screen_commands(screen)
         yield from super().get_system_commands(screen)
 
     def _screen_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        """The shown screen's own keys (search, filter, contents, ...) as palette entries."""
+        """The shown screen's own keys (search, filter, contents, ...) as palette entries,
+        the ones the footer leaves out for room too."""
         mode = next((name for name, kind in self.MODES.items() if type(screen) is kind), "")
         for node in (screen, screen.focused):
             for binding in getattr(type(node), "BINDINGS", []) if node is not None else []:
-                if isinstance(binding, Binding) and binding.show:
+                if isinstance(binding, Binding) and binding.description:
                     yield SystemCommand(
                         f"{mode}: {binding.description.lower()}",
                         f"key {binding.key_display or binding.key.split(',')[0]}",
@@ -267,9 +300,12 @@ class KwsApp(App[None]):
                     )
 
 
-def main(workspace_root: Path | None = None) -> None:
-    """`kwsops tui`: run the console on ``workspace_root`` (default: $KWSOPS_WORKSPACE or cwd)."""
-    KwsApp(workspace_root).run()
+def main(workspace_root: Path | None = None, **run_options: Any) -> int:
+    """`kwsops tui`: run the console on ``workspace_root`` (default: $KWSOPS_WORKSPACE or cwd).
+    The exit code is the app's: a crash is never 0."""
+    app = KwsApp(workspace_root)
+    app.run(**run_options)
+    return app.return_code or 0
 
 
 if __name__ == "__main__":

@@ -1,5 +1,9 @@
 """Report: reports/comparison_versions.md (or a run's report.md) in a MarkdownViewer with its
-table of contents; reloads by itself when a run rewrites the file (mtime is polled)."""
+table of contents; reloads by itself when a run rewrites the file (mtime is polled).
+
+The Markdown viewer shows a plot as its caption only, so ``v`` switches to the report's
+figures drawn in text (the same view as `kwsops report`: confusion matrices as coloured heat
+maps, the parameters that differ), and ``w`` opens the HTML page in a web browser."""
 
 from __future__ import annotations
 
@@ -7,13 +11,17 @@ import contextlib
 import os
 from pathlib import Path
 
+from rich.text import Text
 from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import ContentSwitcher, Footer, Header, Markdown, MarkdownViewer, Static
+from textual.widgets import ContentSwitcher, Footer, Markdown, MarkdownViewer, Static
 
+from kwsops.text import clean_text
 from kwsops.tui.messages import ReportLoaded
+from kwsops.tui.topbar import TopBar
 from kwsops.tui.workers import ForwardWorkerErrors
 
 NARROW = 150  # below this the contents start hidden: the ten-column summary needs ~116
@@ -43,13 +51,16 @@ class ReportViewer(MarkdownViewer):
         elif href.startswith("#") or href.split("#")[0].endswith(".md"):
             await self.go(href)
         else:
-            self.notify(f"{href} is not Markdown; open it outside the console.", timeout=4)
+            self.notify(f"{href} is a figure: v shows the figures in text, w opens the page.",
+                        timeout=4)  # fmt: skip
 
 
 class ReportScreen(ForwardWorkerErrors, Screen):
     BINDINGS = [
-        Binding("t", "toggle_contents", "Contents"),
-        Binding("b", "comparison", "Comparison"),
+        Binding("v", "figures", "Figures"),
+        Binding("t", "toggle_contents", "TOC"),
+        Binding("b", "comparison", "Back"),
+        Binding("w", "browser", "Web"),
     ]
 
     def __init__(self) -> None:
@@ -60,12 +71,14 @@ class ReportScreen(ForwardWorkerErrors, Screen):
         self.loaded_text: str | None = None
 
     def compose(self) -> ComposeResult:
-        yield Header(icon="◉")
+        yield TopBar("report")
         yield Static(id="report-title")
         with ContentSwitcher(initial="report-empty", id="report-switcher"):
             yield Markdown(id="report-empty")
             yield ReportViewer(id="report-viewer", show_table_of_contents=True, open_links=False)
-        yield Footer()
+            with VerticalScroll(id="report-figures"):
+                yield Static(id="figures-body")
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         if self.path is None:
@@ -84,7 +97,7 @@ class ReportScreen(ForwardWorkerErrors, Screen):
             else self.path
         )
         self.query_one("#report-title", Static).update(
-            f"[b]{self.title_text}[/b]  [dim]{where}[/dim]"
+            Text.assemble((clean_text(self.title_text), "bold"), "  ", (clean_text(where), "dim"))
         )
         self._check()
 
@@ -138,3 +151,35 @@ class ReportScreen(ForwardWorkerErrors, Screen):
 
     def action_comparison(self) -> None:
         self.show(None)
+
+    def action_figures(self) -> None:
+        """Between the Markdown and the figures drawn in text (the comparison report's)."""
+        switcher = self.query_one(ContentSwitcher)
+        if switcher.current == "report-figures":
+            switcher.current = "report-viewer" if self.loaded_text is not None else "report-empty"
+            return
+        self._figures(self.app.workspace.comparison_report)  # type: ignore[attr-defined]
+
+    @work(thread=True, group="figures", exclusive=True, exit_on_error=False, name="figures")
+    def _figures(self, path: Path) -> None:
+        from kwsops.compare.terminal import ReportError, comparison_view, load_comparison
+
+        try:
+            data = load_comparison(path)
+        except ReportError as exc:
+            self.app.call_from_thread(self.notify, str(exc), severity="error")
+            return
+        if data is None:
+            self.app.call_from_thread(self.notify, "No comparison yet: run Validate first.")
+            return
+        self.app.call_from_thread(self._show_figures, comparison_view(data))
+
+    def _show_figures(self, view: object) -> None:
+        self.query_one("#figures-body", Static).update(view)
+        self.query_one(ContentSwitcher).current = "report-figures"
+        self.query_one("#report-figures").focus()
+
+    def action_browser(self) -> None:
+        """The HTML page of what is shown: a run's report.html, or the comparison's."""
+        shown = self.path or self.app.workspace.comparison_report  # type: ignore[attr-defined]
+        self.app.open_in_browser(shown.with_suffix(".html"))  # type: ignore[attr-defined]

@@ -7,32 +7,65 @@ from textual import events
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Footer, Static
 
+from kwsops.compare.markdown import short_names
+from kwsops.runs.request import kind_of
+from kwsops.stages import STAGE_BY_FAMILY
+from kwsops.text import rich_text
 from kwsops.tui import formatting as fmt
 from kwsops.tui.messages import OpenLog
 from kwsops.tui.monitor import RunSummary, Snapshot
 from kwsops.tui.rows import TaskRow
+from kwsops.tui.topbar import TopBar
 
+WIDE = 100  # from here the tables show progress bars and the run's origin
 STAGE_COLUMNS = (
-    ("stage", "Stage", 22),
+    ("stage", "Stage", 21),
     ("state", "State", 12),
-    ("progress", "Progress", 14),
+    ("progress", "Progress", 20),
     ("duration", "Time", 7),
+    ("detail", "Detail", None),
+)
+NARROW_STAGE_COLUMNS = (
+    ("stage", "Stage", 19),
+    ("state", "State", 12),
+    ("progress", "Done", 10),
+    ("duration", "Time", 6),
     ("detail", "Detail", None),
 )
 RECENT_COLUMNS = (
     ("run", "Run", 20),
-    ("origin", "From", 6),
-    ("status", "Status", 12),
-    ("duration", "Time", 8),
+    ("kind", "Command", 8),
+    ("status", "Outcome", 12),
+    ("duration", "Time", 7),
     ("accuracy", "Best acc", 8),
+    ("params", "Params", None),
+)
+NARROW_RECENT_COLUMNS = (
+    ("run", "Run", 20),
+    ("kind", "Command", 8),
+    ("status", "Outcome", 11),
+    ("duration", "Time", 6),
+    ("accuracy", "Acc", 5),
     ("params", "Params", None),
 )
 RECENT_COUNT = 6
 
 
-def stage_cells(row: TaskRow, last_child: bool) -> tuple:
+SHORT_UNITS = {"revisions": "rev", "epochs": "ep", "step": ""}
+
+
+def progress_text(row: TaskRow, wide: bool) -> str:
+    """``██░░░░ 2/3 revisions``: what the stage counts (a group row counts its tasks)."""
+    stage = STAGE_BY_FAMILY.get(row.family)
+    unit = "" if row.group or stage is None else stage.unit
+    if not wide:
+        unit = SHORT_UNITS.get(unit, unit)
+    return fmt.progress_bar(row.done, row.total, unit, width=6 if wide else 0)
+
+
+def stage_cells(row: TaskRow, last_child: bool, wide: bool = True) -> tuple:
     if row.child:
         label = Text(
             f"  {'└' if last_child else '├'} {row.label}",
@@ -43,31 +76,32 @@ def stage_cells(row: TaskRow, last_child: bool) -> tuple:
     return (
         label,
         fmt.state_text(row.state),
-        fmt.progress_bar(row.done, row.total),
+        progress_text(row, wide),
         fmt.duration(row.duration),
-        row.detail,
+        fmt.cut_text(row.detail, "red" if row.state == "failed" else ""),
     )
 
 
-def recent_cells(run: RunSummary) -> tuple:
+def recent_cells(run: RunSummary, params_width: int) -> tuple:
     return (
         run.run_id,
-        run.origin,
+        run.kind,
         fmt.state_text(run.status),
         fmt.duration(run.duration),
         fmt.accuracy(run.best_accuracy),
-        fmt.params_text(run.params or {}),
+        fmt.params_fit(run.params or {}, params_width),
     )
 
 
-def set_columns(table: DataTable, columns: tuple, width: int) -> None:
+def set_columns(table: DataTable, columns: tuple, width: int) -> int:
     """(Re)create the columns; a column of width None takes what is left of ``width``, so the
-    table never needs a horizontal scrollbar for its last column."""
+    table never needs a horizontal scrollbar for its last column. Returns that width."""
     fixed = sum(w + 2 * table.cell_padding for _, _, w in columns if w)
     flexible = max(12, width - fixed - 2 * table.cell_padding - 2)
     table.clear(columns=True)
     for key, title, column_width in columns:
         table.add_column(title, key=key, width=column_width or flexible)
+    return flexible
 
 
 def fill_table(table: DataTable, keys: list[str], cells: list[tuple]) -> None:
@@ -89,15 +123,20 @@ def fill_table(table: DataTable, keys: list[str], cells: list[tuple]) -> None:
 
 
 class DashboardScreen(Screen):
+    def __init__(self) -> None:
+        super().__init__()
+        self.wide = True
+        self.params_width = 20
+
     def compose(self) -> ComposeResult:
-        yield Header(icon="◉")
+        yield TopBar("dashboard")
         with Vertical(id="dashboard"):
             yield Static(id="run-banner")
             yield Static(id="run-errors")
             yield DataTable(id="stages", cursor_type="row", zebra_stripes=True)
             yield Static("Recent runs", classes="section-title")
             yield DataTable(id="recent", cursor_type="row")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self._layout_columns(self.app.size.width)
@@ -105,8 +144,11 @@ class DashboardScreen(Screen):
         self.set_interval(1.0, self._tick)
 
     def _layout_columns(self, width: int) -> None:
-        for table_id, columns in (("#stages", STAGE_COLUMNS), ("#recent", RECENT_COLUMNS)):
-            set_columns(self.query_one(table_id, DataTable), columns, width)
+        self.wide = width >= WIDE
+        stages = STAGE_COLUMNS if self.wide else NARROW_STAGE_COLUMNS
+        set_columns(self.query_one("#stages", DataTable), stages, width)
+        recent = RECENT_COLUMNS if self.wide else NARROW_RECENT_COLUMNS
+        self.params_width = set_columns(self.query_one("#recent", DataTable), recent, width)
 
     def on_resize(self, event: events.Resize) -> None:
         self._layout_columns(event.size.width)
@@ -118,7 +160,7 @@ class DashboardScreen(Screen):
             return
         self._tick()
         errors = self.query_one("#run-errors", Static)
-        errors.update("\n".join(f"⚠ {e}" for e in snapshot.errors[-2:]))
+        errors.update(rich_text("\n".join(f"⚠ {e}" for e in snapshot.errors[-2:]), limit=600))
         errors.display = bool(snapshot.errors)
         rows = list(snapshot.rows)
         last_child = [
@@ -127,13 +169,13 @@ class DashboardScreen(Screen):
         fill_table(
             self.query_one("#stages", DataTable),
             [r.key for r in rows],
-            [stage_cells(r, last) for r, last in zip(rows, last_child, strict=True)],
+            [stage_cells(r, last, self.wide) for r, last in zip(rows, last_child, strict=True)],
         )
         recent = list(snapshot.history[:RECENT_COUNT])
         fill_table(
             self.query_one("#recent", DataTable),
             [r.run_id for r in recent],
-            [recent_cells(r) for r in recent],
+            [recent_cells(r, self.params_width) for r in recent],
         )
 
     def _tick(self) -> None:
@@ -160,12 +202,18 @@ class DashboardScreen(Screen):
             if run.duration is not None:
                 text.append(f"  took {fmt.duration(run.duration)}")
             if run.best_accuracy is not None:
-                text.append(f"  best accuracy {fmt.accuracy(run.best_accuracy)}", style="green")
-        text.append(
-            f"\nfrom {run.origin or '?'}  ·  {fmt.params_text(run.params or {})}", style="dim"
-        )
+                text.append(f"  best {fmt.accuracy(run.best_accuracy)}", style="green")
+                if run.best_revision:
+                    best = short_names([run.best_revision])[run.best_revision]
+                    text.append_text(rich_text(f" ({best})", "green", 30))
+        what = f"{kind_of(run.params or {})} from {run.origin or '?'}  ·  "
+        text.append("\n").append_text(rich_text(what, "dim"))
+        room = self.size.width - len(what) - 2 if self.size.width else 200
+        params = fmt.params_fit(run.params or {}, max(room, 12))
+        params.stylize("dim")
+        text.append_text(params)
         if snapshot.scheduler:
-            text.append(f"  ·  {snapshot.scheduler}", style="dim")
+            text.append_text(rich_text(f"  ·  {snapshot.scheduler}", "dim", 200))
         return text
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:

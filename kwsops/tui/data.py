@@ -6,16 +6,19 @@ import os
 from pathlib import Path
 
 from rich.text import Text
-from textual import work
+from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Footer, Static
 
+from kwsops.text import rich_text
 from kwsops.tui import formatting as fmt
+from kwsops.tui.dashboard import set_columns
 from kwsops.tui.manifest import ManifestSummary, read_manifest, spread
 from kwsops.tui.messages import Problem
+from kwsops.tui.topbar import TopBar
 from kwsops.tui.workers import ForwardWorkerErrors
 
 LABEL_COLUMNS = (
@@ -27,7 +30,17 @@ LABEL_COLUMNS = (
     ("speech", "Speech s min/med/max", 20),
     ("spread", "Input spread", 14),
 )
-REJECTED_COLUMNS = (("source", "Source", 44), ("label", "Label", 12), ("reason", "Reason", None))
+NARROW_LABEL_COLUMNS = (
+    ("label", "Label", 12),
+    ("kept", "Kept", 4),
+    ("rejected", "Rej", 3),
+    ("speakers", "Spk", 3),
+    ("input", "In s min/med/max", 18),
+    ("speech", "Speech s min/med/max", 20),
+)
+REJECTED_COLUMNS = (("source", "Source", 40), ("label", "Label", 12), ("reason", "Reason", None))
+NARROW_REJECTED_COLUMNS = (("source", "Source", 30), ("reason", "Reason", None))
+WIDE = 100
 EMPTY = (
     "[b]No manifest yet.[/b] Preprocess writes [b]data/output/manifest.csv[/b] (every input "
     "file, kept or rejected with its reason).\nPut recordings in data/input/<Label>/ (or run "
@@ -47,28 +60,39 @@ class DataScreen(ForwardWorkerErrors, Screen):
         super().__init__()
         self._stamp: tuple[int, int] | None = None
         self.summary: ManifestSummary | None = None
+        self.wide = True
 
     def compose(self) -> ComposeResult:
-        yield Header(icon="◉")
+        yield TopBar("data")
         with Vertical(id="data"):
             yield Static(id="data-title")
             yield DataTable(id="labels", cursor_type="row")
             yield Static("Rejected files", classes="section-title")
             yield DataTable(id="rejected", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield Footer(compact=True)
 
     @property
     def manifest_path(self) -> Path:
         return self.app.workspace.output_dir / "manifest.csv"
 
     def on_mount(self) -> None:
-        for table_id, columns in (("#labels", LABEL_COLUMNS), ("#rejected", REJECTED_COLUMNS)):
-            table = self.query_one(table_id, DataTable)
-            for key, title, width in columns:
-                table.add_column(title, key=key, width=width)
+        self._layout(self.app.size.width)
         self.query_one("#data-title", Static).update("Reading the manifest…")
         self._check()
         self.set_interval(2.0, self._check)
+
+    def _layout(self, width: int) -> None:
+        """Narrower than WIDE: fewer, tighter columns, so nothing scrolls sideways at 80."""
+        self.wide = width >= WIDE
+        labels = LABEL_COLUMNS if self.wide else NARROW_LABEL_COLUMNS
+        rejected = REJECTED_COLUMNS if self.wide else NARROW_REJECTED_COLUMNS
+        for table_id, columns in (("#labels", labels), ("#rejected", rejected)):
+            set_columns(self.query_one(table_id, DataTable), columns, width)
+
+    def on_resize(self, event: events.Resize) -> None:
+        if (event.size.width >= WIDE) != self.wide:
+            self._layout(event.size.width)
+            self._show(self.summary)
 
     def _check(self, force: bool = False) -> None:
         try:
@@ -106,27 +130,30 @@ class DataScreen(ForwardWorkerErrors, Screen):
             return
         speakers = {s for label in summary.labels for s in label.speakers}
         title.update(
-            f"[b]{summary.total} files[/b] · [green]{summary.kept} kept[/] · "
-            f"[red]{summary.total - summary.kept} rejected[/] · {len(summary.labels)} labels · "
-            f"{len(speakers)} speakers  [dim]{summary.path.name}[/dim]"
-        )
+            Text.assemble(
+                (f"{summary.total} files", "bold"), " · ", (f"{summary.kept} kept", "green"),
+                " · ", (f"{summary.total - summary.kept} rejected", "red"),
+                f" · {len(summary.labels)} labels · {len(speakers)} speakers  ",
+                (summary.path.name, "dim"),
+            )
+        )  # fmt: skip
         every = summary.all_durations("in")
         low, high = (min(every), max(every)) if every else (0.0, 1.0)
         for stats in summary.labels:
-            labels.add_row(
-                stats.label,
+            cells = [
+                rich_text(stats.label, limit=60),
                 str(stats.kept),
                 Text(str(stats.rejected), style="red" if stats.rejected else "dim"),
                 str(len(stats.speakers)),
                 spread_text(stats.durations_in),
                 spread_text(stats.durations_out),
                 Text(fmt.sparkline(stats.durations_in, low, high), style="cyan"),
-                key=stats.label,
-            )
+            ]
+            labels.add_row(*cells[: len(labels.columns)], key=stats.label)
         for index, item in enumerate(summary.rejected):
-            rejected.add_row(
-                item.source,
-                item.label,
-                Text(item.reason, style="red"),
-                key=f"{index}:{item.source}",
+            source = fmt.cut_text(item.source)
+            reason = fmt.cut_text(item.reason, "red")
+            cells = (
+                [source, rich_text(item.label, limit=60), reason] if self.wide else [source, reason]
             )
+            rejected.add_row(*cells, key=f"{index}:{item.source}")

@@ -7,6 +7,9 @@ from datetime import datetime
 from rich.text import Text
 
 from kwsops import states
+from kwsops.runs.request import params_line
+from kwsops.runs.show import duration_text
+from kwsops.text import rich_text
 
 
 def state_text(state: str) -> Text:
@@ -14,18 +17,7 @@ def state_text(state: str) -> Text:
 
 
 def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    if seconds < 10:
-        return f"{seconds:.1f}s"
-    whole = int(round(seconds))
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h {minutes:02d}m"
-    if minutes:
-        return f"{minutes}m {secs:02d}s"
-    return f"{secs}s"
+    return duration_text(seconds)
 
 
 def when(timestamp: float | None) -> str:
@@ -38,26 +30,39 @@ def accuracy(value: float | None) -> str:
     return "" if value is None else f"{value:.3f}"
 
 
-def progress_bar(done: int, total: int, width: int = 6) -> str:
+def progress_bar(done: int, total: int, unit: str = "", width: int = 6) -> str:
+    """``███░░░ 2/3 revisions``: the bar only where ``width`` leaves room for it."""
     if not total:
         return ""
+    count = f"{done}/{total}" + (f" {unit}" if unit else "")
+    if width <= 0:
+        return count
     filled = max(0, min(width, round(width * done / total)))
-    return f"{'█' * filled}{'░' * (width - filled)} {done}/{total}"
+    return f"{'█' * filled}{'░' * (width - filled)} {count}"
 
 
-def params_text(params: dict) -> str:
-    """The few parameters a person compares runs by, on one line."""
-    parts = []
-    batches = params.get("batch_sizes")
-    if batches:
-        parts.append("bs " + ",".join(str(b) for b in batches))
-    for key, short in (("epochs", "ep"), ("folds", "folds"), ("learning_rate", "lr")):
-        if params.get(key) is not None:
-            parts.append(f"{short} {params[key]}")
-    revisions = params.get("revisions")
-    if revisions:
-        parts.append(f"+{len(revisions)} rev")
-    return " · ".join(parts)
+def cut_text(text: object, style: str = "", limit: int = 400) -> Text:
+    """A cell's text as data, cut with … where the column ends (never a bare cut: ``0.`` for
+    ``0.834`` would read as another value)."""
+    cell = rich_text(text, style, limit)
+    cell.no_wrap, cell.overflow = True, "ellipsis"
+    return cell
+
+
+def params_fit(params: dict, width: int) -> Text:
+    """The run's key parameters in at most ``width`` cells: whole parts dropped from the end
+    (marked …), never a value cut into another (``ep 4`` for 40)."""
+    parts = params_line(params).split(" · ")
+    shown: list[str] = []
+    for part in parts:
+        candidate = " · ".join([*shown, part])
+        if len(candidate) + (2 if len(shown) + 1 < len(parts) else 0) > width:
+            break
+        shown.append(part)
+    if not shown:  # not even the first part fits: cut it, visibly
+        return rich_text(parts[0], limit=max(width, 2))
+    text = " · ".join(shown) + (" …" if len(shown) < len(parts) else "")
+    return rich_text(text, limit=max(width, 1) + 2)
 
 
 SPARK = "▁▂▃▄▅▆▇█"

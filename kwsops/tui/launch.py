@@ -1,57 +1,117 @@
-"""Launch: choose batch sizes, epochs, folds, learning rate and the revisions to compare."""
+"""Launch: choose batch sizes, epochs, folds, learning rate and the revisions to compare.
+
+The form opens with the values of the last run started here (.kwsops/tui/launch.json), else
+luigi.cfg's; it offers only revisions that exist; it shows how long the training should take
+(from the folds trained before) and checks every value with the same rule as `kwsops run`.
+"""
 
 from __future__ import annotations
 
 import configparser
+import json
 
+from rich.segment import Segment
 from rich.text import Text
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
+from textual.strip import Strip
 from textual.widgets import Button, Footer, Input, Label, SelectionList, Static
+from textual.widgets._toggle_button import ToggleButton
 from textual.widgets.selection_list import Selection
 
+from kwsops.atomic import atomic_write_json
 from kwsops.compare.discover import Discovery, Revision, discover_revisions
 from kwsops.compare.revisions import FORMS_HELP, is_valid_spec
 from kwsops.config import DEFAULT_BATCH_SIZES, TrainSettings
-from kwsops.tui.launcher import LaunchError, LaunchRequest
+from kwsops.runs.estimate import estimate_training, workers_of
+from kwsops.runs.request import RequestError, RunRequest
+from kwsops.text import rich_text
+from kwsops.tui.launcher import LaunchError
 from kwsops.tui.workers import ForwardWorkerErrors
 from kwsops.workspace import Workspace
 
+FIELDS = {"#epochs": "epochs", "#folds": "folds", "#learning-rate": "learning rate"}
 
-def form_defaults(ws: Workspace) -> dict[str, str]:
-    """Epochs, folds and learning rate: the workspace's luigi.cfg [Train], else the defaults."""
+
+def last_values_file(ws: Workspace):
+    return ws.state_dir / "tui" / "launch.json"
+
+
+def form_defaults(ws: Workspace) -> dict:
+    """The last values started from here, else the workspace's luigi.cfg, else the defaults."""
     train = TrainSettings()
-    values = {
+    values: dict = {
         "epochs": str(train.epochs),
         "folds": str(train.folds),
         "learning_rate": f"{train.learning_rate:g}",
+        "batch_sizes": list(DEFAULT_BATCH_SIZES),
+        "revisions": [],
     }
     config = configparser.ConfigParser()
     try:
         config.read(ws.luigi_cfg)
-    except configparser.Error:
-        return values
-    for section in ("Train", "TrainParams"):
-        if config.has_section(section):
-            for key in values:
-                if config.has_option(section, key):
-                    values[key] = config.get(section, key).strip()
+        for key in ("epochs", "folds", "learning_rate"):
+            if config.has_option("Train", key):
+                values[key] = config.get("Train", key).strip()
+        if config.has_option("VersionModels", "batch_sizes"):
+            values["batch_sizes"] = [
+                int(b) for b in json.loads(config.get("VersionModels", "batch_sizes"))
+            ]
+    except (configparser.Error, ValueError, TypeError):
+        pass
+    try:
+        last = json.loads(last_values_file(ws).read_text())
+    except (OSError, ValueError):
+        last = {}
+    if isinstance(last, dict):
+        for key in ("epochs", "folds", "learning_rate"):
+            if isinstance(last.get(key), int | float):
+                values[key] = f"{last[key]:g}" if isinstance(last[key], float) else str(last[key])
+        for key in ("batch_sizes", "revisions"):
+            if isinstance(last.get(key), list):
+                values[key] = last[key]
     return values
 
 
+def remember(ws: Workspace, request: RunRequest) -> None:
+    """The values just started, for the next time the form opens."""
+    keep = {
+        k: getattr(request, k)
+        for k in ("batch_sizes", "epochs", "folds", "learning_rate", "revisions")
+    }
+    atomic_write_json(last_values_file(ws), keep)
+
+
+class TickList(SelectionList):
+    """A SelectionList whose unticked boxes are empty, so ticked and unticked differ by more
+    than colour (a monochrome terminal, NO_COLOR, a screen reader's capture)."""
+
+    def render_line(self, y: int) -> Strip:
+        strip = super().render_line(y)
+        segments = list(strip)
+        index = self.scroll_offset.y + y
+        button = len(segments) > 3 and segments[1].text == ToggleButton.BUTTON_INNER
+        if button and index < self.option_count and not self._is_ticked(index):
+            segments[1] = Segment(" " * len(ToggleButton.BUTTON_INNER), segments[1].style)
+        return Strip(segments, strip.cell_length)
+
+    def _is_ticked(self, index: int) -> bool:
+        return self.get_option_at_index(index).value in self._selected
+
+
 def revision_prompt(revision: Revision) -> Text:
-    prompt = Text(revision.spec, style="bold")
+    prompt = rich_text(revision.spec, "bold", 80)
     if revision.title:
-        prompt.append(f"  {revision.title[:60]}", style="dim")
+        prompt.append_text(rich_text(f"  {revision.title}", "dim", 60))
     if revision.when:
-        prompt.append(f"  {revision.when[:10]}", style="cyan")
+        prompt.append_text(rich_text(f"  {revision.when[:10]}", "cyan", 12))
     return prompt
 
 
-class LaunchScreen(ForwardWorkerErrors, ModalScreen[LaunchRequest | None]):
+class LaunchScreen(ForwardWorkerErrors, ModalScreen[RunRequest | None]):
     BINDINGS = [
         Binding("ctrl+s", "start", "Start run", priority=True),
         Binding("escape", "cancel", "Cancel"),
@@ -61,53 +121,52 @@ class LaunchScreen(ForwardWorkerErrors, ModalScreen[LaunchRequest | None]):
         super().__init__(classes="dialog-screen")
         self.ws = ws
         self.discovery: Discovery | None = None
+        self.defaults = form_defaults(ws)
+        self.worker_count = workers_of(ws.luigi_cfg)
 
     def compose(self) -> ComposeResult:
-        defaults = form_defaults(self.ws)
+        defaults = self.defaults
+        sizes = sorted({*DEFAULT_BATCH_SIZES, *defaults["batch_sizes"]})
         with Vertical(classes="dialog launch"):
             yield Static("Start a run", classes="dialog-title")
             with Horizontal(id="launch-columns"):
                 with Vertical(id="launch-left"):
-                    yield Label("Batch sizes (Space ticks)")
-                    yield SelectionList[int](
-                        *[Selection(str(b), b, True) for b in DEFAULT_BATCH_SIZES],
+                    yield Label("Batch sizes (space ticks)")
+                    yield TickList(
+                        *[Selection(str(b), b, b in defaults["batch_sizes"]) for b in sizes],
                         id="batch-sizes",
                     )
-                    yield Input(
-                        placeholder="add a batch size + Enter",
-                        id="batch-add",
-                        type="integer",
-                        compact=True,
-                    )
-                    yield Label("Epochs")
-                    yield Input(defaults["epochs"], id="epochs", type="integer", compact=True)
-                    yield Label("Folds")
-                    yield Input(defaults["folds"], id="folds", type="integer", compact=True)
-                    yield Label("Learning rate")
-                    yield Input(
-                        defaults["learning_rate"], id="learning-rate", type="number", compact=True
-                    )
+                    yield Input(placeholder="add a batch size + Enter", id="batch-add",
+                                type="integer", compact=True)  # fmt: skip
+                    for label, field, kind in (
+                        ("Epochs (most)", "epochs", "integer"),
+                        ("Folds", "folds", "integer"),
+                        ("Learning rate", "learning_rate", "number"),
+                    ):
+                        with Horizontal(classes="field"):
+                            yield Label(label)
+                            yield Input(defaults[field], id=field.replace("_", "-"), type=kind,
+                                        compact=True)  # fmt: skip
                 with Vertical(id="launch-right"):
-                    yield Label("Revisions to compare with the new models (Space ticks)")
-                    yield SelectionList[str](id="revisions")
-                    yield Input(
-                        placeholder="another: git:<rev>:batch_32, clearml:<id>, last:3",
-                        id="revision-add",
-                        compact=True,
-                    )
+                    yield Label("Also compare (space ticks)")
+                    yield TickList(id="revisions")
+                    yield Input(placeholder="another: git:<rev>:batch_32, clearml:<id>, last:3",
+                                id="revision-add", compact=True)  # fmt: skip
                     yield Static("Looking for revisions…", id="discover-notes")
+            yield Static(id="estimate")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Start run  ctrl+s", id="start", variant="success", compact=True)
                 yield Button("Cancel  esc", id="cancel", compact=True)
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#batch-sizes").focus()
+        self._estimate()
         self._discover()
 
     @work(thread=True, exit_on_error=False, name="discover revisions")
     def _discover(self) -> None:
-        found = discover_revisions(self.ws.root, DEFAULT_BATCH_SIZES)
+        found = discover_revisions(self.ws.root)
         self.app.call_from_thread(self._show_discovery, found)
 
     def _show_discovery(self, found: Discovery) -> None:
@@ -116,15 +175,35 @@ class LaunchScreen(ForwardWorkerErrors, ModalScreen[LaunchRequest | None]):
             return  # the form was closed while discovery ran
         revisions = self.query_one("#revisions", SelectionList)
         known = set(self._values("#revisions"))
+        ticked = set(self.defaults["revisions"])
         for revision in found.revisions:
             if revision.spec not in known:
-                revisions.add_option(Selection(revision_prompt(revision), revision.spec))
+                revisions.add_option(
+                    Selection(revision_prompt(revision), revision.spec, revision.spec in ticked)
+                )
         notes = [f"{len(found.revisions)} revisions found"] + found.warnings
-        self.query_one("#discover-notes", Static).update(Text("\n".join(notes), style="dim"))
+        self.query_one("#discover-notes", Static).update(rich_text("\n".join(notes), "dim", 600))
 
     def _values(self, selector: str) -> list:
         selection = self.query_one(selector, SelectionList)
         return [selection.get_option_at_index(i).value for i in range(selection.option_count)]
+
+    @on(Input.Changed)
+    @on(SelectionList.SelectedChanged, "#batch-sizes")
+    def _estimate(self) -> None:
+        """How long the training should take with the values now in the form."""
+        found = self.query("#estimate")
+        if not found:
+            return  # an input announced its first value before the form was complete
+        note = found.first(Static)
+        try:
+            request = self.request()
+        except LaunchError as exc:
+            note.update(rich_text(str(exc), "red", 300))
+            return
+        estimate = estimate_training(self.ws, request.batch_sizes or [], request.epochs or 0,
+                                     request.folds or 0, self.worker_count)  # fmt: skip
+        note.update(rich_text(f"{estimate.text()}; {self.worker_count} worker(s)", "cyan", 300))
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
@@ -141,36 +220,40 @@ class LaunchScreen(ForwardWorkerErrors, ModalScreen[LaunchRequest | None]):
             event.input.value = ""
         elif event.input.id == "revision-add":
             if not is_valid_spec(value):
-                self.notify(
-                    f"{value!r} is not a revision: use {FORMS_HELP}",
-                    severity="error",
-                )
+                self.notify(f"{value!r} is not a revision: use {FORMS_HELP}", severity="error")
                 return
             revisions = self.query_one("#revisions", SelectionList)
             if value not in self._values("#revisions"):
-                revisions.add_option(Selection(Text(value, style="bold"), value, True))
+                revisions.add_option(Selection(rich_text(value, "bold", 80), value, True))
             revisions.select(value)
             event.input.value = ""
         else:
             self.action_start()
 
-    def request(self) -> LaunchRequest:
+    def request(self) -> RunRequest:
+        """The form as a run request, checked as `kwsops run` checks its flags."""
+
         def number(selector: str, kind: type) -> int | float:
             raw = self.query_one(selector, Input).value.strip()
             try:
                 return kind(raw)
             except ValueError:
-                name = selector.lstrip("#").replace("-", " ")
-                raise LaunchError(f"{name}: {raw!r} is not a number") from None
+                raise LaunchError(f"{FIELDS[selector]}: {raw!r} is not a number") from None
 
         batches = sorted(self.query_one("#batch-sizes", SelectionList).selected)
-        return LaunchRequest(
-            batch_sizes=tuple(batches),
+        request = RunRequest(
+            batch_sizes=list(batches),
             epochs=int(number("#epochs", int)),
             folds=int(number("#folds", int)),
             learning_rate=float(number("#learning-rate", float)),
-            revisions=tuple(self.query_one("#revisions", SelectionList).selected),
+            revisions=list(self.query_one("#revisions", SelectionList).selected),
+            origin="tui",
         )
+        labels = {"batch_sizes": "batch sizes", "learning_rate": "learning rate"}
+        try:
+            return request.check(label=lambda name: labels.get(name, name))
+        except RequestError as exc:
+            raise LaunchError(str(exc)) from None
 
     def action_start(self) -> None:
         try:
@@ -178,6 +261,7 @@ class LaunchScreen(ForwardWorkerErrors, ModalScreen[LaunchRequest | None]):
         except LaunchError as exc:
             self.notify(str(exc), title="Cannot start", severity="error")
             return
+        remember(self.ws, request)
         self.dismiss(request)
 
     def action_cancel(self) -> None:

@@ -2,27 +2,30 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Input, Static
+from textual.widgets import Footer, Input, Static
 
 from kwsops.runs.folder import RunPaths
+from kwsops.text import rich_text
 from kwsops.tui.dialogs import RunPicker
 from kwsops.tui.logview import LogView
 from kwsops.tui.messages import LogFiltered, LogFound, LogIndexed
 from kwsops.tui.monitor import Snapshot
+from kwsops.tui.topbar import TopBar
 
 
 class LogsScreen(Screen):
     BINDINGS = [
         Binding("slash", "ask('search')", "Search"),
         Binding("f", "ask('filter')", "Filter"),
-        Binding("n", "next_match", "Next"),
-        Binding("N", "next_match(True)", "Prev"),
+        Binding("n", "next_match", "Next", show=False),
+        Binding("N", "next_match(True)", "Prev", show=False),
         Binding("escape", "clear", "Clear", show=False),
-        Binding("a", "follow_active", "Active run"),
-        Binding("o", "pick_run", "Other log"),
+        Binding("a", "follow_active", "Active"),
+        Binding("o", "pick_run", "Other"),
     ]
 
     def __init__(self) -> None:
@@ -33,12 +36,12 @@ class LogsScreen(Screen):
         self._asking = "search"
 
     def compose(self) -> ComposeResult:
-        yield Header(icon="◉")
+        yield TopBar("logs")
         yield Static(id="log-title")
         yield LogView(id="log")
         yield Input(id="log-query", placeholder="search…")
         yield Static(id="log-status")
-        yield Footer()
+        yield Footer(compact=True)
 
     @property
     def view(self) -> LogView:
@@ -51,7 +54,13 @@ class LogsScreen(Screen):
         self.view.focus()
 
     def _on_snapshot(self, snapshot: Snapshot | None) -> None:
-        if not self.following_active or snapshot is None:
+        if snapshot is None:
+            return
+        started = getattr(self.app, "follow_run_id", None)
+        if started and any(run.run_id == started for run in snapshot.history):
+            self.app.follow_run_id = None  # type: ignore[attr-defined]
+            self.following_active = True  # a run started from the console: show its log
+        if not self.following_active:
             return
         focus = snapshot.focus
         run_id = focus.run_id if focus and focus.origin != "scheduler" else None
@@ -74,11 +83,15 @@ class LogsScreen(Screen):
         self.view.open(path)
         title = self.query_one("#log-title", Static)
         if path is None:
-            title.update("No run log yet — press [b]s[/b] to start a run.")
+            title.update(
+                Text.assemble("No run log yet — press ", ("s", "bold"), " to start a run.")
+            )
         else:
             where = path.relative_to(self.app.workspace.root)
             mode = "newest run · o: another" if self.following_active else "a: newest run"
-            title.update(f"[b]run {run_id}[/b] · {mode}  [dim]{where}[/dim]")
+            title.update(
+                Text.assemble((f"run {run_id}", "bold"), f" · {mode}  ", (str(where), "dim"))
+            )
         self._status()
 
     def action_follow_active(self) -> None:
@@ -153,19 +166,23 @@ class LogsScreen(Screen):
         self._status()
 
     def _status(self) -> None:
+        """Lines, following or paused, filter and search (as typed: data, not markup)."""
         view = self.view
-        parts = [f"{view.line_count:,} lines"]
+        parts = [Text(f"{view.line_count:,} lines")]
         if view.path is not None and not view.path.exists():
-            parts = ["waiting for the run to write run.log…"]
+            parts = [Text("waiting for the run to write run.log…")]
         parts.append(
-            "[green]● following[/]" if view.follow else "[yellow]‖ paused[/] (End: follow)"
-        )
+            Text("● following", "green") if view.follow
+            else Text.assemble(("‖ paused", "yellow"), " (End: follow)")
+        )  # fmt: skip
         if view.filter_query:
             shown = len(view.filtered or [])
-            parts.append(f"filter [b]{view.filter_query}[/b]: {shown:,} lines")
+            parts.append(Text.assemble("filter ", rich_text(view.filter_query, "bold", 60),
+                                       f": {shown:,} lines"))  # fmt: skip
         if self.search_query:
             at = f" at line {view.current + 1:,}" if view.current is not None else ""
-            parts.append(f"search [b]{self.search_query}[/b]{at}")
+            parts.append(Text.assemble("search ", rich_text(self.search_query, "bold", 60),
+                                       at, (" · n/N: next/previous", "dim")))  # fmt: skip
         if view.fraction < 1:
-            parts.append(f"[yellow]indexing {view.fraction:.0%}[/]")
-        self.query_one("#log-status", Static).update("  ·  ".join(parts))
+            parts.append(Text(f"indexing {view.fraction:.0%}", "yellow"))
+        self.query_one("#log-status", Static).update(Text("  ·  ").join(parts))

@@ -9,7 +9,6 @@ the UI thread. Event files are read incrementally (``read_events(path, offset)``
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -21,24 +20,11 @@ import psutil
 from kwsops.runs.events import read_events
 from kwsops.runs.folder import RunPaths, effective_status, list_runs
 from kwsops.runs.lock import WorkspaceLock
-from kwsops.runs.state import RunState, TaskState
+from kwsops.runs.show import RunSummary, summarise
+from kwsops.runs.state import RunState
 from kwsops.tui.luigid import LuigidSource, SchedulerTask, scheduler_address
 from kwsops.tui.rows import TaskRow, task_rows
 from kwsops.workspace import Workspace
-
-
-@dataclass(frozen=True)
-class RunSummary:
-    run_id: str
-    status: str  # effective status: a "running" run whose process died reads "killed"
-    origin: str = ""
-    started: float | None = None
-    duration: float | None = None
-    best_accuracy: float | None = None
-    params: dict | None = None
-    pid: int | None = None
-    exit_code: int | None = None
-    has_report: bool = False
 
 
 @dataclass(frozen=True)
@@ -49,39 +35,7 @@ class Snapshot:
     history: tuple[RunSummary, ...]
     errors: tuple[str, ...] = ()  # problems reading the focus run's events
     scheduler: str = ""  # "" (local scheduler) or "luigid host:port" [+ " unreachable"]
-
-
-def load_json(path: Path) -> dict:
-    try:
-        value = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
-def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def _accuracies(values: dict, depth: int = 0) -> Iterable[float]:
-    for key, value in values.items():
-        if isinstance(value, dict) and depth < 2:
-            yield from _accuracies(value, depth + 1)
-        elif "acc" in str(key).lower() and 0.0 <= (_number(value) or -1.0) <= 1.0:
-            yield float(value)
-
-
-def best_accuracy(status: dict, tasks: Iterable[TaskState]) -> float | None:
-    """status.json's ``best_accuracy``, else the best accuracy any finished task reported."""
-    if (given := _number(status.get("best_accuracy"))) is not None:
-        return given
-    found = [
-        a
-        for t in tasks
-        if t.status == "done" and isinstance(t.summary, dict)
-        for a in _accuracies(t.summary)
-    ]
-    return max(found, default=None)
+    curves: tuple[tuple[str, tuple[dict, ...]], ...] = ()  # the focus run's folds, by epoch
 
 
 class RunTracker:
@@ -127,27 +81,10 @@ class RunHistory:
         return tuple(stamp)
 
     def summary(self, paths: RunPaths, tracker: RunTracker | None = None) -> RunSummary:
-        status = load_json(paths.status)
-        params = load_json(paths.params)
         if tracker is None:
             tracker = RunTracker(paths)
             tracker.poll()
-        state = effective_status(status) if status else tracker.state.status
-        if not status and state == "running":
-            state = "unknown"  # no status.json: a run folder being created, or a broken one
-        pid = status.get("pid")
-        return RunSummary(
-            run_id=paths.run_id,
-            status=state,
-            origin=str(params.get("origin") or status.get("origin") or ""),
-            started=_number(status.get("started")) or tracker.state.started,
-            duration=_number(status.get("duration")),
-            best_accuracy=best_accuracy(status, tracker.state.tasks.values()),
-            params=params,
-            pid=pid if isinstance(pid, int) else None,
-            exit_code=status.get("exit_code") if isinstance(status.get("exit_code"), int) else None,
-            has_report=paths.report_md.exists(),
-        )
+        return summarise(paths, tracker.state)
 
     def refresh(self, live: dict[str, RunTracker] | None = None) -> list[RunSummary]:
         live = live or {}
@@ -237,6 +174,7 @@ class Monitor:
         if focus is None:  # the active run's folder appeared after the history was read
             focus = self.history.summary(tracker.paths, tracker)
         rows = task_rows(tracker.state, tracker.metrics, focus.status, self._scheduler_tasks)
+        curves = tuple((t.label, tuple(t.curve)) for t in tracker.state.ordered() if t.curve)
         return Snapshot(
             focus,
             active_id is not None,
@@ -244,6 +182,7 @@ class Monitor:
             tuple(history),
             tuple(tracker.errors[-5:]),
             self._scheduler_note,
+            curves,
         )
 
     def _scheduler_snapshot(self, history: list[RunSummary]) -> Snapshot:

@@ -26,6 +26,7 @@ class TaskRow:
     done: int = 0
     total: int = 0
     child: bool = False
+    group: bool = False  # the row above a stage's instances: it counts finished tasks
 
 
 def _int(value: Any) -> int:
@@ -53,6 +54,7 @@ METRIC_NAMES = {
     "accuracy": "acc",
     "acc": "acc",
     "val_accuracy": "val acc",
+    "val_acc": "val acc",
     "loss": "loss",
     "val_loss": "val loss",
 }
@@ -65,6 +67,8 @@ def metrics_text(metrics: dict, detail: str = "") -> str:
         parts.append(f"epoch {metrics['epoch']}")
     for key, name in METRIC_NAMES.items():
         value = metrics.get(key)
+        if key in detail or name in detail:
+            continue  # the detail says it already (``val_acc 0.812``)
         if isinstance(value, int | float) and not isinstance(value, bool):
             parts.append(f"{name} {value:.3f}")
     return " · ".join(parts)
@@ -119,6 +123,7 @@ def _summary_row(family: str, children: list[TaskRow]) -> TaskRow:
         + (f" · {states.count('running')} running" if "running" in states else ""),
         done=finished_count,
         total=len(children),
+        group=True,
     )
 
 

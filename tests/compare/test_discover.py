@@ -28,8 +28,10 @@ def git(root: Path, *args: str) -> None:
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     root = tmp_path / "ws"
-    (root / "data" / "models" / "batch_32").mkdir(parents=True)
-    (root / "data" / "models" / "batch_16").mkdir()
+    for batch in ("batch_16", "batch_32"):
+        (root / "data" / "models" / batch / "fold_0").mkdir(parents=True)
+        (root / "data" / "models" / batch / "fold_0" / "model.safetensors").write_bytes(b"")
+    (root / "data" / "models" / "batch_0").mkdir()  # no fold models: nothing to compare
     (root / "data" / "models" / "batch_16" / "metrics.json").write_text('{"mean_accuracy": 0.9123}')
     git(root, "init", "-q")
     (root / "README").write_text("x")
@@ -46,9 +48,10 @@ def repo(tmp_path: Path) -> Path:
 
 def test_workspace_and_git_revisions(repo: Path, monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "kwsops.tracking.index", None)  # tracking not installed
-    found = discover_revisions(repo, (16, 32, 64))
+    found = discover_revisions(repo)
     specs = [r.spec for r in found.revisions]
     assert specs[:2] == ["workspace:batch_16", "workspace:batch_32"]
+    assert "workspace:batch_0" not in specs
     assert found.revisions[0].title == "accuracy 0.912"
     git_specs = [s for s in specs if s.startswith("git:")]
     assert len(git_specs) == 3  # newest commit: batch_32 from its message; older: 16 and 64
@@ -58,15 +61,28 @@ def test_workspace_and_git_revisions(repo: Path, monkeypatch) -> None:
     assert all(is_valid_spec(s) for s in specs)
 
 
-def test_git_batches_come_from_the_dvc_cache_listing(repo: Path) -> None:
-    listing = repo / ".dvc" / "cache" / "files" / "md5" / DIGEST[:2] / f"{DIGEST[2:]}.dir"
+def test_git_batches_come_from_the_message_else_the_dvc_cache_listing(repo: Path) -> None:
+    other = "fedcba9876543210fedcba9876543210"
+    listing = repo / ".dvc" / "cache" / "files" / "md5" / other[:2] / f"{other[2:]}.dir"
     listing.parent.mkdir(parents=True)
-    listing.write_text(json.dumps([{"relpath": "batch_8/fold_0/model.safetensors", "md5": "x"}]))
-    found = discover_revisions(repo, (16,), clearml=False)
+    entries = [{"relpath": "batch_8/fold_0/model.safetensors", "md5": "x"},
+               {"relpath": "batch_4/metrics.json", "md5": "y"}]  # fmt: skip
+    listing.write_text(json.dumps(entries))
+    (repo / "data" / "models.dvc").write_text(f"outs:\n- md5: {other}.dir\n  path: models\n")
+    git(repo, "add", "data/models.dvc")
+    git(repo, "commit", "-qm", "a hand-made commit of the models")
+    found = discover_revisions(repo, clearml=False)
     assert [r.spec.split(":")[-1] for r in found.revisions if r.source == "git"] == [
+        "batch_8",  # the listing: batch_4 holds no model
         "batch_32",
-        "batch_8",
+        "batch_16",
+        "batch_64",
     ]
+    (repo / "data" / "models.dvc").write_text("outs:\n- md5: 0000.dir\n  path: models\n")
+    git(repo, "add", "data/models.dvc")
+    git(repo, "commit", "-qm", "neither named nor cached")
+    found = discover_revisions(repo, clearml=False)
+    assert len([r for r in found.revisions if r.source == "git"]) == 4  # offers nothing new
 
 
 def test_clearml_tasks_and_failures(repo: Path, monkeypatch) -> None:

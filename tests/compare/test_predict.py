@@ -74,7 +74,7 @@ def test_a_bad_file_gets_an_error_line_and_the_others_are_classified(trained, tm
     captured = capsys.readouterr()
     assert len(predictions(captured.out)) == len(good)
     assert f"{broken}: error: unreadable" in captured.err
-    assert "missing.flac: error: unreadable" in captured.err
+    assert "missing.flac: error: no such file" in captured.err
     assert f"{empty}: error: empty file" in captured.err
 
 

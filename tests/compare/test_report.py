@@ -138,8 +138,11 @@ def test_report_without_json_prints_the_markdown_and_missing_report_is_explained
     assert "Comparison of model revisions" in out and "\x1b" not in out
     with pytest.raises(ReportError, match="no comparison report yet"):
         print_report(tmp_path / "none.md", Console(file=io.StringIO()))
-    assert main(["-C", str(tmp_path), "report"]) != 0
-    assert "kwsops validate" in capsys.readouterr().err
+    assert main(["-C", str(tmp_path), "report"]) == 4  # not a workspace: said so, in one line
+    err = capsys.readouterr().err
+    assert "is not a kwsops workspace" in err and len(err.strip().splitlines()) == 1
+    assert main(["-C", str(tmp_path / "nowhere"), "report"]) == 4
+    assert "no such folder" in capsys.readouterr().err
 
 
 def test_plots_are_written_with_hostile_labels(comparison, tmp_path):

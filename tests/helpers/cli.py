@@ -20,12 +20,13 @@ def run_cli(
     check: bool = True,
     env: dict | None = None,
     timeout: float = 600,
+    cwd: Path | None = None,
 ) -> subprocess.CompletedProcess:
-    """Run the real `kwsops` command line in a workspace."""
+    """Run the real `kwsops` command line in a workspace (from ``cwd``, default: in it)."""
     root = ws.root if isinstance(ws, Workspace) else Path(ws)
     result = subprocess.run(
         [sys.executable, "-m", "kwsops.cli", "-C", str(root), *args],
-        cwd=root,
+        cwd=cwd or root,
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -131,7 +131,12 @@ def write_run(
         )
     plan += [
         ("VersionModels", {}, "commit 1a2b3c4", {}),
-        ("Validate", {}, "2 revisions compared", {"accuracy": {"workspace:batch_16": 0.917}}),
+        (
+            "Validate",
+            {},
+            "best workspace:batch_16: accuracy 0.917 (2 revisions, 24 test clips)",
+            {"best": "workspace:batch_16", "accuracy": 0.917},
+        ),  # fmt: skip
     ]
     for number, (family, task_params, detail, summary) in enumerate(plan):
         if stop_after is not None and number >= stop_after:
@@ -189,6 +194,11 @@ def write_run(
                 "ERROR",
             )
             break
+        if family == "TrainFold":  # one event per epoch: the console's training curves
+            for epoch in (1, 2, 3):
+                acc = round(0.5 + 0.1 * epoch + task_params["fold"] / 50, 3)
+                event(paths.events, ts - 4 + epoch, "task_progress", task=tid, family=family,
+                      metrics={"epoch": epoch, "val_acc": acc, "val_loss": round(2 - acc, 3)})  # fmt: skip
         event(
             paths.events,
             ts,
@@ -259,8 +269,11 @@ def make_workspace(
     if active:
         write_run(root, RUN_ACTIVE, T0 + 3 * 3600, status="running", stop_after=7, pid=os.getpid())
     if report:
+        from tests.helpers.comparison import make_comparison
+
         (root / "reports").mkdir(exist_ok=True)
         (root / "reports" / "comparison_versions.md").write_text(REPORT)
+        (root / "reports" / "comparison_versions.json").write_text(json.dumps(make_comparison()))
     if manifest:
         write_manifest(root)
     return root

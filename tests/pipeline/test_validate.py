@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import configparser
 import json
+import re
 import shutil
 import subprocess
 
@@ -61,21 +62,31 @@ def report_state(ws: Workspace) -> tuple[bytes | None, bytes | None, list[str]]:
             js.read_bytes() if js.exists() else None, plots)  # fmt: skip
 
 
-def test_unknown_or_missing_revisions_fail_cleanly(trained):
+def test_unknown_or_missing_revisions_fail_cleanly(trained, capsys):
     ws = trained.ws
     before = report_state(ws)
-    cases = {
+    refused = {  # found missing before the run starts: exit 4, one line, no run recorded
         "git:no-such-rev:batch_4": "git revision 'no-such-rev' not found",
-        "clearml:no-such-task": "no-such-task",
+        "clearml:no-such-task": "ClearML task no-such-task is not in",
         "workspace:batch_99": "no fold models",
-        f"git:{trained.weak_sha[:10]}:batch_99": "cannot get data/models/batch_99",
-        "latest:2": "is not valid",
+        "latest:2": "use workspace:batch_32",
     }
-    for spec, expected in cases.items():
-        assert run_validate(ws, ["workspace:batch_4", spec]) == exitcodes.TASK_FAILED
-        error = last_error(ws)
-        assert expected in error and spec.split(":")[0] in error, error
-        assert report_state(ws) == before  # no partial report, the previous one kept
+
+    def runs() -> list:
+        return sorted(ws.runs_dir.iterdir()) if ws.runs_dir.is_dir() else []
+
+    recorded = runs()
+    for spec, expected in refused.items():
+        capsys.readouterr()
+        assert run_validate(ws, ["workspace:batch_4", spec]) == exitcodes.BAD_CONFIG
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and expected in err[0] and spec in err[0], err
+        assert runs() == recorded and report_state(ws) == before
+    # only fetching it shows that this commit holds no batch_99: a failed run, said why
+    assert run_validate(ws, [f"git:{trained.weak_sha[:10]}:batch_99"]) == exitcodes.TASK_FAILED
+    error = last_error(ws)
+    assert "cannot get data/models/batch_99" in error and "git" in error, error
+    assert report_state(ws) == before  # no partial report, the previous one kept
     # models gone from the cache and the remote: says what was tried
     cache, remote = ws.root / ".dvc" / "cache", ws.local_remote_dir
     shutil.move(cache, ws.root / "cache-away")
@@ -125,11 +136,16 @@ def test_git_revisions_of_two_runs_are_compared(compared):
     assert {"learning_rate", "epochs"} <= set(data["differing_params"])
     assert "batch_size" not in data["differing_params"]  # the same for all: not listed
     md = trained.ws.comparison_report.read_text()
-    summary = md.split("## Summary")[1].split("\n\n")[1]
-    assert "learning\\_rate" in summary.splitlines()[0]
+    summary = md.split("## Summary")[1].split("## ")[0]  # the table, then its legend
+    diff = md.split("## Parameters that differ")[1].split("\n\n")[1]
+    assert "| learning\\_rate |" in diff and "| epochs |" in diff
     for sha in (trained.weak_sha, trained.strong_sha):
-        assert f"git:{sha[:10]}:batch\\_4" in summary
+        assert f"| {sha[:7]} b4 |" in summary  # the short name that tells them apart
+        assert f"= git:{sha[:10]}:batch\\_4" in summary  # and the legend's full name
         assert f"git commit `{sha[:12]}`" in md
+    for rev in data["revisions"]:  # git and workspace revisions keep their fold histories
+        if rev["kind"] in ("git", "workspace"):
+            assert len(rev["history"]) == rev["folds"] and rev["curves_plot"]
     assert [rev["rank"] for rev in data["revisions"]] == [1, 2, 3, 4, 5]
     assert data["best"] == data["revisions"][0]["spec"]
     assert data["revisions"][0]["paired"] is None
@@ -206,22 +222,25 @@ def test_unchanged_validate_does_no_work_and_gate_fails_with_exit_5(trained):
     report = ws.comparison_report.read_bytes()
     assert run_validate(ws, revisions) == exitcodes.OK  # up to date: nothing rewritten
     assert ws.comparison_report.read_bytes() == report
-    assert run_validate(ws, revisions, fail_below=1.01) == exitcodes.QUALITY_GATE
+    # the one-epoch model is never perfect: a gate at 1.0 (the highest allowed) fails it
+    weak = [f"git:{trained.weak_sha}:batch_4"]
+    assert run_validate(ws, weak, fail_below=1.0) == exitcodes.QUALITY_GATE
     assert "QualityGateError" in last_error(ws)
     data = json.loads(ws.comparison_report.with_suffix(".json").read_text())
-    assert data["gate"] == {"fail_below": 1.01, "status": "failed"}
+    assert data["gate"] == {"fail_below": 1.0, "status": "failed"}
     assert "**FAILED**" in ws.comparison_report.read_text()
     assert (ws.stamps_dir / "Validate.json").read_text() == stamp  # failed: not stamped
     assert run_validate(ws, revisions, fail_below=0.01) == exitcodes.OK
 
 
-def test_validate_without_spectrograms_says_what_to_run(tmp_path, monkeypatch):
+def test_validate_without_spectrograms_says_what_to_run(tmp_path, monkeypatch, capsys):
     ws = init_workspace(tmp_path / "empty")
     monkeypatch.chdir(ws.root)
     monkeypatch.setenv(WORKSPACE_ENV, str(ws.root))
     monkeypatch.setenv("KWSOPS_RUN_DIR", "")  # recorded, so the value the runner sets is undone
-    assert run_validate(ws, ["workspace:batch_4"]) == exitcodes.TASK_FAILED
-    assert "data/spec_ds" in last_error(ws) and "kwsops run" in last_error(ws)
+    assert run_validate(ws, ["workspace:batch_4"]) == exitcodes.BAD_CONFIG  # before any run
+    err = capsys.readouterr().err
+    assert "data/spec_ds" in err and "kwsops run" in err and not ws.runs_dir.exists()
     assert not ws.comparison_report.exists()
 
 
@@ -262,12 +281,13 @@ def test_kwsops_run_ends_with_validate_and_compares_two_runs_as_git_revisions(de
         for rev in ("HEAD~1", "HEAD")
     ]  # fmt: skip
     revs = {r["spec"]: r for r in data["revisions"]}
-    assert set(revs) == {f"git:{sha}:batch_16" for sha in heads}
+    # the new models are always compared; the revisions asked for are added to them
+    assert set(revs) == {"workspace:batch_16", *(f"git:{sha}:batch_16" for sha in heads)}
     assert revs[f"git:{heads[0]}:batch_16"]["params"]["learning_rate"] == 0.001
     assert revs[f"git:{heads[1]}:batch_16"]["params"]["learning_rate"] == 0.003
     assert data["differing_params"] == ["learning_rate"]
     md = ws.comparison_report.read_text()
-    assert all(f"## {n}. git:" in md for n in (1, 2)) and "learning\\_rate" in md
+    assert len(re.findall(r"^## \d\. git:", md, flags=re.M)) == 2 and "learning\\_rate" in md
     assert len(data["test"]["labels"]) == 6 and data["test"]["clips"] > 0
 
     # headless, defaults from luigi.cfg: only Validate is stale; its quality gate fails the run

@@ -13,7 +13,7 @@ from kwsops.tui.dialogs import ConfirmDialog, HelpScreen
 from kwsops.tui.launch import LaunchScreen
 from kwsops.tui.logview import LogView
 from tests.helpers.tui import SIZE, launched_argv, make_app, run_async, wait_for
-from tests.helpers.tui_workspace import RUN_ACTIVE, RUN_OK
+from tests.helpers.tui_workspace import RUN_ACTIVE, RUN_FAILED, RUN_OK
 
 
 class TestLaunch:
@@ -42,11 +42,17 @@ class TestLaunch:
             assert not isinstance(app.screen, LaunchScreen)
             await wait_for(pilot, lambda: len(app.snapshot.history) == 4)
             argv = launched_argv(ws)
-            assert argv[:4] == ["--batch-sizes", "16", "32", "128"]
+            assert argv[:5] == ["run", "--batch-sizes", "16", "32", "128"]
             assert argv[argv.index("--epochs") + 1] == "2"
             assert argv[argv.index("--folds") + 1] == "2"
             assert argv[argv.index("--revisions") + 1] == "git:abc123:batch_16"
             assert argv[-3:] == ["--origin", "tui", "--quiet"]
+            # the next form opens with these values
+            await pilot.press("s")
+            assert sorted(app.screen.query_one("#batch-sizes", SelectionList).selected) == [
+                16, 32, 128
+            ]  # fmt: skip
+            assert app.screen.query_one("#epochs", Input).value == "2"
 
     @run_async
     async def test_bad_values_are_refused_in_place(self, ws: Path, fake_run) -> None:
@@ -58,7 +64,8 @@ class TestLaunch:
             app.screen.query_one("#folds", Input).value = "1"
             await pilot.press("ctrl+s")
             assert isinstance(app.screen, LaunchScreen)
-            assert any("folds must be at least 2" in n.message for n in app._notifications)
+            assert any("folds 1: must be an integer from 2 to 100" in n.message
+                       for n in app._notifications)  # fmt: skip
             app.screen.query_one("#revision-add", Input).focus()
             await pilot.press(*"nonsense", "enter")
             assert any("is not a revision" in n.message for n in app._notifications)
@@ -82,9 +89,8 @@ class TestLaunch:
             await wait_for(pilot, lambda: app.snapshot is not None)
             await pilot.press("R")
             await wait_for(pilot, lambda: len(app.snapshot.history) == 4)
-            argv = launched_argv(ws)
-            assert argv[:3] == ["--batch-sizes", "16", "32"]
-            assert argv[argv.index("--revisions") + 1] == "git:1a2b3c4:batch_32"
+            argv = launched_argv(ws)  # `kwsops rerun` repeats what params.json recorded
+            assert argv[:2] == ["rerun", RUN_FAILED] and argv[-3:] == ["--origin", "tui", "--quiet"]
 
     @run_async
     async def test_a_run_that_cannot_start_is_reported(self, ws: Path) -> None:
@@ -134,14 +140,10 @@ class TestKeysAndPalette:
             assert isinstance(app.screen, HelpScreen)
             await pilot.press("escape")
             titles = [c.title for c in app.get_system_commands(app.screen)]
-            for wanted in (
-                "pipeline: launch run",
-                "pipeline: cancel run",
-                "view: report",
-                "view: logs",
-                "pipeline: rerun failed run",
-            ):
+            for wanted in ("Start run", "Cancel run", "view: report", "view: logs", "Rerun failed"):
                 assert wanted in titles
+            footer = {b.description for _, b, _, _ in app.screen.active_bindings.values() if b.show}
+            assert {"Start run", "Cancel run"} <= footer  # the names the palette finds
             await pilot.press("ctrl+p")
             await pilot.press(*"view: data")
             await pilot.pause(0.3)
@@ -152,6 +154,10 @@ class TestKeysAndPalette:
             await pilot.press("enter")
             await wait_for(pilot, lambda: app.current_mode == "logs")
             assert RUN_OK in str(app.screen.query_one(LogView).path)
+            await pilot.press("ctrl+p", *"cancel run")  # as the footer names it
+            await pilot.pause(0.3)
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
 
     @run_async
     async def test_screen_keys_are_quiet_inside_dialogs(self, ws: Path) -> None:
@@ -167,7 +173,7 @@ class TestKeysAndPalette:
             await wait_for(pilot, lambda: app.snapshot is not None)
             await pilot.press("2")
             titles = [c.title for c in app.get_system_commands(app.screen)]
-            for wanted in ("logs: search", "logs: filter", "logs: other log", "logs: follow"):
+            for wanted in ("logs: search", "logs: filter", "logs: other", "logs: follow"):
                 assert wanted in titles
             await pilot.press("ctrl+p", *"logs: filter")
             await pilot.pause(0.3)
@@ -186,3 +192,39 @@ class TestKeysAndPalette:
                 pilot, lambda: any("report read failed" in n.message for n in app._notifications)
             )
             assert app.is_running
+
+
+class TestFollowAndExit:
+    @run_async
+    async def test_logs_follow_a_run_started_here_without_a_key(self, ws: Path, fake_run) -> None:
+        (ws / "reports" / "runs" / RUN_ACTIVE / "status.json").unlink()
+        app = make_app(ws, run_command=fake_run)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: app.snapshot is not None)
+            await pilot.press("2")
+            logs = app.screen
+            logs.open_run(RUN_OK)  # reading an older run's log
+            assert not logs.following_active
+            await pilot.press("s")
+            await pilot.press("ctrl+s")
+            await wait_for(pilot, lambda: len(app.snapshot.history) == 4)
+            started = launched_argv(ws)[launched_argv(ws).index("--run-id") + 1]
+            await wait_for(pilot, lambda: logs.run_id == started)
+            assert logs.following_active
+
+
+def test_a_crash_in_the_console_never_exits_0(ws: Path) -> None:
+    from kwsops.tui.app import main
+
+    async def crash(pilot) -> None:
+        await pilot.pause()
+        pilot.app.call_later(lambda: 1 / 0)  # any unhandled error inside the app
+        await pilot.pause(0.5)
+
+    assert main(ws, headless=True, auto_pilot=crash) != 0
+
+    async def quit_cleanly(pilot) -> None:
+        await pilot.pause()
+        await pilot.press("q")
+
+    assert main(ws, headless=True, auto_pilot=quit_cleanly) == 0

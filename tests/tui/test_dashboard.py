@@ -30,7 +30,7 @@ class TestDashboard:
             assert "ACTIVE RUN" in banner and "elapsed 12m 34s" in banner
             recent = app.screen.query_one("#recent", DataTable)
             assert [cells(recent, i)[0] for i in range(3)] == [RUN_ACTIVE, RUN_FAILED, RUN_OK]
-            assert cells(recent, 2)[2].endswith("ok") and cells(recent, 2)[4] == "0.842"
+            assert cells(recent, 2)[2].endswith("ok") and cells(recent, 2)[4] == "0.917"
 
     @run_async
     async def test_follows_events_as_they_are_written(self, ws: Path) -> None:

@@ -1,15 +1,19 @@
-"""Console Report and Data screens."""
+"""Console Report, Data, Runs and Curves screens."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+from textual.geometry import Region
 from textual.widgets import DataTable
+from textual_plotext import PlotextPlot
 
 from kwsops.tui.comparison import ReportViewer
+from kwsops.tui.dialogs import CompareDialog
+from kwsops.tui.history import FILTERS, RunsScreen
 from tests.helpers.tui import SIZE, cells, make_app, run_async, wait_for
-from tests.helpers.tui_workspace import NOW, make_workspace
+from tests.helpers.tui_workspace import NOW, RUN_ACTIVE, RUN_FAILED, make_workspace
 
 
 class TestReport:
@@ -93,3 +97,94 @@ class TestData:
                 pilot, lambda: any("not a kwsops manifest" in n.message for n in app._notifications)
             )
             assert app.is_running
+
+
+class TestFigures:
+    @run_async
+    async def test_the_reports_figures_in_text_and_the_browser_key(self, ws: Path) -> None:
+        app = make_app(ws)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("3")
+            await wait_for(pilot, lambda: app.screen.loaded_text is not None)
+            await pilot.press("v")
+            switcher = app.screen.query_one("#report-switcher")
+            await wait_for(pilot, lambda: switcher.current == "report-figures")
+            body = app.screen.query_one("#figures-body")
+            shown = "\n".join(strip.text for strip in body.render_lines(Region(0, 0, 116, 200)))
+            assert "Parameters that differ" in shown and "confusion %" in shown
+            assert "aaaaaaa b16 = git:aaaaaaaaaa:batch_16" in shown
+            assert "\x1b" not in shown and "ro|ck*_`[x](y)<b>#" in shown  # the label as data
+            grid = [s for s in body.render_lines(Region(0, 0, 116, 200)) if "1 catch" in s.text]
+            assert (
+                len({seg.style.bgcolor for seg in grid[0] if seg.style and seg.style.bgcolor}) > 1
+            )
+            await pilot.press("v")
+            assert switcher.current == "report-viewer"
+            await pilot.press("w")  # no browser in a test run: it says where the page is
+            await wait_for(pilot, lambda: any("comparison_versions.html" in n.message
+                                              for n in app._notifications))  # fmt: skip
+
+
+class TestRuns:
+    @run_async
+    async def test_filter_sort_mark_and_compare(self, ws: Path) -> None:
+        app = make_app(ws)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: app.snapshot is not None)
+            await pilot.press("4")
+            table = app.screen.query_one("#runs", DataTable)
+            await wait_for(pilot, lambda: table.row_count == 3)
+            await pilot.press("f", "f", "f")  # all -> running -> ok -> failed
+            await wait_for(pilot, lambda: table.row_count == 1)
+            assert cells(table, 0)[0] == RUN_FAILED and app.screen.status_filter == "failed"
+            detail = str(app.screen.query_one("#run-detail").render())
+            assert "MakeSpectrograms: RuntimeError: spectrogram folder is empty" in detail
+            for _ in range(len(FILTERS) - 3):
+                await pilot.press("f")
+            await wait_for(pilot, lambda: table.row_count == 3)
+            await pilot.press("o", "o", "o")  # run -> started -> kind -> status
+            assert app.screen.sort_column == "status"
+            assert [cells(table, i)[2] for i in range(3)] == ["✘ failed", "✔ ok", "▶ running"]
+            await pilot.press("O")
+            assert cells(table, 0)[2] == "▶ running"
+            await pilot.press("home", "space", "down", "d")  # mark, move, compare
+            await wait_for(pilot, lambda: isinstance(app.screen, CompareDialog))
+            assert ["result outcome", "running", "ok"] in app.screen.rows  # marked vs selected
+            await pilot.press("escape")
+            assert isinstance(app.screen, RunsScreen)
+
+
+class TestCurves:
+    @run_async
+    async def test_fold_curves_of_the_shown_run(self, ws: Path) -> None:
+        app = make_app(ws)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: app.snapshot is not None)
+            await pilot.press("6")
+            screen = app.screen
+            await wait_for(pilot, lambda: screen.curves)
+            assert [label for label, _ in screen.shown_curves()] == ["b16 f0", "b16 f1", "b32 f0"]
+            assert "run " + RUN_ACTIVE in str(screen.query_one("#curves-title").render())
+            plot = screen.query_one("#accuracy-plot", PlotextPlot)
+            drawn = plot.plt.build()
+            assert "b16 f0" in drawn and "validation accuracy" in drawn
+            await pilot.press("b")  # one batch size at a time
+            assert {label.split()[0] for label, _ in screen.shown_curves()} == {"b16"}
+
+    @run_async
+    async def test_a_run_that_trained_nothing_shows_the_comparisons_curves(
+        self, tmp_path: Path
+    ) -> None:
+        root = make_workspace(tmp_path / "ws", active=False)
+        for run in (root / "reports" / "runs").iterdir():  # runs without training events
+            events = run / "events.jsonl"
+            events.write_text("\n".join(line for line in events.read_text().splitlines()
+                                        if "TrainFold" not in line) + "\n")  # fmt: skip
+        app = make_app(root)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: app.snapshot is not None)
+            await pilot.press("6")
+            await wait_for(pilot, lambda: app.screen.curves)
+            labels = [label for label, _ in app.screen.shown_curves()]
+            assert labels == ["aaaaaaa b16 f0", "aaaaaaa b16 f1", "ws b16 f0", "ws b16 f1"]
+            assert "comparison report" in str(app.screen.query_one("#curves-title").render())

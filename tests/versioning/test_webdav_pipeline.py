@@ -50,7 +50,7 @@ def files_containing(root: Path, secret: str) -> list[str]:
     return found
 
 
-def use_webdav(ws: Workspace, server: WebDAVServer, password: str = PASSWORD):
+def use_webdav(ws: Workspace, server: WebDAVServer, password: str = PASSWORD, *flags: str):
     return run_cli(
         ws,
         "remote",
@@ -58,6 +58,7 @@ def use_webdav(ws: Workspace, server: WebDAVServer, password: str = PASSWORD):
         f"{server.url}/team/kws/",
         "--user",
         USER,
+        *flags,
         env={"DVC_PASSWORD": password},
         check=False,
     )
@@ -116,7 +117,8 @@ def test_outages_fail_with_one_line_and_lose_nothing(demo_workspace, webdav_serv
     ws = demo_workspace
     raw = {p: file_sha256(p) for p in ws.input_dir.rglob("*") if p.is_file()}
     wrong = PASSWORD + "-wrong"
-    assert use_webdav(ws, webdav_server, wrong).returncode != 0  # the check says why
+    # the check says why; --no-check selects it anyway, so the run meets the wrong password
+    assert use_webdav(ws, webdav_server, wrong, "--no-check").returncode != 0
     failed = run_cli(ws, "run", *SMALL, check=False)
     assert failed.returncode == exitcodes.TASK_FAILED
     assert "credentials" in failed.stderr or "401" in failed.stderr, failed.stderr

@@ -1,0 +1,63 @@
+"""The top line of every screen: the workspace and the views, the shown one highlighted.
+
+The number keys that switch views are shown here rather than in the footer, so at 80 columns
+the footer keeps room for the keys that act (start, cancel, rerun, the screen's own).
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import events
+from textual.widget import Widget
+
+from kwsops.text import clean_text
+
+VIEW_TITLES = (
+    ("dashboard", "Dashboard"),
+    ("logs", "Logs"),
+    ("report", "Report"),
+    ("runs", "Runs"),
+    ("data", "Data"),
+    ("curves", "Curves"),
+)
+
+
+class TopBar(Widget):
+    """``◉ <workspace>  1 Dashboard 2 Logs …``; a click on a view opens it."""
+
+    DEFAULT_CSS = """
+    TopBar {
+        height: 1;
+        dock: top;
+        background: $panel;
+    }
+    """
+
+    def __init__(self, mode: str) -> None:
+        super().__init__()
+        self.mode = mode
+        self._spans: list[tuple[int, int, str]] = []
+
+    def render(self) -> Text:
+        name = clean_text(self.app.workspace.root.name, 24)  # type: ignore[attr-defined]
+        text = Text.assemble((" ◉ ", "bold"), (name, "bold"), "  ")
+        self._spans = []
+        for number, (mode, title) in enumerate(VIEW_TITLES, start=1):
+            start = text.cell_len
+            current = mode == self.mode
+            text.append(f" {number} ", "bold reverse" if current else "bold")
+            text.append(f"{title} ", "bold" if current else "dim")
+            self._spans.append((start, text.cell_len, mode))
+        long = Text.assemble(("?", "bold"), (" help  ", "dim"), ("q", "bold"), (" quit ", "dim"))
+        short = Text.assemble(("?", "bold"), " ", ("q", "bold"), " ")
+        for keys in (long, short):
+            room = self.size.width - text.cell_len - keys.cell_len
+            if room > 0:
+                return text.append(" " * room).append_text(keys)
+        return text
+
+    async def on_click(self, event: events.Click) -> None:
+        for start, end, mode in self._spans:
+            if start <= event.x < end:
+                await self.app.switch_mode(mode)
+                return
