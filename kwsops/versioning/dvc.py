@@ -29,6 +29,7 @@ from kwsops.progress import ProgressFn, no_progress
 from kwsops.versioning.dvc_config import read_config
 from kwsops.versioning.errors import RemoteError, VersioningError
 from kwsops.versioning.git import has_file, resolve_commit
+from kwsops.versioning.ignore import ignore_unreadable
 from kwsops.versioning.remote import check_remote, get_remote, remove_partial_uploads
 from kwsops.versioning.runner import relative, run_dvc
 from kwsops.workspace import Workspace
@@ -81,10 +82,12 @@ def _outs(dvc_file: Path) -> list[dict[str, Any]]:
 
 
 def dvc_add(ws_root: Path, target: str) -> Path:
-    """`dvc add --no-relink <target>`: its files are cached, never modified; the .dvc path."""
+    """`dvc add --no-relink <target>`: its files are cached, never modified; the .dvc path.
+    Entries DVC cannot read (FIFOs, sockets, dangling links) are .dvcignore'd first."""
     rel = relative(ws_root, target)
     if not (Path(ws_root) / rel).exists():
         raise VersioningError(f"cannot version {rel}: it does not exist in {ws_root}")
+    ignore_unreadable(Path(ws_root), rel)
     run_dvc(ws_root, ["add", "--no-relink", rel])
     return Path(ws_root) / f"{rel}.dvc"
 
