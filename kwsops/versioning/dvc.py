@@ -209,3 +209,40 @@ def models_at_revision(ws_root: Path, rev: str, subpath: str, dest: Path) -> Pat
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return dest
+
+
+@dataclass(frozen=True)
+class GcResult:
+    cache: int  # objects removed (or, dry, that would be) from the DVC cache
+    remotes: dict[str, int]  # the same per remote garbage-collected too
+    dry_run: bool
+
+
+def _removed(output: str, where: str) -> int:
+    return sum(int(n) for n in re.findall(rf"Removed (\d+) objects? from {where}", output))
+
+
+def own_remotes(ws_root: Path) -> list[str]:
+    """The remotes kwsops made for this workspace (the local folder in .kwsops/), which no
+    other repository can share: only they are garbage-collected."""
+    from kwsops.versioning.remote import remotes
+
+    mine = Workspace(Path(ws_root)).local_remote_dir.resolve()
+    return [r.name for r in remotes(Path(ws_root)) if r.kind == "local"
+            and Path(r.url.removeprefix("file://")).resolve() == mine]  # fmt: skip
+
+
+def dvc_gc(ws_root: Path, *, dry_run: bool = False) -> GcResult:
+    """`dvc gc --workspace --all-commits`: drop the cached objects that neither the workspace
+    nor any git commit references (every revision stays restorable), from the cache and from
+    the workspace's own local remote. A WebDAV or shared remote is never touched."""
+    base = ["gc", "--workspace", "--all-commits", "--force", *(["--dry"] if dry_run else [])]
+    cache: int | None = None
+    cleaned = {}
+    for name in own_remotes(Path(ws_root)) or [None]:
+        proc = run_dvc(ws_root, [*base, *(["--cloud", "--remote", name] if name else [])])
+        output = f"{proc.stdout}\n{proc.stderr}"
+        cache = _removed(output, "repo cache") if cache is None else cache
+        if name:
+            cleaned[name] = _removed(output, "remote")
+    return GcResult(cache or 0, cleaned, dry_run)
