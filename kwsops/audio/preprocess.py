@@ -30,6 +30,7 @@ from kwsops.audio.manifest import (
 )
 from kwsops.config import AudioSettings
 from kwsops.entries import classify, walk
+from kwsops.procs import die_with_parent
 from kwsops.progress import ProgressFn, no_progress
 from kwsops.text import one_line
 
@@ -131,8 +132,12 @@ _WORKER_JOB: _Job | None = None
 
 
 def _init_worker(job: _Job) -> None:
-    """Remember the job and pay the first-call costs once per worker process."""
+    """Remember the job and pay the first-call costs once per worker process; die with the
+    process that started the pool (a killed stage leaves no decoder behind)."""
     global _WORKER_JOB
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        die_with_parent(parent.pid)
     _WORKER_JOB = job
     rng = np.random.default_rng(0)
     warm = (np.sin(np.arange(8000) * 0.3) * np.hanning(8000)).astype(np.float32)
