@@ -53,15 +53,42 @@ def scrub(text: str, extra: Iterable[str | None] = ()) -> str:
     return _URL_USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:{MASK}@", text)
 
 
+def scrub_record(record: logging.LogRecord) -> logging.LogRecord:
+    """Mask known secrets in a log record's message and traceback, in place."""
+    try:
+        message = record.getMessage()
+    except Exception:  # a bad format string: the handler will say so
+        return record
+    cleaned = scrub(message)
+    if cleaned != message:
+        record.msg, record.args = cleaned, None
+    if record.exc_info and record.exc_info[1] is not None:
+        text = scrub(logging.Formatter().formatException(record.exc_info))
+        record.exc_info, record.exc_text = None, text
+    return record
+
+
 class ScrubbingFilter(logging.Filter):
     """A logging filter that masks secrets in every record that passes through a handler."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        cleaned = scrub(message)
-        if cleaned != message:
-            record.msg, record.args = cleaned, None
-        if record.exc_info and record.exc_info[1] is not None:
-            text = scrub(logging.Formatter().formatException(record.exc_info))
-            record.exc_info, record.exc_text = None, text
+        scrub_record(record)
         return True
+
+
+_factory_installed = False
+
+
+def scrub_all_log_records() -> None:
+    """Mask secrets in every log record this process makes, whichever handler prints it
+    (Luigi's own console handler too), by wrapping the logging record factory once."""
+    global _factory_installed
+    if _factory_installed:
+        return
+    make = logging.getLogRecordFactory()
+
+    def scrubbed(*args: object, **kwargs: object) -> logging.LogRecord:
+        return scrub_record(make(*args, **kwargs))
+
+    logging.setLogRecordFactory(scrubbed)
+    _factory_installed = True

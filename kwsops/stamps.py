@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from kwsops.atomic import atomic_write_json
+from kwsops.entries import walk
 
 STAMP_NAME = ".kwsops-stamp.json"
 _CHUNK = 1 << 20
@@ -39,8 +40,9 @@ def tree_digest(root: str | os.PathLike, cache_file: str | os.PathLike | None = 
 
     ``cache_file`` remembers each file's hash by (size, mtime): a no-op rerun reads no audio,
     while any real edit (new size or mtime) is hashed again, so only content decides the key.
+    Only regular files (and symlinks to them) are opened; any other entry (a FIFO, a socket, a
+    dangling link: :mod:`kwsops.entries`) counts by its name and why it is not read.
     """
-    root = Path(root)
     cache: dict[str, list] = {}
     if cache_file is not None and Path(cache_file).is_file():
         try:
@@ -49,19 +51,17 @@ def tree_digest(root: str | os.PathLike, cache_file: str | os.PathLike | None = 
             cache = {}
     entries: list[tuple[str, str]] = []
     fresh: dict[str, list] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for name in sorted(filenames):
-            path = Path(dirpath) / name
-            rel = path.relative_to(root).as_posix()
-            st = path.stat()
-            known = cache.get(rel)
-            if known and known[0] == st.st_size and known[1] == st.st_mtime_ns:
-                sha = known[2]
-            else:
-                sha = file_sha256(path)
-            fresh[rel] = [st.st_size, st.st_mtime_ns, sha]
-            entries.append((rel, sha))
+    for entry in walk(root):
+        if not entry.readable:
+            entries.append((entry.rel, f"not read: {entry.reason}"))
+            continue
+        known = cache.get(entry.rel)
+        if known and known[0] == entry.size and known[1] == entry.mtime_ns:
+            sha = known[2]
+        else:
+            sha = file_sha256(Path(root) / entry.rel)
+        fresh[entry.rel] = [entry.size, entry.mtime_ns, sha]
+        entries.append((entry.rel, sha))
     if cache_file is not None and fresh != cache:
         atomic_write_json(cache_file, fresh)
     return digest(entries)

@@ -16,10 +16,13 @@ import luigi
 from kwsops.runs.events import emit
 from kwsops.text import error_line
 from tasks.base import KwsTask
+from tasks.process import TaskCancelled
 
 
 def failure_fields(exception: BaseException) -> dict:
     """The one-line error and, when the exception names one, the run's exit code."""
+    if isinstance(exception, TaskCancelled):  # "cancelled by SIGTERM" says it all
+        return {"error": str(exception)}
     code = getattr(exception, "exit_code", None)
     return {"error": error_line(exception), **({"exit_code": code} if code else {})}
 

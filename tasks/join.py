@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import json
+import signal
 
 import luigi
 from rich.console import Console
+from rich.text import Text
 
 from kwsops import exitcodes
 from kwsops.runs.events import read_events
 from kwsops.runs.folder import RunPaths
 from kwsops.runs.lock import WorkspaceLock
-from kwsops.runs.session import attach_log, detach_log, exit_code, run_environment
+from kwsops.runs.session import (
+    attach_log,
+    detach_log,
+    exit_code,
+    register_workspace_secrets,
+    run_environment,
+)
 from kwsops.runs.state import RunState
 from kwsops.workspace import Workspace
+from tasks.process import CancelHandler, Cancelled, install
 from tasks.request import (
     RunRequest,
     apply_overrides,
@@ -47,12 +56,21 @@ def join_run(
     request = RunRequest.from_params(json.loads(paths.params.read_text()))
     request.scheduler_host, request.scheduler_port = scheduler_host, scheduler_port
     request.workers = workers
+    register_workspace_secrets(ws)
     handler = attach_log(paths)
+    cancel = CancelHandler()
+    previous = cancel.install()
     try:
         with run_environment(ws, paths):
             apply_overrides(request)
+            install()
             result = luigi.build([build_target(request)], **luigi_build_args(request))
+    except Cancelled as exc:  # this worker stops; the run it joined goes on without it
+        err.print(Text(f"kwsops: worker for run {paths.run_id} cancelled by {exc}"))
+        return exitcodes.CANCELLED
     finally:
+        for sig, handler_fn in previous.items():
+            signal.signal(sig, handler_fn)
         detach_log(handler)
     state = RunState().apply_all(read_events(paths.events).events)
     (console or Console()).print(f"worker done for run {paths.run_id}")

@@ -4,7 +4,9 @@ Luigi's own lock keys on the exact command line, so two runs with different para
 start. When this module is imported by Luigi's command line, it opens a :class:`RunSession`
 (the workspace lock, exiting at once with the [retcode] already_running code when another run
 holds it; a run folder with its log and event log) and finishes it when the process exits,
-with the same exit-code rule as `kwsops run`.
+with the same exit-code rule as `kwsops run`. SIGTERM/SIGINT cancel it as they cancel
+`kwsops run` (exit code 130), forked workers run inside :mod:`tasks.process`, and the
+workspace's secrets are masked in what it logs, also when it joins another run's workers.
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ import atexit
 import os
 import sys
 from pathlib import Path
+from types import TracebackType
 
 from kwsops import exitcodes
 from kwsops.runs.events import RUN_DIR_ENV
 from kwsops.runs.lock import AlreadyRunning
-from kwsops.runs.session import RunSession, exit_code
+from kwsops.runs.session import RunSession, exit_code, register_workspace_secrets
 from kwsops.workspace import WORKSPACE_ENV, Workspace
+from tasks.process import CancelHandler, Cancelled, install
 
 
 def launched_by_luigi_cli(argv: list[str]) -> bool:
@@ -26,13 +30,25 @@ def launched_by_luigi_cli(argv: list[str]) -> bool:
     return program in ("luigi", "luigi.exe") or (program == "__main__.py" and "luigi" in argv[0])
 
 
+def _quiet_cancel(kind: type[BaseException], value: BaseException, tb: TracebackType | None):
+    """A cancelled run says so in one line, not with a KeyboardInterrupt traceback."""
+    if isinstance(value, Cancelled):
+        print(f"luigi: run cancelled by {value}", file=sys.stderr)
+        return
+    sys.__excepthook__(kind, value, tb)
+
+
 def guard_luigi_command_line(argv: list[str] | None = None) -> None:
     argv = sys.argv if argv is None else argv
-    if os.environ.get(RUN_DIR_ENV) or not launched_by_luigi_cli(argv):
+    if not launched_by_luigi_cli(argv):
         return
     ws = Workspace.at()
     if not ws.is_initialised():
         return  # Luigi reports the failing task; nothing of ours to guard
+    register_workspace_secrets(ws)
+    install()
+    if os.environ.get(RUN_DIR_ENV):
+        return  # a worker of a run another process holds
     session = RunSession(ws, {"argv": argv[1:]}, "luigi")
     try:
         session.open()
@@ -42,14 +58,21 @@ def guard_luigi_command_line(argv: list[str] | None = None) -> None:
     os.environ[RUN_DIR_ENV] = str(session.paths.root)
     os.environ[WORKSPACE_ENV] = str(ws.root)
     owner = os.getpid()
+    cancel = CancelHandler()
+    cancel.install()
+    sys.excepthook = _quiet_cancel
 
     def finish() -> None:
         if os.getpid() != owner:
             return  # a forked worker exiting, not the run
-        state = session.state()
-        # Luigi's own [retcode] decides the code of an unfinished run; record what we know
-        code = exit_code(state, completed=True)
-        session.finish(code, "ok" if code == exitcodes.OK else "failed")
+        if cancel.requested:
+            session.record_cancel(cancel.requested)
+            code, status = exitcodes.CANCELLED, "cancelled"
+        else:
+            # Luigi's own [retcode] decides the code of an unfinished run; record what we know
+            code = exit_code(session.state(), completed=True)
+            status = "ok" if code == exitcodes.OK else "failed"
+        session.finish(code, status)
         if code not in (exitcodes.OK, exitcodes.TASK_FAILED):
             # Luigi's [retcode] has no such code (the quality gate's 5): exit as `kwsops run` does
             sys.stdout.flush()

@@ -15,7 +15,12 @@ from kwsops.pipeline.preprocess import preprocess_stage
 from kwsops.pipeline.result import StageResult
 from kwsops.pipeline.spectrograms import spectrogram_stage
 from kwsops.pipeline.train import collect_folds_stage, train_fold_stage
-from kwsops.pipeline.version import default_remote_id, version_data_stage, version_models_stage
+from kwsops.pipeline.version import (
+    default_remote_id,
+    pending_commit,
+    version_data_stage,
+    version_models_stage,
+)
 from kwsops.stamps import STAMP_NAME, digest, tree_digest
 from tasks.base import KwsTask, StampTarget
 
@@ -33,6 +38,7 @@ class VersionTask(StageTask):
     """`dvc add` + `dvc push` of one data folder."""
 
     target = ""
+    preloads = False  # runs dvc only: nothing for the runner to import before forking
 
     @functools.cached_property
     def version_key(self) -> str:
@@ -64,7 +70,10 @@ class Preprocess(StageTask):
     sample_rate = luigi.IntParameter(default=_AUDIO.sample_rate)
     clip_seconds = luigi.FloatParameter(default=_AUDIO.clip_seconds)
     seed = luigi.IntParameter(default=_SPLIT.seed)
-    workers = luigi.IntParameter(default=2, significant=False)
+    # not `workers`: Luigi's command line already has --workers (its worker count)
+    processes = luigi.IntParameter(
+        default=2, significant=False, description="decoding processes (the output is the same)"
+    )
 
     def requires(self) -> VersionInput:
         return VersionInput()
@@ -79,7 +88,7 @@ class Preprocess(StageTask):
                 self.ws,
                 self.stage_key,
                 audio,
-                workers=self.workers,
+                workers=self.processes,
                 seed=self.seed,
                 progress=self.progress,
             )
@@ -182,6 +191,11 @@ class VersionModels(VersionTask):
 
     def requires(self) -> list[Train]:
         return [Train(batch_size=int(size)) for size in self.batch_sizes]
+
+    def complete(self) -> bool:
+        # a stamp whose git commit is missing (an older kwsops stamped before committing)
+        # is not done: the next run makes the commit
+        return super().complete() and not pending_commit(self.ws)
 
     def run(self) -> None:
         params = self.requires()[0].training_params()

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import signal
-import time
 from contextlib import nullcontext
 
 import luigi
-import psutil
 from rich.console import Console
 from rich.text import Text
 
@@ -23,6 +20,7 @@ from kwsops.runs.request import RequestError
 from kwsops.runs.session import RunSession, exit_code, run_environment
 from kwsops.runs.state import RunState
 from kwsops.workspace import Workspace, WorkspaceError
+from tasks.process import CancelHandler, Cancelled, install
 from tasks.request import (
     RunRequest,
     apply_overrides,
@@ -35,44 +33,6 @@ from tasks.request import (
 )
 
 log = logging.getLogger("kwsops")
-
-
-class Cancelled(KeyboardInterrupt):
-    """Raised in the main thread by SIGTERM/SIGINT. A KeyboardInterrupt, because that is the
-    one exception Luigi lets out of a running task instead of recording it and going on."""
-
-
-class CancelHandler:
-    """SIGTERM/SIGINT stop the run once; a second signal while it unwinds is ignored.
-
-    Tasks running in this process are interrupted where they are. With several Luigi workers
-    the tasks run in forked children: raising here would interrupt the parent at an arbitrary
-    point (even mid-fork), so the handler instead tells Luigi to take no new task (what its
-    own SIGUSR1 handler does) and terminates the children; the run then ends as cancelled.
-    A forked child that inherited this handler just dies of the signal, as it would have.
-    """
-
-    def __init__(self, tasks_in_process: bool) -> None:
-        self.owner = os.getpid()
-        self.tasks_in_process = tasks_in_process
-        self.requested: str | None = None
-
-    def __call__(self, signum: int, frame: object) -> None:
-        if os.getpid() != self.owner:
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
-            return
-        if self.requested is not None:
-            return
-        self.requested = signal.Signals(signum).name
-        if self.tasks_in_process:
-            raise Cancelled(self.requested)
-        stop_taking_work = signal.getsignal(signal.SIGUSR1)
-        if callable(stop_taking_work):
-            stop_taking_work(signal.SIGUSR1, frame)
-        for child in psutil.Process().children(recursive=True):
-            with contextlib.suppress(psutil.Error):
-                child.terminate()
 
 
 def run_pipeline(
@@ -113,19 +73,18 @@ def _run_locked(
     """Build the target; (exit code, status) whatever happens, for the session to record."""
     apply_overrides(request)
     workers = effective_workers(request)
-    cancel = CancelHandler(tasks_in_process=workers == 1)
-    previous = {sig: signal.signal(sig, cancel) for sig in (signal.SIGTERM, signal.SIGINT)}
-    live = (
-        LiveRunView(session.paths.events, console)
-        if not quiet and console.is_terminal
-        else nullcontext()
-    )
+    cancel = CancelHandler()
+    previous = cancel.install()
+    drawing = not quiet and console.is_terminal
+    live = LiveRunView(session.paths.events, console) if drawing else nullcontext()
+    # forked workers keep off the display's terminal: their output goes to the run log
+    install(stdio_log=str(session.paths.log) if drawing else None)
     try:
         target = build_target(request)
         if workers > 1:
             threads = max(1, (os.cpu_count() or 1) // workers)
             os.environ.setdefault(THREADS_ENV, str(threads))
-            if not target.complete():  # a no-op run never pays for torch and ClearML
+            if needs_preload(target):  # only for stale stages that use torch or ClearML
                 preload_for_fork(ws)
         with live:
             result = luigi.build([target], **luigi_build_args(request))
@@ -135,24 +94,32 @@ def _run_locked(
         return code, "ok" if code == exitcodes.OK else "failed"
     except Cancelled as exc:
         log.warning("run cancelled by %s", exc)
-        for task in session.state().ordered():
-            if task.status == "running":
-                session.events.emit(
-                    "task_failed",
-                    task=task.task,
-                    family=task.family,
-                    duration=round(time.time() - (task.started or session.started), 3),
-                    error=f"cancelled by {exc}",
-                    cancelled=True,
-                )
+        session.record_cancel(str(exc))
         return exitcodes.CANCELLED, "cancelled"
     except Exception as exc:  # a scheduling or configuration error, not a task failure
         log.exception("run could not start")
         print_error(err, exc)
         return exitcodes.BAD_CONFIG, "failed"
     finally:
+        install(stdio_log=None)
         for sig, handler_fn in previous.items():
             signal.signal(sig, handler_fn)
+
+
+def needs_preload(target: luigi.Task) -> bool:
+    """Whether a stale task of the DAG imports torch and ClearML (Version* tasks only run
+    dvc): then they are imported once here, before Luigi forks the workers."""
+    seen: set[str] = set()
+    todo = [target]
+    while todo:
+        task = todo.pop()
+        if task.task_id in seen or task.complete():
+            continue
+        seen.add(task.task_id)
+        if getattr(task, "preloads", True):
+            return True
+        todo += luigi.task.flatten(task.requires())
+    return False
 
 
 def _report(

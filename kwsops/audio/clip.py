@@ -26,6 +26,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import time
 import wave
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,12 @@ from kwsops.text import one_line
 
 DEFAULT_SETTINGS = AudioSettings()
 MAX_INPUT_SECONDS = 30.0  # a command clip; longer inputs are refused before decoding them
+# a 30 s clip is a few MB in any format: bigger files are refused unread, and a decode that
+# takes longer than this (a crafted or endless stream) is given up between blocks
+MAX_INPUT_BYTES = int(os.environ.get("KWSOPS_MAX_INPUT_BYTES", 64 << 20))
+MAX_DECODE_SECONDS = float(os.environ.get("KWSOPS_MAX_DECODE_SECONDS", "20"))
+# read whole below this (libmpg123 warns on stderr about some mp3 frames read in pieces)
+DECODE_BLOCK_SECONDS = 10.0
 MIN_SPEECH_SECONDS = 0.1
 KEEP_MARGIN_SECONDS = 0.1  # kept on each side of the detected word, within the clip length
 FADE_SECONDS = 0.005
@@ -89,11 +96,23 @@ def _libsndfile_message(exc: Exception) -> str:
     return one_line(message) or type(exc).__name__
 
 
-def decode(path: str | os.PathLike) -> tuple[np.ndarray, int, int, float]:
-    """Mono float32 samples, input rate, input channels and input duration of one file."""
+def decode(
+    path: str | os.PathLike, max_seconds: float | None = None
+) -> tuple[np.ndarray, int, int, float]:
+    """Mono float32 samples, input rate, input channels and input duration of one file.
+
+    Refuses a file over ``MAX_INPUT_BYTES`` unread, and gives up when decoding takes longer
+    than ``max_seconds`` (``MAX_DECODE_SECONDS``; checked after every 10 s of audio)."""
     path = Path(path)
-    if path.stat().st_size == 0:
+    size = path.stat().st_size
+    if size == 0:
         raise AudioError("empty file")
+    if size > MAX_INPUT_BYTES:
+        raise AudioError(
+            f"too large: {size / 2**20:.1f} MiB > {MAX_INPUT_BYTES / 2**20:.1f} MiB limit"
+        )
+    limit = MAX_DECODE_SECONDS if max_seconds is None else max_seconds
+    deadline = time.monotonic() + limit
     try:
         with sf.SoundFile(path, mode="r") as handle:
             rate, channels, frames = handle.samplerate, handle.channels, handle.frames
@@ -103,9 +122,14 @@ def decode(path: str | os.PathLike) -> tuple[np.ndarray, int, int, float]:
                 raise AudioError(
                     f"too long: input {frames / rate:.2f} s > {MAX_INPUT_SECONDS:.2f} s limit"
                 )
-            data = handle.read(dtype="float32", always_2d=True)
+            blocks, size = [], max(1, round(DECODE_BLOCK_SECONDS * rate))
+            while len(block := handle.read(size, dtype="float32", always_2d=True)):
+                blocks.append(block)
+                if time.monotonic() > deadline:
+                    raise AudioError(f"too slow to decode: over {limit:g} s")
     except sf.SoundFileError as exc:
         raise AudioError(f"unreadable: {_libsndfile_message(exc)}") from None
+    data = np.concatenate(blocks) if blocks else np.zeros((0, channels), np.float32)
     if data.size == 0:
         raise AudioError("unreadable: no audio frames")
     if not np.isfinite(data).all():

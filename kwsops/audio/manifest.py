@@ -16,7 +16,7 @@ from pathlib import Path
 from kwsops.text import csv_cell, csv_value
 
 MANIFEST_NAME = "manifest.csv"
-_KINDS = "empty file|unreadable|silent|too long|too short|unsupported type|no label folder|error"
+_KINDS = "empty file|unreadable|silent|too long|too short|too large|too slow to decode|unsupported type|no label folder|error"
 REASON_KINDS = (*_KINDS.split("|"), "not a regular file")
 _PARSERS = {"duration_in": float, "duration_out": float, "sample_rate_in": int, "channels_in": int}
 

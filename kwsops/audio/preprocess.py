@@ -29,6 +29,8 @@ from kwsops.audio.manifest import (
     write_manifest,
 )
 from kwsops.config import AudioSettings
+from kwsops.entries import classify, walk
+from kwsops.procs import die_with_parent
 from kwsops.progress import ProgressFn, no_progress
 from kwsops.text import one_line
 
@@ -70,20 +72,10 @@ class _Job:
     seed: int
 
 
-def _hidden(rel: Path) -> bool:
-    return any(part.startswith(".") for part in rel.parts)
-
-
 def scan_inputs(input_dir: Path) -> list[str]:
-    """Every non-hidden file under ``input_dir``, as sorted posix paths relative to it."""
-    found = []
-    for dirpath, dirnames, filenames in os.walk(input_dir):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in filenames:
-            rel = (Path(dirpath) / name).relative_to(input_dir)
-            if not _hidden(rel):
-                found.append(rel.as_posix())
-    return sorted(found)
+    """Every non-hidden entry under ``input_dir`` but folders (symlinked folders included, not
+    followed), as sorted posix paths relative to it. Nothing is opened (:mod:`kwsops.entries`)."""
+    return sorted(entry.rel for entry in walk(input_dir, hidden=False))
 
 
 def output_name(rel: str, label: str) -> str:
@@ -97,13 +89,14 @@ def _check(input_dir: Path, rel: str) -> ManifestRow | None:
     """The rejection decided without decoding, or None when the file goes to a worker."""
     label, speaker = label_and_speaker(rel)
     suffix = Path(rel).suffix.lower()
+    entry = classify(input_dir / rel, rel)  # only a regular file (or a link to one) is opened
     reason = ""
-    if not is_supported(rel):
+    if not entry.readable:
+        reason = entry.reason
+    elif not is_supported(rel):
         reason = f"unsupported type {suffix}" if suffix else "unsupported type (no extension)"
     elif label is None:
         reason = "no label folder"
-    elif not (input_dir / rel).is_file():
-        reason = "not a regular file"
     return ManifestRow(rel, label, speaker, "rejected", reason) if reason else None
 
 
@@ -139,8 +132,12 @@ _WORKER_JOB: _Job | None = None
 
 
 def _init_worker(job: _Job) -> None:
-    """Remember the job and pay the first-call costs once per worker process."""
+    """Remember the job and pay the first-call costs once per worker process; die with the
+    process that started the pool (a killed stage leaves no decoder behind)."""
     global _WORKER_JOB
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        die_with_parent(parent.pid)
     _WORKER_JOB = job
     rng = np.random.default_rng(0)
     warm = (np.sin(np.arange(8000) * 0.3) * np.hanning(8000)).astype(np.float32)

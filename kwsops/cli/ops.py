@@ -1,4 +1,4 @@
-"""Operations subcommands: runs, cancel, remote, pull, clearml import."""
+"""Operations subcommands: runs, cancel, gc, remote, pull, clearml import."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import sys
 from rich.text import Text
 
 from kwsops import exitcodes
-from kwsops.cli.common import console, workspace_of
+from kwsops.cli.common import console, err, workspace_of
 from kwsops.runs.folder import RunPaths, effective_status, list_runs, read_status
-from kwsops.runs.live import print_table
+from kwsops.runs.live import print_error, print_table
 from kwsops.runs.lock import WorkspaceLock
 from kwsops.secrets import register_secret
 from kwsops.text import rich_text
@@ -109,6 +109,27 @@ def cmd_cancel(args: argparse.Namespace) -> int:
         raise LookupError(f"the active run's pid is unknown; see {ws.lock_file}")
     os.kill(pid, signal.SIGTERM)
     console.print(f"asked run {holder.get('run_id', '?')} (pid {pid}) to stop")
+    return exitcodes.OK
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    from kwsops.runs.lock import AlreadyRunning
+    from kwsops.runs.retention import collect_garbage
+
+    ws = _ws(args)
+    try:
+        report = collect_garbage(ws, keep_runs=args.keep_runs, dvc=args.dvc, dry_run=args.dry_run)
+    except AlreadyRunning as exc:
+        print_error(err, exc, style="yellow")
+        return exitcodes.ALREADY_RUNNING
+    verb = "would remove" if report.dry_run else "removed"
+    for item in report.removals:
+        console.print(Text(f"{verb} {item.path.relative_to(ws.root)}: {item.why}"), soft_wrap=True)
+    summary = f"{verb} {len(report.removals)} items, {report.size / 1e6:.1f} MB"
+    if args.dvc:
+        remotes = "".join(f", {n} from remote '{name}'" for name, n in report.dvc_remotes.items())
+        summary += f"; DVC: {report.dvc_cache} objects from the cache{remotes}"
+    console.print(Text(summary), soft_wrap=True)
     return exitcodes.OK
 
 
@@ -231,6 +252,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("cancel", help="stop the active run (it records itself as cancelled)")
     p.set_defaults(handler=cmd_cancel)
+
+    p = sub.add_parser(
+        "gc", help="remove old runs, imported ClearML sessions and (--dvc) unused DVC objects"
+    )
+    p.add_argument(
+        "--keep-runs", type=int, default=50, metavar="N", help="newest runs to keep (50)"
+    )
+    p.add_argument(
+        "--dvc",
+        action="store_true",
+        help="also remove DVC objects no git commit uses (cache and the local remote)",
+    )
+    p.add_argument("--dry-run", action="store_true", help="list what would go, delete nothing")
+    p.set_defaults(handler=cmd_gc)
 
     p = sub.add_parser("remote", help="DVC remotes: webdav URL, local, check, show")
     remote_sub = p.add_subparsers(dest="remote_command", required=True, metavar="ACTION")

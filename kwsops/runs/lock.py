@@ -1,7 +1,10 @@
 """One active run per workspace: an ``flock`` on .kwsops/run.lock, whatever started the run.
 
 ``WorkspaceLock`` holds the lock for the life of the process, so a lock whose process died
-(even by kill -9) is released by the kernel and never blocks the next run.
+(even by kill -9) is released by the kernel and never blocks the next run. A forked Luigi
+worker inherits the descriptor, and with it the lock: it lets go of its copy at once
+(:func:`forget_inherited`), so the lock lives exactly as long as the run's own process.
+The holder record names that process by pid *and* start time (:func:`kwsops.procs.identity`).
 """
 
 from __future__ import annotations
@@ -16,7 +19,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from kwsops.procs import identity
+
 PROBE_RETRIES = 4
+_held: list[WorkspaceLock] = []  # the locks this process (or the parent it forked from) holds
 
 
 class AlreadyRunning(RuntimeError):
@@ -36,6 +42,7 @@ class WorkspaceLock:
     def __init__(self, lock_file: str | os.PathLike) -> None:
         self.path = Path(lock_file)
         self._fd: int | None = None
+        self._pid = 0  # the process that took the lock
 
     def holder(self) -> dict:
         try:
@@ -59,20 +66,25 @@ class WorkspaceLock:
                 time.sleep(0.05)
         record = {
             "run_id": run_id,
-            "pid": os.getpid(),
+            **identity(),
             "started_at": datetime.now().isoformat(timespec="seconds"),
             **info,
         }
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(record).encode(), 0)
-        self._fd = fd
+        self._fd, self._pid = fd, os.getpid()
+        _held.append(self)
 
     def release(self) -> None:
         if self._fd is not None:
+            if self._pid == os.getpid():  # a forked copy leaves the holder record alone
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self._fd, 0)
             with contextlib.suppress(OSError):
-                os.ftruncate(self._fd, 0)
-            os.close(self._fd)
+                os.close(self._fd)
             self._fd = None
+        if self in _held:
+            _held.remove(self)
 
     def is_held(self) -> bool:
         """True when some live process holds the lock (probe without taking it for long)."""
@@ -96,3 +108,11 @@ class WorkspaceLock:
             yield self
         finally:
             self.release()
+
+
+def forget_inherited() -> None:
+    """In a forked child: close the lock descriptors the parent holds (without touching the
+    lock file), so the lock is released when the parent dies even if the child lives on."""
+    for lock in list(_held):
+        if lock._pid != os.getpid():
+            lock.release()

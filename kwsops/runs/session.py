@@ -21,7 +21,12 @@ from kwsops.runs.folder import RunPaths, create_run, new_run_id, write_status
 from kwsops.runs.lock import WorkspaceLock
 from kwsops.runs.pages import write_run_report
 from kwsops.runs.state import RunState
-from kwsops.secrets import ScrubbingFilter, register_config_secrets
+from kwsops.secrets import (
+    ScrubbingFilter,
+    register_config_secrets,
+    register_secret,
+    scrub_all_log_records,
+)
 from kwsops.workspace import WORKSPACE_ENV, Workspace
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -57,6 +62,18 @@ def best_revision(state: RunState) -> str | None:
          if task.family == "Validate" and task.summary.get("best")),
         None,
     )  # fmt: skip
+
+
+def register_workspace_secrets(ws: Workspace) -> None:
+    """Mask what this workspace's configs hold (the DVC remote's password in
+    .dvc/config.local, ClearML keys in clearml.conf) in everything this process logs or shows.
+    Every entry point calls it: `kwsops run`, `luigi --module tasks`, `kwsops worker`."""
+    from kwsops.tracking.setup import configured_secrets
+
+    register_config_secrets(ws.root / ".dvc" / "config.local")
+    for value in configured_secrets():
+        register_secret(value)
+    scrub_all_log_records()
 
 
 def attach_log(paths: RunPaths) -> logging.Handler:
@@ -111,7 +128,7 @@ class RunSession:
         except BaseException:
             self.lock.release()
             raise
-        register_config_secrets(self.ws.root / ".dvc" / "config.local")
+        register_workspace_secrets(self.ws)
         self._handler = attach_log(self.paths)
         self.started = time.time()
         self.events.emit(
@@ -125,6 +142,19 @@ class RunSession:
 
     def state(self) -> RunState:
         return RunState().apply_all(read_events(self.paths.events).events)
+
+    def record_cancel(self, reason: str) -> None:
+        """The tasks still running when the run was cancelled end as failed, with why."""
+        for task in self.state().ordered():
+            if task.status == "running":
+                self.events.emit(
+                    "task_failed",
+                    task=task.task,
+                    family=task.family,
+                    duration=round(time.time() - (task.started or self.started), 3),
+                    error=f"cancelled by {reason}",
+                    cancelled=True,
+                )
 
     def finish(self, code: int, status: str) -> RunState:
         """Record the outcome (event, status.json, run report), detach the log, release the lock."""

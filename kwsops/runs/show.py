@@ -16,7 +16,7 @@ from rich.text import Text
 
 from kwsops import states
 from kwsops.runs.events import read_events
-from kwsops.runs.folder import RunPaths, effective_status
+from kwsops.runs.folder import RunPaths, effective_status, read_status
 from kwsops.runs.live import outcome_detail, print_table, task_label
 from kwsops.runs.pages import task_rows
 from kwsops.runs.request import kind_of, params_line
@@ -146,7 +146,7 @@ def load_json(path: Path) -> dict:
 
 def summarise(paths: RunPaths, state: RunState | None = None) -> RunSummary:
     """A run folder's summary (``state``: its events, already folded, to save a read)."""
-    status = load_json(paths.status)
+    status = read_status(paths) or {}  # a dead run's "running" is finalised on disk first
     params = load_json(paths.params)
     if state is None:
         state = RunState().apply_all(read_events(paths.events).events)

@@ -3,25 +3,20 @@
 from __future__ import annotations
 
 import logging
-import os
 import traceback
 from pathlib import Path
 
 from kwsops.text import error_line
-from kwsops.tracking.index import read_imported, read_index, require_server, write_imported
+from kwsops.tracking.index import (
+    read_imported,
+    read_index,
+    require_server,
+    still_running,
+    write_imported,
+)
 from kwsops.tracking.setup import TrackingError, clearml_dir, clearml_env, server_configured
 
 log = logging.getLogger("kwsops.tracking")
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return pid > 0
 
 
 def import_offline_sessions(ws_root: Path) -> list[str]:
@@ -33,10 +28,7 @@ def import_offline_sessions(ws_root: Path) -> list[str]:
     waiting = [
         r
         for r in read_index(ws_root)
-        if r.mode == "offline"
-        and r.session
-        and r.task_id not in imported
-        and not (r.status == "running" and _pid_alive(r.pid))
+        if r.mode == "offline" and r.session and r.task_id not in imported and not still_running(r)
     ]
     if not server_configured():
         raise TrackingError(

@@ -19,10 +19,12 @@ import re
 import shutil
 import zipfile
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from kwsops.atomic import atomic_write_bytes, atomic_write_json
+from kwsops.procs import is_alive
 from kwsops.secrets import MASK, known_secrets, scrub
 from kwsops.text import error_line
 from kwsops.tracking.setup import (
@@ -54,6 +56,7 @@ class TaskRecord:
     values: dict[str, float] = field(default_factory=dict)  # single values
     web_url: str | None = None
     pid: int = 0
+    pid_started: float | None = None  # with pid, names the stage's process (kwsops.procs)
     tracking_seconds: float = 0.0  # time ClearML added to the stage (init + close)
     imported_id: str | None = None  # server task id once `kwsops clearml import` ran
 
@@ -64,6 +67,18 @@ class TaskRecord:
     @property
     def id(self) -> str:
         return self.task_id
+
+
+def still_running(record: TaskRecord) -> bool:
+    """A task whose stage has not closed it and whose process still runs (by pid and start
+    time: a reused pid is not the stage's)."""
+    if record.status != "running":
+        return False
+    created = None
+    with contextlib.suppress(ValueError):
+        created = datetime.fromisoformat(record.created).timestamp()
+    who = {"pid": record.pid, "pid_started": record.pid_started}
+    return is_alive(who, started_before=created) is not False
 
 
 def index_path(ws_root: Path) -> Path:
@@ -216,7 +231,10 @@ def fetch_artifacts(ws_root: Path, task_id: str, dest: Path) -> dict[str, Path]:
     """Copy every artifact of ``task_id`` to ``dest/<artifact name>/<file name>``."""
     dest = Path(dest)
     record = next((r for r in read_index(ws_root) if task_id in (r.task_id, r.imported_id)), None)
-    if record is not None and record.mode == "offline" and record.task_id == task_id:
+    moved = record is not None and record.imported_id and not Path(record.session or "").exists()
+    if record is not None and moved:
+        task_id = record.imported_id  # `kwsops gc` removed the session: the server has it
+    elif record is not None and record.mode == "offline" and record.task_id == task_id:
         if not record.artifacts:
             raise TrackingError(f"ClearML task {task_id} ({record.name}) has no artifacts")
         fetched = {}
@@ -227,6 +245,11 @@ def fetch_artifacts(ws_root: Path, task_id: str, dest: Path) -> dict[str, Path]:
             fetched[name] = target
         return fetched
     if tracking_mode(ws_root) != "online":
+        if record is not None and moved:
+            raise TrackingError(
+                f"ClearML task {record.task_id}: its offline session was removed after its "
+                f"import as {task_id}; configure the ClearML server to fetch it from there"
+            )
         raise TrackingError(
             f"unknown ClearML task {task_id}: not in {index_path(ws_root)} "
             "and no ClearML server is configured"

@@ -94,6 +94,17 @@ def user_config_file() -> Path | None:
     return None
 
 
+def configured_secrets() -> list[str]:
+    """The ClearML keys in the user's clearml.conf (to mask them wherever kwsops writes)."""
+    user = user_config_file()
+    if user is None:
+        return []
+    try:
+        return [value for _, value in _KEY.findall(user.read_text(errors="replace")) if value]
+    except OSError:
+        return []
+
+
 def _has_credentials(path: Path) -> bool:
     found = {key for key, value in _KEY.findall(path.read_text(errors="replace")) if value}
     return found == {"access_key", "secret_key"}

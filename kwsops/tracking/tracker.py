@@ -22,14 +22,17 @@ import contextlib
 import logging
 import os
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from kwsops.procs import identity
 from kwsops.secrets import scrub
 from kwsops.text import error_line
 from kwsops.tracking.index import TaskRecord, append_record, scrub_session
@@ -216,6 +219,24 @@ def _disabled(name: str, task_type: str, reason: str) -> Tracker:
     return Tracker(TaskRecord("", name, task_type, now, "disabled", status="disabled"))
 
 
+@contextlib.contextmanager
+def _signal_handlers_kept() -> Iterator[None]:
+    """Keep the process's SIGTERM/SIGINT handlers across ``Task.init``. ClearML installs its
+    own, which close the task from inside the handler: landing in, say, an import, that waits
+    on a thread that waits on the import lock, and a cancelled stage hangs for good. With ours
+    kept, a cancel unwinds the stage and ``stage_task`` closes the task on the way out."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            if handler is not None:
+                signal.signal(sig, handler)
+
+
 def _open(ws_root: Path, name: str, task_type: str, params: dict, tags: list[str]) -> Tracker:
     tic = time.monotonic()
     tags = [scrub(tag) for tag in tags]
@@ -232,7 +253,7 @@ def _open(ws_root: Path, name: str, task_type: str, params: dict, tags: list[str
             log.warning("ClearML server %s unreachable: tracking %r offline", server_url(), name)
             mode = "offline"
         Task.set_offline(mode == "offline")
-        with quiet_console():
+        with quiet_console(), _signal_handlers_kept():
             task = Task.init(
                 project_name=PROJECT,
                 task_name=name,
@@ -259,6 +280,7 @@ def _open(ws_root: Path, name: str, task_type: str, params: dict, tags: list[str
             session=str(session) if session else None,
             web_url=None if mode == "offline" else task.get_output_log_web_page(),
             pid=os.getpid(),
+            pid_started=identity()["pid_started"],
         )
         append_record(ws_root, record)
         tracker = Tracker(record, task, ws_root)

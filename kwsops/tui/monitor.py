@@ -13,18 +13,18 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import psutil
-
+from kwsops.procs import is_alive
 from kwsops.runs.events import read_events
-from kwsops.runs.folder import RunPaths, effective_status, list_runs
+from kwsops.runs.folder import RunPaths, list_runs, read_status
 from kwsops.runs.lock import WorkspaceLock
 from kwsops.runs.show import RunSummary, summarise
 from kwsops.runs.state import RunState
 from kwsops.tui.luigid import LuigidSource, SchedulerTask, scheduler_address
 from kwsops.tui.rows import TaskRow, task_rows
 from kwsops.workspace import Workspace
+
+HISTORY_LIMIT = 200  # the console reads the newest runs only; `kwsops runs` lists the rest
 
 
 @dataclass(frozen=True)
@@ -65,8 +65,9 @@ class RunTracker:
 class RunHistory:
     """Summaries of every run folder; a run is re-read only when its files change."""
 
-    def __init__(self, runs_dir: Path) -> None:
+    def __init__(self, runs_dir: Path, limit: int = HISTORY_LIMIT) -> None:
         self.runs_dir = runs_dir
+        self.limit = limit
         self._cache: dict[str, tuple[tuple, RunSummary]] = {}
 
     @staticmethod
@@ -89,7 +90,10 @@ class RunHistory:
     def refresh(self, live: dict[str, RunTracker] | None = None) -> list[RunSummary]:
         live = live or {}
         summaries = []
-        for paths in list_runs(self.runs_dir):
+        recent = list_runs(self.runs_dir, limit=self.limit)
+        listed = {paths.run_id for paths in recent}
+        self._cache = {k: v for k, v in self._cache.items() if k in listed}
+        for paths in recent:
             stamp = self._stamp(paths)
             cached = self._cache.get(paths.run_id)
             if paths.run_id in live or cached is None or cached[0] != stamp:
@@ -98,26 +102,19 @@ class RunHistory:
             summary = cached[1]
             if (
                 summary.status == "running"
-                and effective_status({"status": "running", "pid": summary.pid}) != "running"
+                and (read_status(paths) or {}).get("status") != "running"
             ):
-                summary = self.summary(paths)  # the process died since we last looked
+                summary = self.summary(paths)  # the process died since we last looked (finalised)
                 self._cache[paths.run_id] = (stamp, summary)
             summaries.append(summary)
         return summaries
-
-
-def _pid_alive(pid: Any) -> bool:
-    try:
-        return bool(pid) and psutil.pid_exists(int(pid))
-    except (TypeError, ValueError):
-        return False
 
 
 def active_run_id(ws: Workspace, history: Iterable[RunSummary]) -> str | None:
     """The lock holder when a live process holds the lock, else the newest live running run."""
     lock = WorkspaceLock(ws.lock_file)
     holder = lock.holder()
-    if holder.get("run_id") and _pid_alive(holder.get("pid")):
+    if holder.get("run_id") and is_alive(holder) is not False:
         with contextlib.suppress(OSError):
             if lock.is_held():
                 return str(holder["run_id"])

@@ -29,6 +29,7 @@ from kwsops.progress import ProgressFn, no_progress
 from kwsops.versioning.dvc_config import read_config
 from kwsops.versioning.errors import RemoteError, VersioningError
 from kwsops.versioning.git import has_file, resolve_commit
+from kwsops.versioning.ignore import ignore_unreadable
 from kwsops.versioning.remote import check_remote, get_remote, remove_partial_uploads
 from kwsops.versioning.runner import relative, run_dvc
 from kwsops.workspace import Workspace
@@ -81,10 +82,12 @@ def _outs(dvc_file: Path) -> list[dict[str, Any]]:
 
 
 def dvc_add(ws_root: Path, target: str) -> Path:
-    """`dvc add --no-relink <target>`: its files are cached, never modified; the .dvc path."""
+    """`dvc add --no-relink <target>`: its files are cached, never modified; the .dvc path.
+    Entries DVC cannot read (FIFOs, sockets, dangling links) are .dvcignore'd first."""
     rel = relative(ws_root, target)
     if not (Path(ws_root) / rel).exists():
         raise VersioningError(f"cannot version {rel}: it does not exist in {ws_root}")
+    ignore_unreadable(Path(ws_root), rel)
     run_dvc(ws_root, ["add", "--no-relink", rel])
     return Path(ws_root) / f"{rel}.dvc"
 
@@ -206,3 +209,40 @@ def models_at_revision(ws_root: Path, rev: str, subpath: str, dest: Path) -> Pat
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return dest
+
+
+@dataclass(frozen=True)
+class GcResult:
+    cache: int  # objects removed (or, dry, that would be) from the DVC cache
+    remotes: dict[str, int]  # the same per remote garbage-collected too
+    dry_run: bool
+
+
+def _removed(output: str, where: str) -> int:
+    return sum(int(n) for n in re.findall(rf"Removed (\d+) objects? from {where}", output))
+
+
+def own_remotes(ws_root: Path) -> list[str]:
+    """The remotes kwsops made for this workspace (the local folder in .kwsops/), which no
+    other repository can share: only they are garbage-collected."""
+    from kwsops.versioning.remote import remotes
+
+    mine = Workspace(Path(ws_root)).local_remote_dir.resolve()
+    return [r.name for r in remotes(Path(ws_root)) if r.kind == "local"
+            and Path(r.url.removeprefix("file://")).resolve() == mine]  # fmt: skip
+
+
+def dvc_gc(ws_root: Path, *, dry_run: bool = False) -> GcResult:
+    """`dvc gc --workspace --all-commits`: drop the cached objects that neither the workspace
+    nor any git commit references (every revision stays restorable), from the cache and from
+    the workspace's own local remote. A WebDAV or shared remote is never touched."""
+    base = ["gc", "--workspace", "--all-commits", "--force", *(["--dry"] if dry_run else [])]
+    cache: int | None = None
+    cleaned = {}
+    for name in own_remotes(Path(ws_root)) or [None]:
+        proc = run_dvc(ws_root, [*base, *(["--cloud", "--remote", name] if name else [])])
+        output = f"{proc.stdout}\n{proc.stderr}"
+        cache = _removed(output, "repo cache") if cache is None else cache
+        if name:
+            cleaned[name] = _removed(output, "remote")
+    return GcResult(cache or 0, cleaned, dry_run)

@@ -36,6 +36,13 @@ def git_commit(ws_root: Path, paths: list[str], message: str) -> str | None:
     return run_git(ws_root, ["rev-parse", "HEAD"]).stdout.strip()
 
 
+def uncommitted(ws_root: Path, paths: list[str]) -> list[str]:
+    """Which of ``paths`` differ from HEAD (modified, staged, new or deleted)."""
+    named = [relative(Path(ws_root), path) for path in paths]
+    status = run_git(ws_root, ["status", "--porcelain", "--untracked-files=all", "--", *named])
+    return [line[3:] for line in status.stdout.splitlines() if line.strip()]
+
+
 def resolve_commit(ws_root: Path, rev: str) -> str | None:
     """The full sha of commit ``rev``, or None when git does not know it."""
     found = run_git(ws_root, ["rev-parse", "-q", "--verify", f"{rev}^{{commit}}"], check=False)

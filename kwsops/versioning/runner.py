@@ -5,6 +5,8 @@ closed and a time limit, and is retried while the tool says another process hold
 A child is never killed while it can still clean up: on a time-out or an interrupt (a
 cancelled run) it gets SIGTERM and ``TERM_GRACE`` seconds to remove its own lock files
 (git's index.lock, DVC's repo lock); only one that ignores SIGTERM that long is killed.
+A dvc child also dies with the process that started it, even one killed by SIGKILL
+(``PR_SET_PDEATHSIG``, :mod:`kwsops.procs`): no orphaned `dvc push` keeps DVC's repo lock.
 A failure becomes a one-line :class:`VersioningError` without secrets.
 """
 
@@ -20,13 +22,15 @@ import sys
 import time
 from pathlib import Path
 
+from kwsops.procs import PDEATHSIG_PROLOGUE
 from kwsops.secrets import scrub
 from kwsops.versioning.dvc_config import known_secrets
 from kwsops.versioning.errors import VersioningError
 
 DVC_TIMEOUT = float(os.environ.get("KWSOPS_DVC_TIMEOUT", "3600"))
 GIT_TIMEOUT = 120.0
-LOCK_WAIT = 120.0  # seconds to keep retrying while another dvc/git process holds its lock
+# seconds to keep retrying while another dvc/git process holds its lock
+LOCK_WAIT = float(os.environ.get("KWSOPS_LOCK_WAIT", "120"))
 TERM_GRACE = 30.0  # seconds a child has to exit after SIGTERM before it is killed
 DVC_BUSY = ("Unable to acquire lock", "is busy, it is being blocked by")
 GIT_BUSY = ("index.lock",)
@@ -82,10 +86,18 @@ def stop(proc: subprocess.Popen, grace: float = TERM_GRACE) -> None:
         proc.communicate(timeout=1)  # close the pipes
 
 
+def _launch(cmd: list[str]) -> list[str]:
+    """What is executed for ``cmd``: dvc through a prologue that ties it to this process."""
+    if Path(cmd[0]).name == "dvc":
+        main = "from dvc.cli import main\nsys.exit(main(sys.argv[1:]))\n"
+        return [sys.executable, "-P", "-c", PDEATHSIG_PROLOGUE + main, str(os.getpid()), *cmd[1:]]
+    return cmd
+
+
 def _once(cwd: Path, cmd: list[str], timeout: float) -> subprocess.CompletedProcess:
     env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
     proc = subprocess.Popen(
-        cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        _launch(cmd), cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True, start_new_session=True,
     )  # fmt: skip
     try:

@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from kwsops.audio.clip import AudioError, clip_rng, load_clip, shape_clip, speech_bounds
+from kwsops.audio.clip import (
+    AudioError,
+    clip_rng,
+    decode,
+    load_clip,
+    shape_clip,
+    speech_bounds,
+)
 from kwsops.audio.layout import label_and_speaker
 from kwsops.config import AudioSettings
 
@@ -159,3 +166,18 @@ def test_a_dc_offset_is_not_sound(tmp_path: Path) -> None:
     sf.write(path, np.full(RATE, 0.4, np.float32), RATE, subtype="PCM_16")
     with pytest.raises(AudioError, match="silent"):
         load_clip(path, SETTINGS)
+
+
+def test_decode_refuses_a_huge_file_unread_and_gives_up_a_slow_decode(tmp_path: Path) -> None:
+    huge = tmp_path / "huge.wav"
+    with open(huge, "wb") as handle:  # sparse: 80 MiB on paper, nothing to read
+        handle.truncate(80 << 20)
+    with pytest.raises(AudioError, match=r"^too large: 80\.0 MiB > 64\.0 MiB limit$"):
+        decode(huge)
+    long = tmp_path / "long.flac"
+    samples = recording(RATE, lead=2.0, tail=2.0)
+    sf.write(long, samples, RATE)
+    mono, rate, channels, seconds = decode(long)  # read block by block, same samples
+    assert (rate, channels) == (RATE, 1) and np.allclose(mono, sf.read(long, dtype="float32")[0])
+    with pytest.raises(AudioError, match=r"^too slow to decode: over 0 s$"):
+        decode(long, max_seconds=0.0)

@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from kwsops.procs import identity
 from kwsops.runs.events import EventLog
 from kwsops.runs.folder import RunPaths
 
@@ -211,6 +212,8 @@ def write_run(
         )
         log_line(paths.log, ts, f"{family} done: {detail}")
     state: dict = {"run_id": run_id, "status": status, "started": start, "pid": pid or 1}
+    if pid:  # as kwsops writes it: the process by pid and start time
+        state.update(identity(pid))
     if status != "running":
         event(
             paths.events,

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import multiprocessing
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
+import psutil
 import pytest
 
 from kwsops.runs.events import EventLog, read_events
@@ -156,3 +160,105 @@ def test_run_folders_list_newest_first_and_dead_runs_read_as_killed(tmp_path):
     assert effective_status(read_status(first)) == "killed"
     write_status(second, status="ok", exit_code=0, finished=time.time())
     assert effective_status(read_status(RunPaths(second.root))) == "ok"
+
+
+RUN_THEN_HANG = """
+import sys, time
+from kwsops.runs.events import EventLog
+from kwsops.runs.folder import create_run
+paths = create_run(sys.argv[1], {}, "cli", run_id="20260103-000000-cccc")
+EventLog(paths.events).emit("task_started", task="T", family="TrainFold")
+print("started", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_dead_run_is_finalised_as_killed_on_disk_by_the_next_reader(tmp_path):
+    victim = subprocess.Popen(
+        [sys.executable, "-c", RUN_THEN_HANG, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    assert victim.stdout.readline().strip() == "started"
+    run = RunPaths(tmp_path / "20260103-000000-cccc")
+    assert read_status(run)["status"] == "running"
+    victim.kill()
+    victim.wait()
+    readers = [threading.Thread(target=read_status, args=(run,)) for _ in range(4)]
+    for reader in readers:
+        reader.start()
+    for reader in readers:
+        reader.join()
+    on_disk = json.loads(run.status.read_text())
+    assert on_disk["status"] == "killed" and on_disk["duration"] >= 0
+    finished = [e for e in read_events(run.events).events if e["event"] == "run_finished"]
+    assert [e["status"] for e in finished] == ["killed"], "finalised once, by one reader"
+    assert RunState().apply_all(read_events(run.events).events).status == "killed"
+
+
+LOCK_THEN_FORK = """
+import os, sys, time
+from kwsops.runs.lock import WorkspaceLock, forget_inherited
+WorkspaceLock(sys.argv[1]).acquire("parent-run")
+child = os.fork()
+if child == 0:
+    forget_inherited()  # what a forked Luigi worker does first
+    print(os.getpid(), flush=True)
+    time.sleep(60)
+    os._exit(0)
+time.sleep(60)
+"""
+
+
+def test_the_lock_dies_with_the_run_even_if_a_forked_worker_lives_on(tmp_path):
+    lock_file = tmp_path / "run.lock"
+    parent = subprocess.Popen(
+        [sys.executable, "-c", LOCK_THEN_FORK, str(lock_file)], stdout=subprocess.PIPE, text=True
+    )
+    child = int(parent.stdout.readline())
+    try:
+        assert WorkspaceLock(lock_file).is_held()
+        holder = WorkspaceLock(lock_file).holder()
+        assert holder["pid"] == parent.pid and holder["pid_started"] > 0
+        parent.kill()
+        parent.wait()
+        assert psutil.pid_exists(child)
+        assert not WorkspaceLock(lock_file).is_held(), "the forked child kept the lock"
+    finally:
+        os.kill(child, signal.SIGKILL)
+
+
+def test_listing_recent_runs_reads_only_their_status(tmp_path):
+    for day in range(1, 8):
+        create_run(tmp_path, {}, "cli", run_id=f"202601{day:02d}-000000-aaaa")
+    twin = create_run(tmp_path, {}, "cli", run_id="20260107-000000-bbbb")  # the same second
+    write_status(twin, started=time.time() + 10)
+    fifos = [tmp_path / f"202601{day:02d}-000000-aaaa" / "status.json" for day in range(1, 5)]
+    for fifo in fifos:  # old runs whose status.json would block any reader
+        fifo.unlink()
+        os.mkfifo(fifo)
+    found: list = []
+    lister = threading.Thread(target=lambda: found.append(list_runs(tmp_path, limit=3)))
+    lister.start()
+    lister.join(10)
+    if lister.is_alive():  # unblock it before failing
+        for fifo in fifos:
+            with contextlib.suppress(OSError):
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+    assert not lister.is_alive(), "list_runs read the status of an old run"
+    assert [r.run_id for r in found[0]] == [
+        "20260107-000000-bbbb",
+        "20260107-000000-aaaa",
+        "20260106-000000-aaaa",
+    ]
+
+
+def test_a_run_from_another_machine_is_judged_by_the_workspace_lock(tmp_path):
+    runs_dir = tmp_path / "ws" / "reports" / "runs"
+    run = create_run(runs_dir, {}, "cli", run_id="20260104-000000-dddd")
+    write_status(run, host="another-machine")  # its pid means nothing here
+    lock = WorkspaceLock(tmp_path / "ws" / ".kwsops" / "run.lock")
+    lock.acquire(run.run_id)
+    try:
+        assert read_status(run)["status"] == "running", "its machine holds the lock for it"
+    finally:
+        lock.release()
+    assert read_status(run)["status"] == "killed"

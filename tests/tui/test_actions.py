@@ -9,6 +9,7 @@ from pathlib import Path
 
 from textual.widgets import Input, SelectionList
 
+from kwsops.procs import identity
 from kwsops.tui.dialogs import ConfirmDialog, HelpScreen
 from kwsops.tui.launch import LaunchScreen
 from kwsops.tui.logview import LogView
@@ -114,7 +115,9 @@ class TestCancel:
         sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
         try:
             status = ws / "reports" / "runs" / RUN_ACTIVE / "status.json"
-            status.write_text(json.dumps({**json.loads(status.read_text()), "pid": sleeper.pid}))
+            status.write_text(
+                json.dumps({**json.loads(status.read_text()), **identity(sleeper.pid)})
+            )
             app = make_app(ws)
             async with app.run_test(size=SIZE) as pilot:
                 await wait_for(pilot, lambda: app.snapshot is not None and app.snapshot.active)
