@@ -39,6 +39,7 @@ from kwsops.text import one_line
 
 DEFAULT_SETTINGS = AudioSettings()
 MAX_INPUT_SECONDS = 30.0  # a command clip; longer inputs are refused before decoding them
+MAX_NOISE_SECONDS = 600.0  # a background-noise recording (Speech Commands': 1 to 1.6 min)
 MIN_SPEECH_SECONDS = 0.1
 KEEP_MARGIN_SECONDS = 0.1  # kept on each side of the detected word, within the clip length
 FADE_SECONDS = 0.005
@@ -89,7 +90,9 @@ def _libsndfile_message(exc: Exception) -> str:
     return one_line(message) or type(exc).__name__
 
 
-def decode(path: str | os.PathLike) -> tuple[np.ndarray, int, int, float]:
+def decode(
+    path: str | os.PathLike, max_seconds: float = MAX_INPUT_SECONDS
+) -> tuple[np.ndarray, int, int, float]:
     """Mono float32 samples, input rate, input channels and input duration of one file."""
     path = Path(path)
     if path.stat().st_size == 0:
@@ -99,9 +102,9 @@ def decode(path: str | os.PathLike) -> tuple[np.ndarray, int, int, float]:
             rate, channels, frames = handle.samplerate, handle.channels, handle.frames
             if rate <= 0 or channels <= 0:
                 raise AudioError(f"unreadable: bad header ({rate} Hz, {channels} channels)")
-            if frames > MAX_INPUT_SECONDS * rate:
+            if frames > max_seconds * rate:
                 raise AudioError(
-                    f"too long: input {frames / rate:.2f} s > {MAX_INPUT_SECONDS:.2f} s limit"
+                    f"too long: input {frames / rate:.2f} s > {max_seconds:.2f} s limit"
                 )
             data = handle.read(dtype="float32", always_2d=True)
     except sf.SoundFileError as exc:

@@ -206,7 +206,9 @@ def test_manifest_reads_back_typed(zoo: dict, tmp_path: Path) -> None:
     kept = next(row for row in rows if row.kept)
     assert isinstance(kept.duration_in, float) and isinstance(kept.sample_rate_in, int)
     empty = next(row for row in rows if row.source == "catch/empty.wav")
-    assert empty == ManifestRow("catch/empty.wav", "catch", None, "rejected", "empty file")
+    assert empty == ManifestRow(
+        "catch/empty.wav", "catch", None, "rejected", "empty file", folder="catch"
+    )
     bad = tmp_path / "manifest.csv"
     bad.write_text("a,b\n1,2\n")
     with pytest.raises(ValueError, match="not a kwsops manifest"):
