@@ -131,12 +131,15 @@ def noise_bank(
     train_log_mels: torch.Tensor | None = None,
     count: int = 24,
     seed: int = 0,
+    recorded: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Linear mel power noise clips ``[count, n_mels, frames]``.
+    """Linear mel power noise clips ``[count (+ recorded), n_mels, frames]``.
 
     Half synthetic coloured noise (white, pink, brown, blue; some amplitude-modulated) run through
     the real ``log_mel``; half speech-shaped noise whose spectrum is the mean of the training
-    clips (``train_log_mels``), with random per-bin fluctuation like a periodogram's.
+    clips (``train_log_mels``), with random per-bin fluctuation like a periodogram's. Then the
+    ``recorded`` background noise (log-mels of clip-length pieces, e.g. Speech Commands'
+    ``_background_noise_``), when there is any: real rooms, machines and streets.
     """
     gen = torch.Generator().manual_seed(seed)
     samples = (frames - 1) * features.hop_length
@@ -161,6 +164,12 @@ def noise_bank(
         uniform = torch.rand(count - coloured, 4, len(shape), frames, generator=gen)
         gamma = -torch.log(uniform.clamp_min(1e-12)).mean(dim=1)
         bank.append(shape[None, :, None] * gamma)
+    if recorded is not None and len(recorded):
+        if recorded.shape[1] != features.n_mels:
+            raise ValueError(
+                f"recorded noise has {recorded.shape[1]} mel bands, settings say {features.n_mels}"
+            )
+        bank.append(recorded.float().exp())
     return torch.cat(bank).float()
 
 

@@ -10,14 +10,12 @@ import pytest
 import soundfile as sf
 import torch
 
-from kwsops.config import FeatureSettings, SplitSettings
+from kwsops.config import FeatureSettings
 from kwsops.ml.features import (
     SpectrogramDataError,
-    holdout_indices,
     load_split,
     log_mel,
     make_spectrogram_dataset,
-    speaker_groups,
     spectrogram_examples,
 )
 from tests.helpers.clips import RATE, tone_clip, write_clips
@@ -52,7 +50,13 @@ def test_dataset_files_shapes_and_meta(spec_dir, output_dir):
     meta = json.loads((spec_dir / "meta.json").read_text())
     assert meta["labels"] == ["catch", "gun", "rock"]
     assert meta["features"] == FeatureSettings().as_dict()
-    assert meta["split"] == {"test_size": 0.1, "seed": 42}
+    assert meta["split"] == {
+        "test_size": 0.1,
+        "seed": 42,
+        "kind": "speaker",
+        "note": "",
+        "lists": [],
+    }
     train, test = load_split(spec_dir, "train"), load_split(spec_dir, "test")
     assert len(train) + len(test) == 3 * 8 * 4  # the rejected manifest row is skipped
     assert train.features.dtype == torch.float32 and train.labels.dtype == torch.int64
@@ -70,25 +74,6 @@ def test_split_keeps_speakers_apart_and_is_stratified(spec_dir):
     train, test = load_split(spec_dir, "train"), load_split(spec_dir, "test")
     assert set(train.speakers).isdisjoint(test.speakers)
     assert sorted(torch.bincount(test.labels).tolist()) == [4, 4, 4]  # one speaker, every label
-
-
-def test_holdout_split_is_seeded_grouped_and_near_test_size():
-    labels = np.repeat(np.arange(3), 200)
-    speakers = [f"s{i % 20}" for i in range(600)] + []
-    groups = speaker_groups(speakers, [str(i) for i in range(600)])
-    a = holdout_indices(labels, groups, SplitSettings(test_size=0.1, seed=7))
-    b = holdout_indices(labels, groups, SplitSettings(test_size=0.1, seed=7))
-    c = holdout_indices(labels, groups, SplitSettings(test_size=0.1, seed=8))
-    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
-    assert not np.array_equal(a[1], c[1])
-    assert set(groups[a[0]]).isdisjoint(groups[a[1]])
-    assert 40 <= len(a[1]) <= 80
-    assert len(set(labels[a[1]])) == 3
-
-
-def test_unknown_speakers_are_their_own_groups():
-    groups = speaker_groups(["a", "", "a", ""], ["1", "2", "3", "4"])
-    assert groups[0] == groups[2] and len(set(groups.tolist())) == 3
 
 
 def test_safetensors_only_no_pickle(spec_dir):
