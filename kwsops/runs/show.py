@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -13,6 +15,37 @@ from kwsops.runs.pages import task_rows
 from kwsops.runs.state import RunState
 
 BAR_WIDTH = 24
+SPLIT_WORDS = {"official": "official", "speaker": "held-out speakers", "clip": "clip by clip"}
+
+
+def data_line(state: RunState, run: RunPaths) -> str | None:
+    """Clips, labels, speakers and the test split: from this run's MakeSpectrograms, else (the
+    stage was up to date) from the workspace's data/spec_ds/meta.json as it is now."""
+    from kwsops.audio.layout import speakers_phrase
+
+    made = next(
+        (
+            t.summary
+            for t in state.ordered()
+            if t.family == "MakeSpectrograms" and t.summary.get("labels")
+        ),
+        None,
+    )
+    where = ""
+    if made:
+        clips, test = made["train"] + made["test"], made["test"]
+        labels, speakers, kind = made["labels"], made["speakers"], made.get("split", "")
+    else:
+        try:  # a run folder is <workspace>/reports/runs/<run-id>
+            meta = json.loads((run.root.parents[2] / "data/spec_ds/meta.json").read_text())
+            test, labels = len(meta["test"]["ids"]), len(meta["labels"])
+            clips = len(meta["train"]["ids"]) + test
+            speakers = len({s for s in meta["train"]["speakers"] + meta["test"]["speakers"] if s})
+            kind, where = meta["split"].get("kind", ""), " (data/spec_ds now)"
+        except (OSError, ValueError, KeyError, TypeError, IndexError):
+            return None
+    split = f"; test split: {SPLIT_WORDS.get(kind, kind)}, {test} clips" if kind else ""
+    return f"data{where}: {clips} clips, {labels} labels, {speakers_phrase(speakers)}{split}"
 
 
 def timeline_bar(start: float, end: float, t0: float, span: float, width: int) -> str:
@@ -34,6 +67,9 @@ def render_run(
         f"{status.get('duration', 0):.1f} s; log: {run.log}",
         highlight=False,
     )
+    line = data_line(state, run)
+    if line:
+        console.print(line, highlight=False, markup=False)
     tasks = task_rows(state)
     timed = [t for t in tasks if t.started]
     t0 = min((t.started for t in timed), default=0.0)
