@@ -244,7 +244,7 @@ def render_markdown(data: dict) -> str:
         f"(data/spec\\_ds test split), written {escape_md(data['created'])}."
     )
     if split_sentence(test):
-        lines.append(escape_md(split_sentence(test), 400))
+        lines += ["", escape_md(split_sentence(test), 400)]
     lines.append("")
     lines.append(
         f"Best: **{escape_md(display_name(best['spec']))}**, accuracy {with_ci(best['accuracy'])}."

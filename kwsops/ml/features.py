@@ -193,19 +193,23 @@ def noise_pieces(
     output_dir: Path, rows: list[ManifestRow], samples: int, sample_rate: int
 ) -> np.ndarray:
     """Background-noise recordings cut into clip-length pieces ``[P, samples]`` (a recording
-    shorter than a clip is repeated to fill one); at most MAX_NOISE_PIECES, evenly spread,
-    digital silence left out."""
-    pieces = []
-    for row in rows:
-        audio = _load_clip(Path(output_dir) / row.output, sample_rate)
+    shorter than a clip is repeated to fill one): at most MAX_NOISE_PIECES, evenly spread over
+    all of them and read one recording at a time; digital silence left out."""
+    paths = [Path(output_dir) / row.output for row in rows]
+    counts = [max(1, _frames(path) // samples) for path in paths]
+    total = sum(counts)
+    chosen = set(np.linspace(0, total - 1, min(total, MAX_NOISE_PIECES)).round().astype(int))
+    pieces, first = [], 0
+    for path, count in zip(paths, counts, strict=True):
+        wanted = [k for k in range(count) if first + k in chosen]
+        first += count
+        if not wanted:
+            continue
+        audio = _load_clip(path, sample_rate)
         if len(audio) < samples:
             audio = np.resize(audio, samples)
-        count = len(audio) // samples
-        pieces += [audio[k * samples : (k + 1) * samples] for k in range(count)]
+        pieces += [audio[k * samples : (k + 1) * samples] for k in wanted]
     pieces = [p for p in pieces if float(np.sqrt(np.mean(np.square(p)))) > 1e-5]
-    if len(pieces) > MAX_NOISE_PIECES:
-        keep = np.linspace(0, len(pieces) - 1, MAX_NOISE_PIECES).round().astype(int)
-        pieces = [pieces[i] for i in keep]
     return np.stack(pieces) if pieces else np.zeros((0, samples), dtype=np.float32)
 
 

@@ -98,3 +98,22 @@ def test_bad_inputs_give_clear_errors(tmp_path, spec_dir):
 def test_spectrogram_examples_png(spec_dir, tmp_path):
     path = spectrogram_examples(spec_dir, tmp_path / "plots" / "examples.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_noise_recordings_become_clip_length_pieces(tmp_path, monkeypatch):
+    from kwsops.audio.manifest import ManifestRow
+    from kwsops.ml import features
+
+    rng = np.random.default_rng(0)
+    lengths = {"long.wav": 7.5, "short.wav": 0.4, "silent.wav": 3.0}
+    rows = []
+    for name, seconds in lengths.items():
+        level = 0.0 if name == "silent.wav" else 0.1
+        sf.write(tmp_path / name, level * rng.standard_normal(int(seconds * RATE)), RATE)
+        rows.append(ManifestRow(f"_bg/{name}", None, None, "noise", output=name))
+    pieces = features.noise_pieces(tmp_path, rows, RATE, RATE)
+    assert pieces.shape == (7 + 1, RATE)  # 7 whole seconds, the short one repeated, no silence
+    short = sf.read(tmp_path / "short.wav", dtype="float32")[0]
+    assert np.array_equal(pieces[-1][: len(short)], short)
+    monkeypatch.setattr(features, "MAX_NOISE_PIECES", 3)
+    assert len(features.noise_pieces(tmp_path, rows, RATE, RATE)) <= 3
