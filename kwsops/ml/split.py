@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from kwsops import exitcodes
+from kwsops.audio.layout import CONTAINER_NAMES
 from kwsops.config import SplitSettings
 
 FIX_LABELS = (
@@ -106,26 +107,26 @@ def check_labels(clips: Clips, expected: Sequence[str], folds: int) -> None:
 
 
 def _one_label(clips: Clips) -> str:
-    name = clips.label_names[0]
-    folders = sorted(set(clips.folders))
+    name, folder = clips.label_names[0], clips.folders[0] if clips.folders else ""
+    where = f" from {folder}/" if folder and len(set(clips.folders)) == 1 else ""
+    cause = f"only one label found ({name}, {len(clips)} clips{where}); a model needs at least 2"
+    depth = folder.count("/") + 1
+    direct = [s for s in clips.sources if folder and s.count("/") == depth]
     below = sorted(
         {
-            s.removeprefix(f + "/").split("/")[0]
-            for s, f in zip(clips.sources, clips.folders, strict=True)
-            if s.count("/") > f.count("/") + 1
+            next((p for p in s.split("/")[depth:-1] if p.casefold() not in CONTAINER_NAMES), "")
+            for s in clips.sources
+            if folder and s.startswith(folder + "/") and s.count("/") > depth
         }
+        - {""}
     )
-    where = f" from {_names(folders, 2)}/" if folders and folders[0] else ""
-    hint = ""
-    if len(below) >= 2:
-        hint = (
-            f"; its recordings sit in sub-folders {_names(below)}: if those are the labels, move "
-            f"the recordings directly in {folders[0]}/ into a label folder"
+    if len(below) >= 2 and direct:  # e.g. a stray recording in a container like ML/
+        return (
+            f"{cause}; its recordings sit in sub-folders {_names(below)}: if those are the "
+            f"labels, move the {len(direct)} recording(s) directly in {folder}/ into a label "
+            "folder, or list the labels in luigi.cfg [Preprocess] labels"
         )
-    return (
-        f"only one label found ({name}, {len(clips)} clips{where}); a model needs at least 2"
-        f"{hint}; {FIX_LABELS}"
-    )
+    return f"{cause}; {FIX_LABELS}"
 
 
 def holdout_indices(

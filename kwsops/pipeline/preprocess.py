@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kwsops.atomic import atomic_dir, remove_leftovers
 from kwsops.config import AudioSettings, LayoutSettings
@@ -16,17 +17,21 @@ from kwsops.progress import ProgressFn, no_progress
 from kwsops.stamps import write_stamp
 from kwsops.workspace import Workspace
 
+if TYPE_CHECKING:
+    from kwsops.audio.preprocess import PreprocessSummary
+
 AUDIO_SAMPLES = 3
 log = logging.getLogger("kwsops")
 
 
-def summary_line(summary) -> str:
+def summary_line(summary: PreprocessSummary) -> str:
     """The stage's one line: files kept and rejected, labels, speakers, noise, official split."""
     from kwsops.audio.layout import speakers_phrase
 
+    labels = f"{len(summary.labels)} label" + ("" if len(summary.labels) == 1 else "s")
     parts = [
         f"{summary.kept} kept, {summary.rejected} rejected",
-        f"{len(summary.labels)} labels, {speakers_phrase(summary.speakers)}",
+        f"{labels}, {speakers_phrase(summary.speakers)}",
     ]
     if summary.noise:
         parts.append(f"{summary.noise} noise recordings")

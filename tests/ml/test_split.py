@@ -102,9 +102,14 @@ def test_nonsense_is_refused_with_cause_and_fix(data, expected, folds, message):
 
 def test_one_label_names_the_sub_folders_that_look_like_labels():
     """The original layout with a stray recording in ML/: everything became label ML."""
-    sources = [f"ML/{name}/{n}.wav" for name in ("Catch", "Gun") for n in range(4)]
+    sources = [f"ML/{name}/{n}.wav" for name in ("Catch", "Gun") for n in range(3)]
+    sources += ["ML/Whatsapp/Rock/a.ogg", "ML/stray.wav"]
     data = clips(8, labels=("ML",), folders=["ML"] * 8, sources=sources)
-    with pytest.raises(DataCheckError, match=r"sub-folders Catch, Gun: if those are the labels"):
+    with pytest.raises(
+        DataCheckError,
+        match=r"sub-folders Catch, Gun, Rock: if those are the "
+        r"labels, move the 1 recording\(s\) directly in ML/ into a label",
+    ):
         check_labels(data, (), 5)
 
 
