@@ -93,13 +93,18 @@ def read_manifest(path: Path) -> list[ManifestRow]:
         raise FileNotFoundError(f"{path}: manifest not found; run Preprocess first") from None
 
 
-def kept_clips(output_dir: Path) -> list[ManifestRow]:
-    """The kept rows of ``output_dir/manifest.csv`` that name a clip and a label, by clip path."""
-    rows = read_manifest(Path(output_dir) / MANIFEST_NAME)
-    return sorted((r for r in rows if r.kept and r.output and r.label), key=lambda r: r.output)
+@dataclass(frozen=True)
+class ManifestParts:
+    """What the later stages use of a manifest."""
+
+    clips: list[ManifestRow]  # kept clips of a label, by output path
+    noise: list[ManifestRow]  # background-noise recordings, by output path
+    lists: list[str]  # official split lists (input paths)
 
 
-def noise_recordings(output_dir: Path) -> list[ManifestRow]:
-    """The background-noise recordings Preprocess prepared (resampled, whole), by path."""
+def manifest_parts(output_dir: Path) -> ManifestParts:
+    """The kept clips, noise recordings and split lists of ``output_dir/manifest.csv``."""
     rows = read_manifest(Path(output_dir) / MANIFEST_NAME)
-    return sorted((r for r in rows if r.noise and r.output), key=lambda r: r.output)
+    clips = sorted((r for r in rows if r.kept and r.output and r.label), key=lambda r: r.output)
+    noise = sorted((r for r in rows if r.noise and r.output), key=lambda r: r.output)
+    return ManifestParts(clips, noise, [r.source for r in rows if r.status == "list"])

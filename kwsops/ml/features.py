@@ -22,7 +22,7 @@ import soundfile as sf
 import torch
 
 from kwsops.atomic import atomic_write_json
-from kwsops.audio.manifest import MANIFEST_NAME, ManifestRow, read_manifest
+from kwsops.audio.manifest import MANIFEST_NAME, ManifestParts, ManifestRow, manifest_parts
 from kwsops.config import FeatureSettings, SplitSettings, TrainSettings
 from kwsops.ml.split import Clips, check_labels, fold_groups, plan_split
 from kwsops.progress import ProgressFn, no_progress
@@ -128,25 +128,17 @@ def training_clips(ids: list[str], speakers: list[str]) -> dict:
     }
 
 
-@dataclass(frozen=True)
-class ManifestParts:
-    clips: list[ManifestRow]  # kept clips of a label, by output path
-    noise: list[ManifestRow]  # background-noise recordings, by output path
-    lists: list[str]  # official split lists (input paths)
-
-
-def manifest_parts(output_dir: Path) -> ManifestParts:
-    """What MakeSpectrograms reads of the manifest; SpectrogramDataError when no clip is kept."""
+def usable_parts(output_dir: Path) -> ManifestParts:
+    """The manifest's kept clips, noise and split lists; SpectrogramDataError when unreadable
+    or when no clip is kept."""
     path = Path(output_dir) / MANIFEST_NAME
     try:
-        rows = read_manifest(path)
+        parts = manifest_parts(output_dir)
     except (OSError, ValueError) as exc:
         raise SpectrogramDataError(str(exc)) from None
-    clips = sorted((r for r in rows if r.kept and r.output and r.label), key=lambda r: r.output)
-    if not clips:
+    if not parts.clips:
         raise SpectrogramDataError(f"{path}: no kept clips; add recordings to data/input/<Label>/")
-    noise = sorted((r for r in rows if r.noise and r.output), key=lambda r: r.output)
-    return ManifestParts(clips, noise, [r.source for r in rows if r.status == "list"])
+    return parts
 
 
 def split_clips(rows: list[ManifestRow]) -> Clips:
@@ -242,7 +234,7 @@ def make_spectrogram_dataset(
 
     start = time.monotonic()
     output_dir, spec_dir = Path(output_dir), Path(spec_dir)
-    parts = manifest_parts(output_dir)
+    parts = usable_parts(output_dir)
     clips = split_clips(parts.clips)
     check_labels(clips, expected_labels, folds)
     plan = plan_split(clips, split, parts.lists)
