@@ -25,6 +25,7 @@ from kwsops.config import THREADS_ENV, TrainSettings
 from kwsops.ml.augment import Augmenter, AugmentSettings, noise_bank
 from kwsops.ml.features import SpecSplit, load_noise, load_split, training_clips
 from kwsops.ml.model import build_model, count_parameters, default_arch, save_model
+from kwsops.ml.split import fold_indices as split_fold_indices
 from kwsops.progress import ProgressFn, no_progress
 
 HISTORY_FIELDS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds")
@@ -93,9 +94,7 @@ def repeatable(seed: int, threads: int) -> Iterator[None]:
 
 def fold_indices(split: SpecSplit, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """``folds`` (train, val) index pairs of a split (see :func:`kwsops.ml.split.fold_indices`)."""
-    from kwsops.ml.split import fold_indices as split_folds
-
-    return split_folds(split.labels.numpy(), split.speakers, split.ids, folds, seed)[0]
+    return split_fold_indices(split.labels.numpy(), split.speakers, split.ids, folds, seed)[0]
 
 
 @torch.no_grad()
@@ -180,10 +179,8 @@ def train_fold(
     seed = settings.seed * 1000 + fold
     start = time.monotonic()
 
-    from kwsops.ml.split import fold_indices as split_folds
-
     data = data if data is not None else load_split(spec_dir, "train")
-    pairs, fold_note = split_folds(
+    pairs, fold_note = split_fold_indices(
         data.labels.numpy(), data.speakers, data.ids, settings.folds, settings.seed
     )
     train_idx, val_idx = pairs[fold]
