@@ -4,12 +4,19 @@
     python benchmarks/pipeline.py --ablate        # then retrain with each augmentation off in turn
     python benchmarks/pipeline.py --ablate-only --workspace DIR   # ablation on a finished run
     python benchmarks/pipeline.py --per-label 40 --speakers 8    # a quicker, smaller look
+    python benchmarks/pipeline.py --loso-only --workspace DIR    # leave-one-speaker-out alone
 
 Prints wall time per stage, the whole run from raw files to the report, the no-op rerun, the
 accuracy on held-out speakers per revision and of the fold ensemble, inference time per clip on
 one CPU core, the parameter count and peak memory of the run's process tree. The ablation
 trains one batch size's folds on the same spectrograms with one measure switched off and
 scores them on the same unseen-speaker test clips, side by side with everything on.
+
+Leave-one-speaker-out (on by default, ``--no-loso`` skips it): for each demo speaker, one model
+trained with the default settings on every other speaker's clips (train and test split pooled;
+fold 0 of the default folds, as each pipeline fold model is trained) and scored on that
+speaker's clips alone. It prints every speaker's accuracy, the mean and the worst speaker: one
+model per speaker, so it costs about as much as one batch size of the default run.
 """
 
 from __future__ import annotations
@@ -206,6 +213,92 @@ def ablate(
     )
 
 
+def _select(split, index: list[int]):
+    """The clips ``index`` of a split held in memory."""
+    from dataclasses import replace
+
+    import torch
+
+    at = torch.tensor(index, dtype=torch.long)
+    return replace(
+        split,
+        features=split.features[at],
+        labels=split.labels[at],
+        ids=[split.ids[i] for i in index],
+        speakers=[split.speakers[i] for i in index],
+    )
+
+
+def _pooled(ws: Workspace):
+    """Train and test split of the finished run as one split."""
+    from dataclasses import replace
+
+    import torch
+
+    from kwsops.ml.features import load_split
+
+    train, test = load_split(ws.spec_dir, "train"), load_split(ws.spec_dir, "test")
+    return replace(
+        train,
+        features=torch.cat([train.features, test.features]),
+        labels=torch.cat([train.labels, test.labels]),
+        ids=train.ids + test.ids,
+        speakers=train.speakers + test.speakers,
+    )
+
+
+def leave_one_speaker_out(ws: Workspace, batch_size: int) -> dict[str, tuple[int, float]]:
+    """Speaker -> (clips, accuracy of the model trained without them); worst printed last."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from kwsops.compare.evaluation import evaluate_models
+    from kwsops.config import TrainSettings
+    from kwsops.ml.training import train_fold
+
+    pool = _pooled(ws)
+    speakers = sorted({s for s in pool.speakers if s})
+    if len(speakers) < 3:
+        sys.exit(f"leave-one-speaker-out needs named speakers; found {len(speakers)}")
+    settings = TrainSettings(batch_size=batch_size)
+    started = time.perf_counter()
+    results: dict[str, tuple[int, float]] = {}
+    spawn = multiprocessing.get_context("spawn")  # no fork of a process that ran OpenMP
+    with tempfile.TemporaryDirectory() as scratch, ProcessPoolExecutor(2, spawn) as workers:
+        jobs = {}
+        for speaker in speakers:
+            others = [i for i, s in enumerate(pool.speakers) if s != speaker]
+            out = Path(scratch) / speaker
+            jobs[speaker] = workers.submit(
+                train_fold, ws.spec_dir, out, settings, 0, threads=1, data=_select(pool, others)
+            )
+        for speaker in speakers:
+            model = jobs[speaker].result().model_path
+            held = _select(pool, [i for i, s in enumerate(pool.speakers) if s == speaker])
+            scores = evaluate_models([model], held, ws.output_dir, n_boot=10)
+            results[speaker] = (len(held), scores["accuracy"]["mean"])
+            console.print(f"  held out {speaker}: {results[speaker][1]:.3f} on {len(held)} clips")
+    seconds = time.perf_counter() - started
+    table = Table(
+        title=f"leave-one-speaker-out: batch {batch_size}, default settings, one model per "
+        f"speaker ({seconds / 60:.1f} min)",
+        title_justify="left",
+    )
+    for column in ("held-out speaker", "clips", "accuracy"):
+        table.add_column(column, justify="left" if column.startswith("held") else "right")
+    ordered = sorted(results.items(), key=lambda item: (item[1][1], item[0]))
+    for speaker, (clips, acc) in ordered:
+        table.add_row(speaker, str(clips), f"{acc:.3f}")
+    console.print(table)
+    mean = statistics.fmean(acc for _, acc in results.values())
+    worst, (clips, acc) = ordered[0]
+    console.print(
+        f"[bold]leave-one-speaker-out[/]: mean {mean:.3f} over {len(results)} speakers, "
+        f"worst {worst} {acc:.3f} on {clips} clips (goal: worst >= 0.85)"
+    )
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--per-label", type=int, default=144)
@@ -219,6 +312,10 @@ def main() -> None:
     )
     parser.add_argument(
         "--ablate-measures", nargs="+", metavar="NAME", help="switch off only these (e.g. reverb)"
+    )
+    parser.add_argument("--no-loso", action="store_true", help="skip leave-one-speaker-out")
+    parser.add_argument(
+        "--loso-only", action="store_true", help="only leave-one-speaker-out, on --workspace"
     )
     parser.add_argument(
         "--ablate-only",
@@ -236,9 +333,14 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="kwsops-bench-") as scratch:
         ws = Workspace((args.workspace or Path(scratch) / "ws").resolve())
-        if args.ablate_only:
+        if args.ablate_only or args.loso_only:
             if not args.workspace or not ws.comparison_report.is_file():
-                sys.exit("--ablate-only needs --workspace DIR holding a finished run")
+                sys.exit(
+                    "--ablate-only and --loso-only need --workspace DIR holding a finished run"
+                )
+            if args.loso_only:
+                leave_one_speaker_out(ws, args.ablate_batch)
+                return
             ablate(
                 ws, args.ablate_batch, args.ablate_folds, args.ablate_seeds, args.ablate_measures
             )
@@ -271,6 +373,8 @@ def main() -> None:
             "(target <= 5), no-op "
             f"{noop:.2f} s"
         )
+        if not args.no_loso:
+            leave_one_speaker_out(ws, args.ablate_batch)
         if args.ablate:
             ablate(
                 ws, args.ablate_batch, args.ablate_folds, args.ablate_seeds, args.ablate_measures

@@ -49,6 +49,22 @@ class AudioSettings:
 
 
 @dataclass(frozen=True)
+class LayoutSettings:
+    """How recordings are found under data/input ([Preprocess] in luigi.cfg): the labels
+    (empty: every label folder found) and a speaker regex with a group named ``speaker``
+    (empty: ``<speaker>__<rest>`` and Speech Commands' ``<speaker>_nohash_<n>``)."""
+
+    labels: tuple[str, ...] = ()
+    speaker_pattern: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "labels", tuple(str(label) for label in self.labels))
+
+    def as_dict(self) -> dict:
+        return {"labels": list(self.labels), "speaker_pattern": self.speaker_pattern}
+
+
+@dataclass(frozen=True)
 class FeatureSettings:
     """Log-mel spectrogram settings; saved beside every model so inference matches training."""
 

@@ -10,7 +10,13 @@ import functools
 
 import luigi
 
-from kwsops.config import AudioSettings, FeatureSettings, SplitSettings, TrainSettings
+from kwsops.config import (
+    AudioSettings,
+    FeatureSettings,
+    LayoutSettings,
+    SplitSettings,
+    TrainSettings,
+)
 from kwsops.pipeline.preprocess import preprocess_stage
 from kwsops.pipeline.result import StageResult
 from kwsops.pipeline.spectrograms import spectrogram_stage
@@ -70,10 +76,19 @@ class Preprocess(StageTask):
     sample_rate = luigi.IntParameter(default=_AUDIO.sample_rate)
     clip_seconds = luigi.FloatParameter(default=_AUDIO.clip_seconds)
     seed = luigi.IntParameter(default=_SPLIT.seed)
+    labels = luigi.ListParameter(
+        default=[], description="the label folders, in any case (empty: every one found)"
+    )
+    speaker_pattern = luigi.Parameter(
+        default="", description="regex with a group named speaker (empty: built-in namings)"
+    )
     # not `workers`: Luigi's command line already has --workers (its worker count)
     processes = luigi.IntParameter(
         default=2, significant=False, description="decoding processes (the output is the same)"
     )
+
+    def layout(self) -> LayoutSettings:
+        return LayoutSettings(tuple(self.labels), self.speaker_pattern)
 
     def requires(self) -> VersionInput:
         return VersionInput()
@@ -88,6 +103,7 @@ class Preprocess(StageTask):
                 self.ws,
                 self.stage_key,
                 audio,
+                layout=self.layout(),
                 workers=self.processes,
                 seed=self.seed,
                 progress=self.progress,
@@ -114,10 +130,19 @@ class MakeSpectrograms(StageTask):
         return StampTarget(self.ws.spec_dir / STAMP_NAME, self.stage_key)
 
     def run(self) -> None:
-        features = FeatureSettings(sample_rate=Preprocess().sample_rate, n_mels=self.n_mels)
+        upstream = Preprocess()
+        features = FeatureSettings(sample_rate=upstream.sample_rate, n_mels=self.n_mels)
         split = SplitSettings(test_size=self.test_size, seed=self.seed)
         self.finish(
-            spectrogram_stage(self.ws, self.stage_key, features, split, progress=self.progress)
+            spectrogram_stage(
+                self.ws,
+                self.stage_key,
+                features,
+                split,
+                folds=training_folds(),
+                expected_labels=tuple(upstream.labels),
+                progress=self.progress,
+            )
         )
 
 
@@ -145,6 +170,13 @@ class TrainParams:
 
     def settings(self) -> TrainSettings:
         return TrainSettings(batch_size=self.batch_size, **self.training_params())
+
+
+def training_folds() -> int:
+    """The folds Train will use, as Luigi resolves them (flag, luigi.cfg [Train], default):
+    MakeSpectrograms checks the clips against them before any fold trains."""
+    values = dict(Train.get_param_values(Train.get_params(), [], {"batch_size": 0}))
+    return int(values["folds"])
 
 
 class TrainFold(TrainParams, StageTask):

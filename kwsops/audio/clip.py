@@ -40,6 +40,7 @@ from kwsops.text import one_line
 
 DEFAULT_SETTINGS = AudioSettings()
 MAX_INPUT_SECONDS = 30.0  # a command clip; longer inputs are refused before decoding them
+MAX_NOISE_SECONDS = 600.0  # a background-noise recording (Speech Commands': 1 to 1.6 min)
 # a 30 s clip is a few MB in any format: bigger files are refused unread, and a decode that
 # takes longer than this (a crafted or endless stream) is given up between blocks
 MAX_INPUT_BYTES = int(os.environ.get("KWSOPS_MAX_INPUT_BYTES", 64 << 20))
@@ -97,12 +98,15 @@ def _libsndfile_message(exc: Exception) -> str:
 
 
 def decode(
-    path: str | os.PathLike, max_seconds: float | None = None
+    path: str | os.PathLike,
+    max_seconds: float = MAX_INPUT_SECONDS,
+    max_decode_seconds: float | None = None,
 ) -> tuple[np.ndarray, int, int, float]:
     """Mono float32 samples, input rate, input channels and input duration of one file.
 
-    Refuses a file over ``MAX_INPUT_BYTES`` unread, and gives up when decoding takes longer
-    than ``max_seconds`` (``MAX_DECODE_SECONDS``; checked after every 10 s of audio)."""
+    Refuses a file over ``MAX_INPUT_BYTES`` unread and one longer than ``max_seconds`` of audio
+    before decoding it, and gives up when decoding takes longer than ``max_decode_seconds``
+    (``MAX_DECODE_SECONDS``; checked after every 10 s of audio)."""
     path = Path(path)
     size = path.stat().st_size
     if size == 0:
@@ -111,16 +115,16 @@ def decode(
         raise AudioError(
             f"too large: {size / 2**20:.1f} MiB > {MAX_INPUT_BYTES / 2**20:.1f} MiB limit"
         )
-    limit = MAX_DECODE_SECONDS if max_seconds is None else max_seconds
+    limit = MAX_DECODE_SECONDS if max_decode_seconds is None else max_decode_seconds
     deadline = time.monotonic() + limit
     try:
         with sf.SoundFile(path, mode="r") as handle:
             rate, channels, frames = handle.samplerate, handle.channels, handle.frames
             if rate <= 0 or channels <= 0:
                 raise AudioError(f"unreadable: bad header ({rate} Hz, {channels} channels)")
-            if frames > MAX_INPUT_SECONDS * rate:
+            if frames > max_seconds * rate:
                 raise AudioError(
-                    f"too long: input {frames / rate:.2f} s > {MAX_INPUT_SECONDS:.2f} s limit"
+                    f"too long: input {frames / rate:.2f} s > {max_seconds:.2f} s limit"
                 )
             blocks, size = [], max(1, round(DECODE_BLOCK_SECONDS * rate))
             while len(block := handle.read(size, dtype="float32", always_2d=True)):

@@ -17,7 +17,11 @@ from kwsops.text import csv_cell, csv_value
 
 MANIFEST_NAME = "manifest.csv"
 _KINDS = "empty file|unreadable|silent|too long|too short|too large|too slow to decode|unsupported type|no label folder|error"
-REASON_KINDS = (*_KINDS.split("|"), "not a regular file")
+REASON_KINDS = (*_KINDS.split("|"), "not a regular file", "not a label")
+# kept: a clip of a label; noise: a background-noise recording for training (Speech Commands'
+# _background_noise_); list: an official split list; rejected: with its reason
+STATUSES = ("kept", "noise", "list", "rejected")
+ADDED_COLUMNS = ("folder", "split")  # optional when reading: manifests written before them
 _PARSERS = {"duration_in": float, "duration_out": float, "sample_rate_in": int, "channels_in": int}
 
 
@@ -35,10 +39,16 @@ class ManifestRow:
     duration_out: float | None = None
     sample_rate_in: int | None = None
     channels_in: int | None = None
+    folder: str | None = None  # the label folder as written (its case), relative to data/input
+    split: str = ""  # "test" or "validation" when an official split list names the file
 
     @property
     def kept(self) -> bool:
         return self.status == "kept"
+
+    @property
+    def noise(self) -> bool:
+        return self.status == "noise"
 
     def to_csv(self) -> dict[str, str]:
         def text(value: object) -> str:
@@ -52,7 +62,7 @@ class ManifestRow:
     def from_csv(cls, row: dict[str, str]) -> ManifestRow:
         def value(name: str) -> object:
             text = csv_value(row.get(name) or "")
-            if name in ("source", "status", "reason"):
+            if name in ("source", "status", "reason", "split"):
                 return text
             return _PARSERS.get(name, str)(text) if text else None
 
@@ -80,7 +90,7 @@ def read_manifest(path: Path) -> list[ManifestRow]:
     try:
         with open(path, newline="", encoding="utf-8") as handle:
             reader = csv.DictReader(handle)
-            missing = set(MANIFEST_COLUMNS) - set(reader.fieldnames or ())
+            missing = set(MANIFEST_COLUMNS) - set(ADDED_COLUMNS) - set(reader.fieldnames or ())
             if missing:
                 raise ValueError(f"{path}: not a kwsops manifest (missing {sorted(missing)})")
             return [ManifestRow.from_csv(row) for row in reader]
@@ -88,7 +98,18 @@ def read_manifest(path: Path) -> list[ManifestRow]:
         raise FileNotFoundError(f"{path}: manifest not found; run Preprocess first") from None
 
 
-def kept_clips(output_dir: Path) -> list[ManifestRow]:
-    """The kept rows of ``output_dir/manifest.csv`` that name a clip and a label, by clip path."""
+@dataclass(frozen=True)
+class ManifestParts:
+    """What the later stages use of a manifest."""
+
+    clips: list[ManifestRow]  # kept clips of a label, by output path
+    noise: list[ManifestRow]  # background-noise recordings, by output path
+    lists: list[str]  # official split lists (input paths)
+
+
+def manifest_parts(output_dir: Path) -> ManifestParts:
+    """The kept clips, noise recordings and split lists of ``output_dir/manifest.csv``."""
     rows = read_manifest(Path(output_dir) / MANIFEST_NAME)
-    return sorted((r for r in rows if r.kept and r.output and r.label), key=lambda r: r.output)
+    clips = sorted((r for r in rows if r.kept and r.output and r.label), key=lambda r: r.output)
+    noise = sorted((r for r in rows if r.noise and r.output), key=lambda r: r.output)
+    return ManifestParts(clips, noise, [r.source for r in rows if r.status == "list"])

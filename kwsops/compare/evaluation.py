@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from kwsops.compare import breakdown
 from kwsops.config import FeatureSettings
 from kwsops.ml.features import SpecSplit, log_mel
 
@@ -257,9 +258,15 @@ def _evaluate_models(
         if not metas:
             latency, parameters = measure_latency(model, features), count_parameters(model)
         metas.append(meta)
-    scores = score_folds(fold_probs, split.labels.numpy(), split.label_names, n_boot, seed)
+    y_true = split.labels.numpy()
+    scores = score_folds(fold_probs, y_true, split.label_names, n_boot, seed)
+    sources = split.sources or split.ids
     return {
         **scores,
+        "per_speaker": breakdown.per_speaker(fold_probs, y_true, split.speakers),
+        "misclassified": breakdown.misclassified(
+            fold_probs, y_true, split.label_names, split.speakers, sources, split.ids
+        ),
         "folds": len(paths),
         "params": flat_params(metas[0]),
         "parameters": int(parameters),

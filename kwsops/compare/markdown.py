@@ -8,11 +8,15 @@ Anything that comes from a file or a folder name (labels, commit subjects, paths
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
+from kwsops.audio.layout import speakers_phrase
+from kwsops.compare.breakdown import SHOWN
 from kwsops.text import escape_md, md_url, plot_text
 
 CI = "95 % CI"
+JSON_NAME = "comparison_versions.json"
 
 
 def display_name(spec: str) -> str:
@@ -55,6 +59,37 @@ def pct(value: float | None) -> str:
 
 def with_ci(stat: dict) -> str:
     return f"{pct(stat['mean'])} % ({pct(stat['low'])}–{pct(stat['high'])})"
+
+
+def split_sentence(test: dict) -> str:
+    """Which test split the report used, in one sentence; raw text (it can hold a list's path
+    or a speaker's name): escape it for the medium."""
+    split = test.get("split") or {}
+    kind, share = split.get("kind"), split.get("test_size")
+    sized = f"test_size {share}, seed {split.get('seed')}" if share else ""
+    if kind == "official":
+        return f"Test split: the official one, the clips {split.get('note') or 'its list'} names."
+    if kind == "speaker":
+        return f"Test split: held-out speakers ({sized}), never heard in training."
+    if kind == "clip":
+        why = split.get("note") or "speakers unknown"
+        return f"Test split: clip by clip ({sized}), {why}: test voices may also be in training."
+    return ""
+
+
+def data_phrase(test: dict) -> str:
+    """``6 labels from 2 of the 16 speakers in the data set``, ``6 labels, speakers unknown``."""
+    labels = plural(len(test["labels"]), "label")
+    total = test.get("speakers_total", test["speakers"])
+    if not total:
+        return f"{labels}, {speakers_phrase(0)}"
+    return f"{labels} from {test['speakers']} of the {speakers_phrase(total)} in the data set"
+
+
+def more_line(total: int, what: str) -> list[str]:
+    if total <= SHOWN:
+        return []
+    return [f"{SHOWN} of {total} {what}; all of them are in {JSON_NAME}.", ""]
 
 
 def human_count(n: int) -> str:
@@ -182,6 +217,7 @@ def revision_section(rev: dict, labels: list[str]) -> list[str]:
         for c in rev["per_class"]
     ]  # fmt: skip
     lines += _table(["label", "precision %", "recall %", "F1 %", "clips"], per_class, "lrrrr")
+    lines += speaker_section(rev) + misclassified_section(rev)
     lines += [
         "### Confusion matrix",
         "",
@@ -196,15 +232,63 @@ def revision_section(rev: dict, labels: list[str]) -> list[str]:
     return lines + confusion_table(rev, labels)
 
 
+def _first_rows(
+    rows: list[dict] | None, title: str, empty: str, header: list[str], align: str,
+    cells: Callable[[dict], list[str]], what: str,
+) -> list[str]:  # fmt: skip
+    """A section of the first SHOWN rows (None: a report from before the section: nothing)."""
+    if rows is None:
+        return []
+    if not rows:
+        return [title, "", empty, ""]
+    table = _table(header, [cells(row) for row in rows[:SHOWN]], align)
+    return [title, "", *table, *more_line(len(rows), what)]
+
+
+def speaker_section(rev: dict) -> list[str]:
+    return _first_rows(
+        rev.get("per_speaker"),
+        "### Per speaker (test split, worst first)",
+        "Speakers unknown: no test clip's file name names its speaker.",
+        ["speaker", "clips", "accuracy %", "ensemble %"],
+        "lrrr",
+        lambda r: [
+            escape_md(r["speaker"], 60),
+            str(r["clips"]),
+            pct(r["accuracy"]),
+            pct(r["ensemble_accuracy"]),
+        ],  # fmt: skip
+        "speakers",
+    )
+
+
+def misclassified_section(rev: dict) -> list[str]:
+    return _first_rows(
+        rev.get("misclassified"),
+        "### Misclassified test clips (fold ensemble, most confident first)",
+        "None: the fold ensemble classifies every test clip correctly.",
+        ["file (in data/input)", "true", "predicted", "probability %"],
+        "lllr",
+        lambda r: [
+            escape_md(r["source"], 120),
+            escape_md(r["true"], 40),
+            escape_md(r["predicted"], 40),
+            pct(r["probability"]),
+        ],  # fmt: skip
+        "misclassified clips",
+    )
+
+
 def render_markdown(data: dict) -> str:
     test, gate = data["test"], data.get("gate") or {}
     best = data["revisions"][0]
     lines = ["# Comparison of model revisions", ""]
     lines.append(
-        f"{plural(test['clips'], 'held-out test clip')} of {plural(len(test['labels']), 'label')} "
-        f"from {plural(test['speakers'], 'speaker')} (data/spec\\_ds test split), "
-        f"written {escape_md(data['created'])}."
+        f"{plural(test['clips'], 'held-out test clip')} of {data_phrase(test)} "
+        f"(data/spec\\_ds test split), written {escape_md(data['created'])}."
     )
+    if split_sentence(test):
+        lines += ["", escape_md(split_sentence(test), 400)]
     lines.append("")
     lines.append(
         f"Best: **{escape_md(display_name(best['spec']))}**, accuracy {with_ci(best['accuracy'])}."

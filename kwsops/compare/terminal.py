@@ -9,6 +9,7 @@ as a control sequence. Works at 80 columns and when piped (rich drops colour wit
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from rich import box
@@ -20,8 +21,11 @@ from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
+from kwsops.compare.breakdown import SHOWN
 from kwsops.compare.markdown import (
     CI,
+    JSON_NAME,
+    data_phrase,
     display_name,
     human_bytes,
     human_count,
@@ -29,6 +33,7 @@ from kwsops.compare.markdown import (
     pct,
     plural,
     short_names,
+    split_sentence,
     with_ci,
 )
 from kwsops.text import clean_text
@@ -137,6 +142,61 @@ def per_class_table(rev: dict) -> Table:
     return table
 
 
+def _more(total: int, what: str) -> Text:
+    if total <= SHOWN:
+        return Text()
+    return Text(f"{SHOWN} of {total} {what}; all of them are in {JSON_NAME}\n", "dim")
+
+
+def _first_rows(
+    rows: list[dict] | None, title: str, empty: str, columns: dict[str, str],
+    cells: Callable[[dict], list], what: str,
+) -> RenderableType:  # fmt: skip
+    """A table of the first SHOWN rows; ``columns``: header -> justify (the first folds)."""
+    if rows is None:  # a comparison from before the section
+        return Text()
+    if not rows:
+        return Text(f"{title}: {empty}\n", "dim")
+    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
+    for n, (name, justify) in enumerate(columns.items()):
+        table.add_column(name, justify=justify, overflow="fold", ratio=1 if n == 0 else None)
+    for row in rows[:SHOWN]:
+        table.add_row(*cells(row))
+    return Group(table, _more(len(rows), what))
+
+
+def speaker_table(rev: dict) -> RenderableType:
+    return _first_rows(
+        rev.get("per_speaker"),
+        "per speaker, worst first (%)",
+        "speakers unknown (no test file name names one)",
+        {"speaker": "left", "clips": "right", "accuracy": "right", "ensemble": "right"},
+        lambda r: [
+            _t(r["speaker"], limit=40),
+            str(r["clips"]),
+            pct(r["accuracy"]),
+            pct(r["ensemble_accuracy"]),
+        ],  # fmt: skip
+        "speakers",
+    )
+
+
+def misclassified_table(rev: dict) -> RenderableType:
+    return _first_rows(
+        rev.get("misclassified"),
+        "misclassified test clips, most confident first (ensemble)",
+        "none, the fold ensemble gets every test clip right",
+        {"file (in data/input)": "left", "true": "left", "predicted": "left", "p %": "right"},
+        lambda r: [
+            _t(r["source"], limit=300),
+            _t(r["true"], limit=40),
+            _t(r["predicted"], limit=40),
+            pct(r["probability"]),
+        ],  # fmt: skip
+        "misclassified clips",
+    )
+
+
 def confusion_grid(rev: dict, labels: list[str]) -> Table:
     """Rows: true label, columns: predicted (numbered, names in the row headers)."""
     table = Table(box=box.SIMPLE, padding=(0, 1))
@@ -186,15 +246,24 @@ def revision_view(rev: dict, labels: list[str], differing: list[str]) -> Rendera
     rule = Rule(Text(f"{rev['rank']}. ", "bold").append(_t(display_name(rev["spec"]))))
     grid_title = Text("confusion % (rows: true label, columns: predicted)", "italic")
     return Group(
-        rule, origin_text(rev), head, per_class_table(rev), grid_title, confusion_grid(rev, labels)
+        rule,
+        origin_text(rev),
+        head,
+        per_class_table(rev),
+        speaker_table(rev),
+        misclassified_table(rev),
+        grid_title,
+        confusion_grid(rev, labels),
     )
 
 
 def comparison_view(data: dict) -> RenderableType:
     test, gate = data["test"], data.get("gate") or {}
     intro = Text("Comparison of model revisions\n", "bold")
-    intro.append(f"{plural(test['clips'], 'test clip')}, {plural(len(test['labels']), 'label')}, ")
-    intro.append(f"{plural(test['speakers'], 'speaker')}; written {clean_text(data['created'])}\n")
+    intro.append(f"{plural(test['clips'], 'test clip')} of {data_phrase(test)}; ")
+    intro.append(f"written {clean_text(data['created'])}\n")
+    if split_sentence(test):
+        intro.append(_t(split_sentence(test), limit=400)).append("\n")
     if gate.get("status") in ("passed", "failed"):
         style = "green" if gate["status"] == "passed" else "bold red"
         intro.append(f"quality gate ≥ {pct(gate['fail_below'])} %: {gate['status']}\n", style)

@@ -58,8 +58,10 @@ class AugmentSettings:
     reverb_wet: tuple[float, float] = (0.05, 0.6)  # tail power relative to the direct sound
     noise_snr_db: tuple[float, float] = (3.0, 25.0)
     shift_fraction: float = 0.1  # max +- time shift, share of the clip
-    speed_range: float = 0.2  # time stretch factor in [1 - r, 1 + r]
-    pitch_range: float = 0.12  # vocal tract length warp of the frequency axis, [1 - r, 1 + r]
+    # as wide as voices differ: speaking rate and vocal tract length vary by about a quarter
+    # between speakers (worst held-out speaker 0.80 -> 0.87 on the demo, benchmarks/pipeline.py)
+    speed_range: float = 0.3  # time stretch factor in [1 - r, 1 + r]
+    pitch_range: float = 0.25  # vocal tract length warp of the frequency axis, [1 - r, 1 + r]
     time_masks: int = 2
     time_mask_fraction: float = 0.08  # max width of one mask, share of the frames
     freq_masks: int = 2
@@ -131,12 +133,15 @@ def noise_bank(
     train_log_mels: torch.Tensor | None = None,
     count: int = 24,
     seed: int = 0,
+    recorded: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Linear mel power noise clips ``[count, n_mels, frames]``.
+    """Linear mel power noise clips ``[count (+ recorded), n_mels, frames]``.
 
     Half synthetic coloured noise (white, pink, brown, blue; some amplitude-modulated) run through
     the real ``log_mel``; half speech-shaped noise whose spectrum is the mean of the training
-    clips (``train_log_mels``), with random per-bin fluctuation like a periodogram's.
+    clips (``train_log_mels``), with random per-bin fluctuation like a periodogram's. Then the
+    ``recorded`` background noise (log-mels of clip-length pieces, e.g. Speech Commands'
+    ``_background_noise_``), when there is any: real rooms, machines and streets.
     """
     gen = torch.Generator().manual_seed(seed)
     samples = (frames - 1) * features.hop_length
@@ -161,6 +166,12 @@ def noise_bank(
         uniform = torch.rand(count - coloured, 4, len(shape), frames, generator=gen)
         gamma = -torch.log(uniform.clamp_min(1e-12)).mean(dim=1)
         bank.append(shape[None, :, None] * gamma)
+    if recorded is not None and len(recorded):
+        if recorded.shape[1] != features.n_mels:
+            raise ValueError(
+                f"recorded noise has {recorded.shape[1]} mel bands, settings say {features.n_mels}"
+            )
+        bank.append(recorded.float().exp())
     return torch.cat(bank).float()
 
 

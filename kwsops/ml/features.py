@@ -1,8 +1,9 @@
-"""Log-mel features, the speaker-grouped test split and the packed spectrogram data set.
+"""Log-mel features and the packed spectrogram data set (the split is :mod:`kwsops.ml.split`).
 
 The same ``log_mel`` runs at training, validation and predict time, so a model only ever sees
-features computed one way. The data set is packed into two safetensors files (DVC is slow with
-many small files) and a ``meta.json``; nothing here pickles or unpickles.
+features computed one way. The data set is packed into safetensors files (DVC is slow with
+many small files): the train and test clips, the background-noise pieces when there are any,
+and a ``meta.json``; nothing here pickles or unpickles.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import functools
 import json
 import math
 import time
-import warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,14 +22,17 @@ import soundfile as sf
 import torch
 
 from kwsops.atomic import atomic_write_json
-from kwsops.audio.manifest import MANIFEST_NAME, ManifestRow, kept_clips
-from kwsops.config import FeatureSettings, SplitSettings
+from kwsops.audio.manifest import MANIFEST_NAME, ManifestParts, ManifestRow, manifest_parts
+from kwsops.config import FeatureSettings, SplitSettings, TrainSettings
+from kwsops.ml.split import Clips, check_labels, fold_groups, plan_split
 from kwsops.progress import ProgressFn, no_progress
 
 # Power floor before the log: below the -70 dBFS padding noise, so it only clips digital silence.
 LOG_FLOOR = 1e-6
 SPLIT_FILES = {"train": "train.safetensors", "test": "test.safetensors"}
+NOISE_FILE = "noise.safetensors"
 META_FILE = "meta.json"
+MAX_NOISE_PIECES = 512  # clip-length pieces of background noise kept for training
 _BATCH = 64
 DEFAULT_FEATURES = FeatureSettings()
 DEFAULT_SPLIT = SplitSettings()
@@ -47,6 +50,7 @@ class SpecSplit:
     speakers: list[str]
     label_names: list[str]
     feature_settings: FeatureSettings
+    sources: list[str] | None = None  # input paths (data/input) of the clips, when recorded
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -64,6 +68,10 @@ class SpecSummary:
     train_counts: dict[str, int]
     test_counts: dict[str, int]
     seconds: float
+    split_kind: str = "speaker"  # "official", "speaker" or "clip" (kwsops.ml.split)
+    split_note: str = ""
+    fold_note: str = ""  # when the folds fall back to clip by clip, why
+    noise_pieces: int = 0
 
     @property
     def train_count(self) -> int:
@@ -108,13 +116,6 @@ def frames_for(samples: int, settings: FeatureSettings) -> int:
     return samples // settings.hop_length + 1
 
 
-def speaker_groups(speakers: list[str], ids: list[str]) -> np.ndarray:
-    """Group number per clip: one group per speaker; a clip without a speaker is its own group."""
-    keys = [f"speaker:{s}" if s else f"clip:{i}" for s, i in zip(speakers, ids, strict=True)]
-    index = {k: n for n, k in enumerate(dict.fromkeys(keys))}
-    return np.array([index[k] for k in keys], dtype=np.int64)
-
-
 def training_clips(ids: list[str], speakers: list[str]) -> dict:
     """What a model was trained on, small enough for its metadata: the clip count, a digest of
     the sorted clip ids and the speakers. Validate compares it with the test split it scores on."""
@@ -127,16 +128,32 @@ def training_clips(ids: list[str], speakers: list[str]) -> dict:
     }
 
 
-def kept_rows(output_dir: Path) -> list[ManifestRow]:
-    """The manifest's kept clips (sorted by output path); SpectrogramDataError when none."""
+def usable_parts(output_dir: Path) -> ManifestParts:
+    """The manifest's kept clips, noise and split lists; SpectrogramDataError when unreadable
+    or when no clip is kept."""
     path = Path(output_dir) / MANIFEST_NAME
     try:
-        rows = kept_clips(output_dir)
+        parts = manifest_parts(output_dir)
     except (OSError, ValueError) as exc:
         raise SpectrogramDataError(str(exc)) from None
-    if not rows:
+    if not parts.clips:
         raise SpectrogramDataError(f"{path}: no kept clips; add recordings to data/input/<Label>/")
-    return rows
+    return parts
+
+
+def split_clips(rows: list[ManifestRow]) -> Clips:
+    """The split's view of the kept clips (labels indexed in sorted order)."""
+    names = sorted({r.label for r in rows})
+    index = {name: i for i, name in enumerate(names)}
+    return Clips(
+        labels=np.array([index[r.label] for r in rows], dtype=np.int64),
+        label_names=names,
+        speakers=[r.speaker or "" for r in rows],
+        ids=[r.output for r in rows],
+        official=[r.split or "" for r in rows],
+        folders=[r.folder or "" for r in rows],
+        sources=[r.source for r in rows],
+    )
 
 
 def _load_clip(path: Path, sample_rate: int) -> np.ndarray:
@@ -164,49 +181,31 @@ def _fit(audio: np.ndarray, samples: int) -> np.ndarray:
     return np.pad(audio, (0, samples - len(audio)))
 
 
-def holdout_indices(
-    labels: np.ndarray, groups: np.ndarray, split: SplitSettings
-) -> tuple[np.ndarray, np.ndarray]:
-    """Train and test indices: stratified by label, no group (speaker) on both sides, seeded."""
-    from sklearn.model_selection import StratifiedGroupKFold
+def noise_pieces(
+    output_dir: Path, rows: list[ManifestRow], samples: int, sample_rate: int
+) -> np.ndarray:
+    """Background-noise recordings cut into clip-length pieces ``[P, samples]`` (a recording
+    shorter than a clip is repeated to fill one): at most MAX_NOISE_PIECES, evenly spread over
+    all of them and read one recording at a time; digital silence left out."""
+    paths = [Path(output_dir) / row.output for row in rows]
+    counts = [max(1, _frames(path) // samples) for path in paths]
+    total = sum(counts)
+    chosen = set(np.linspace(0, total - 1, min(total, MAX_NOISE_PIECES)).round().astype(int))
+    pieces, first = [], 0
+    for path, count in zip(paths, counts, strict=True):
+        wanted = [k for k in range(count) if first + k in chosen]
+        first += count
+        if not wanted:
+            continue
+        audio = _load_clip(path, sample_rate)
+        if len(audio) < samples:
+            audio = np.resize(audio, samples)
+        pieces += [audio[k * samples : (k + 1) * samples] for k in wanted]
+    pieces = [p for p in pieces if float(np.sqrt(np.mean(np.square(p)))) > 1e-5]
+    return np.stack(pieces) if pieces else np.zeros((0, samples), dtype=np.float32)
 
-    n_groups = len(np.unique(groups))
-    if n_groups < 2:
-        raise SpectrogramDataError(
-            "need clips from at least 2 speakers to hold out unseen speakers for the test set"
-        )
-    n_splits = max(2, min(round(1 / split.test_size), n_groups))
-    folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=split.seed)
-    target = split.test_size * len(labels)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="The least populated class")
-        candidates = list(folds.split(np.zeros(len(labels)), labels, groups))
-    # the fold whose size is nearest the requested share; the first one on ties
-    train, test = min(candidates, key=lambda c: abs(len(c[1]) - target))
-    return np.sort(train), np.sort(test)
 
-
-def make_spectrogram_dataset(
-    output_dir: Path,
-    spec_dir: Path,
-    features: FeatureSettings = DEFAULT_FEATURES,
-    split: SplitSettings = DEFAULT_SPLIT,
-    progress: ProgressFn = no_progress,
-) -> SpecSummary:
-    """Log-mels of every kept clip in ``output_dir``, split into train/test, packed in ``spec_dir``."""
-    from safetensors.torch import save_file
-
-    start = time.monotonic()
-    output_dir, spec_dir = Path(output_dir), Path(spec_dir)
-    rows = kept_rows(output_dir)
-    label_names = sorted({r.label for r in rows})
-    label_index = {name: i for i, name in enumerate(label_names)}
-    ids = [r.output for r in rows]
-    speakers = [r.speaker or "" for r in rows]
-    labels = np.array([label_index[r.label] for r in rows], dtype=np.int64)
-
-    paths = [output_dir / r.output for r in rows]
-    samples = Counter(_frames(p) for p in paths).most_common(1)[0][0]  # Preprocess: all equal
+def _log_mels(paths: list[Path], samples: int, features: FeatureSettings, progress: ProgressFn):
     chunks = []
     total = len(paths)
     for begin in range(0, total, _BATCH):  # stream: memory stays one batch of audio
@@ -215,23 +214,61 @@ def make_spectrogram_dataset(
         chunks.append(log_mel(torch.from_numpy(batch), features))
         done = begin + len(group)
         progress(done, total, f"log-mel {done}/{total} clips")
-    spec = torch.cat(chunks).contiguous()
+    return torch.cat(chunks).contiguous()
 
-    train_idx, test_idx = holdout_indices(labels, speaker_groups(speakers, ids), split)
+
+def make_spectrogram_dataset(
+    output_dir: Path,
+    spec_dir: Path,
+    features: FeatureSettings = DEFAULT_FEATURES,
+    split: SplitSettings = DEFAULT_SPLIT,
+    progress: ProgressFn = no_progress,
+    *,
+    folds: int = TrainSettings().folds,
+    expected_labels: tuple[str, ...] = (),
+) -> SpecSummary:
+    """Log-mels of every kept clip in ``output_dir``, split into train/test, packed in
+    ``spec_dir`` with the background-noise pieces. Checks first, before any work, that the
+    clips can make a model with ``folds`` folds (:class:`kwsops.ml.split.DataCheckError`)."""
+    from safetensors.torch import save_file
+
+    start = time.monotonic()
+    output_dir, spec_dir = Path(output_dir), Path(spec_dir)
+    parts = usable_parts(output_dir)
+    clips = split_clips(parts.clips)
+    check_labels(clips, expected_labels, folds)
+    plan = plan_split(clips, split, parts.lists)
+    train_speakers = [clips.speakers[i] for i in plan.train]
+    _, fold_note = fold_groups(train_speakers, [clips.ids[i] for i in plan.train], folds)
+    label_names, labels = clips.label_names, clips.labels
+    ids, speakers = clips.ids, clips.speakers
+
+    paths = [output_dir / r.output for r in parts.clips]
+    samples = Counter(_frames(p) for p in paths).most_common(1)[0][0]  # Preprocess: all equal
+    spec = _log_mels(paths, samples, features, progress)
     meta: dict = {
         "labels": label_names,
         "features": features.as_dict(),
-        "split": {"test_size": split.test_size, "seed": split.seed},
+        "split": plan.meta(split, parts.lists),
     }
     spec_dir.mkdir(parents=True, exist_ok=True)
-    for which, index in (("train", train_idx), ("test", test_idx)):
+    for which, index in (("train", plan.train), ("test", plan.test)):
         tensors = {
             "features": spec[torch.from_numpy(index)].contiguous(),
             "labels": torch.from_numpy(labels[index]).contiguous(),
         }
         save_file(tensors, str(spec_dir / SPLIT_FILES[which]))
-        meta[which] = {"ids": [ids[i] for i in index], "speakers": [speakers[i] for i in index]}
+        meta[which] = {
+            key: [values[i] for i in index]
+            for key, values in (("ids", ids), ("speakers", speakers), ("sources", clips.sources))
+        }
+    noise = noise_pieces(output_dir, parts.noise, samples, features.sample_rate)
+    if len(noise):
+        noise_mels = log_mel(torch.from_numpy(noise), features).contiguous()
+        save_file({"features": noise_mels}, str(spec_dir / NOISE_FILE))
+        meta["noise"] = {"pieces": len(noise), "sources": [r.source for r in parts.noise]}
     atomic_write_json(spec_dir / META_FILE, meta)
+    train_idx, test_idx = plan.train, plan.test
 
     def counts(index: np.ndarray) -> dict[str, int]:
         found = Counter(labels[index].tolist())
@@ -248,6 +285,10 @@ def make_spectrogram_dataset(
         train_counts=counts(train_idx),
         test_counts=counts(test_idx),
         seconds=round(time.monotonic() - start, 3),
+        split_kind=plan.kind,
+        split_note=plan.note,
+        fold_note=fold_note,
+        noise_pieces=len(noise),
     )
 
 
@@ -291,7 +332,21 @@ def load_split(spec_dir: Path, which: Literal["train", "test"]) -> SpecSplit:
         speakers=list(speakers),
         label_names=list(meta["labels"]),
         feature_settings=FeatureSettings(**meta["features"]),
+        sources=list(meta[which].get("sources") or ids),
     )
+
+
+def load_noise(spec_dir: Path) -> torch.Tensor | None:
+    """The background-noise pieces' log-mels ``[P, n_mels, frames]``, or None without any."""
+    from safetensors.torch import load_file
+
+    path = Path(spec_dir) / NOISE_FILE
+    if not path.is_file():
+        return None
+    try:
+        return load_file(str(path))["features"].float()
+    except Exception as exc:  # safetensors raises its own error types for bad headers
+        raise SpectrogramDataError(f"{path}: not a kwsops noise file ({exc})") from exc
 
 
 def spectrogram_examples(spec_dir: Path, path: Path, per_label: int = 1) -> Path:

@@ -12,7 +12,6 @@ import csv
 import os
 import statistics
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,8 +23,9 @@ import torch.nn.functional as F
 from kwsops.atomic import atomic_write_json
 from kwsops.config import THREADS_ENV, TrainSettings
 from kwsops.ml.augment import Augmenter, AugmentSettings, noise_bank
-from kwsops.ml.features import SpecSplit, load_split, speaker_groups, training_clips
+from kwsops.ml.features import SpecSplit, load_noise, load_split, training_clips
 from kwsops.ml.model import build_model, count_parameters, default_arch, save_model
+from kwsops.ml.split import fold_indices as split_fold_indices
 from kwsops.progress import ProgressFn, no_progress
 
 HISTORY_FIELDS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds")
@@ -93,22 +93,8 @@ def repeatable(seed: int, threads: int) -> Iterator[None]:
 
 
 def fold_indices(split: SpecSplit, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``folds`` (train, val) index pairs: stratified by label, no speaker on both sides."""
-    from sklearn.model_selection import StratifiedGroupKFold
-
-    groups = speaker_groups(split.speakers, split.ids)
-    n_groups = len(np.unique(groups))
-    if folds < 2 or n_groups < folds:
-        raise ValueError(
-            f"{folds} folds need at least {max(folds, 2)} speakers in the training split, "
-            f"found {n_groups}; record more speakers or lower the fold count"
-        )
-    labels = split.labels.numpy()
-    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="The least populated class")
-        pairs = splitter.split(np.zeros(len(labels)), labels, groups)
-        return [(np.sort(tr), np.sort(va)) for tr, va in pairs]
+    """``folds`` (train, val) index pairs of a split (see :func:`kwsops.ml.split.fold_indices`)."""
+    return split_fold_indices(split.labels.numpy(), split.speakers, split.ids, folds, seed)[0]
 
 
 @torch.no_grad()
@@ -173,8 +159,10 @@ def train_fold(
     on_epoch: Callable[[int, dict], None] | None = None,
     threads: int | None = None,
     device: str | torch.device | None = None,
+    data: SpecSplit | None = None,
 ) -> FoldResult:
-    """Train fold ``fold`` (0-based, of ``settings.folds``) of ``spec_dir``'s train split.
+    """Train fold ``fold`` (0-based, of ``settings.folds``) of ``spec_dir``'s train split
+    (or of ``data``, a split already in memory: the benchmark's leave-one-speaker-out).
 
     ``augment=None`` uses ``settings.extra["augment"]`` (a dict of AugmentSettings fields) over
     the defaults; ``settings.extra["arch"]`` overrides ``default_arch()`` fields. Writes
@@ -191,8 +179,11 @@ def train_fold(
     seed = settings.seed * 1000 + fold
     start = time.monotonic()
 
-    data = load_split(spec_dir, "train")
-    train_idx, val_idx = fold_indices(data, settings.folds, settings.seed)[fold]
+    data = data if data is not None else load_split(spec_dir, "train")
+    pairs, fold_note = split_fold_indices(
+        data.labels.numpy(), data.speakers, data.ids, settings.folds, settings.seed
+    )
+    train_idx, val_idx = pairs[fold]
     x_train = data.features[torch.from_numpy(train_idx)].to(device)
     y_train = data.labels[torch.from_numpy(train_idx)].to(device)
     x_val = data.features[torch.from_numpy(val_idx)].to(device)
@@ -201,7 +192,14 @@ def train_fold(
 
     with repeatable(seed, threads):
         model = build_model(arch, n_classes, n_mels).to(device)
-        bank = noise_bank(data.feature_settings, data.features.shape[2], x_train.cpu(), seed=seed)
+        recorded = load_noise(spec_dir)
+        bank = noise_bank(
+            data.feature_settings,
+            data.features.shape[2],
+            x_train.cpu(),
+            seed=seed,
+            recorded=recorded,
+        )
         augmenter = Augmenter(augment, n_classes, data.feature_settings, bank.to(device), seed=seed)
         order_gen = torch.Generator().manual_seed(seed)
         optimizer = torch.optim.AdamW(
@@ -271,6 +269,9 @@ def train_fold(
         "n_train": len(train_idx),
         "n_val": len(val_idx),
         "val_speakers": sorted({data.speakers[i] for i in val_idx if data.speakers[i]}),
+        "fold_grouping": "clip" if fold_note else "speaker",
+        "fold_note": fold_note,
+        "recorded_noise_pieces": 0 if recorded is None else len(recorded),
         "device": str(device),
         "threads": threads,
     }

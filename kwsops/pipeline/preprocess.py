@@ -5,17 +5,39 @@ Writes its folder atomically with its stamp as the last file; ``tasks.Preprocess
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kwsops.atomic import atomic_dir, remove_leftovers
-from kwsops.config import AudioSettings
+from kwsops.config import AudioSettings, LayoutSettings
 from kwsops.pipeline.result import StageResult
 from kwsops.progress import ProgressFn, no_progress
 from kwsops.stamps import write_stamp
 from kwsops.workspace import Workspace
 
+if TYPE_CHECKING:
+    from kwsops.audio.preprocess import PreprocessSummary
+
 AUDIO_SAMPLES = 3
+log = logging.getLogger("kwsops")
+
+
+def summary_line(summary: PreprocessSummary) -> str:
+    """The stage's one line: files kept and rejected, labels, speakers, noise, official split."""
+    from kwsops.audio.layout import speakers_phrase
+
+    labels = f"{len(summary.labels)} label" + ("" if len(summary.labels) == 1 else "s")
+    parts = [
+        f"{summary.kept} kept, {summary.rejected} rejected",
+        f"{labels}, {speakers_phrase(summary.speakers)}",
+    ]
+    if summary.noise:
+        parts.append(f"{summary.noise} noise recordings")
+    if summary.split_lists:
+        parts.append("official split lists")
+    return "; ".join(parts)
 
 
 def preprocess_stage(
@@ -23,10 +45,12 @@ def preprocess_stage(
     key: str,
     audio: AudioSettings,
     *,
+    layout: LayoutSettings | None = None,
     workers: int = 2,
     seed: int = 42,
     progress: ProgressFn = no_progress,
 ) -> StageResult:
+    from kwsops.audio.layout import check_layout
     from kwsops.audio.manifest import read_manifest
     from kwsops.audio.plots import duration_histogram, waveform_examples
     from kwsops.audio.preprocess import preprocess
@@ -37,12 +61,25 @@ def preprocess_stage(
             f"no recordings in {ws.input_dir}: put them in data/input/<label>/ "
             "or run `kwsops demo-data`"
         )
+    layout = layout or LayoutSettings()
+    check_layout(layout)  # a bad setting fails the run (exit 4) before any work
     remove_leftovers(ws.data_dir)
-    params = {"audio": audio.as_dict(), "workers": workers, "seed": seed}
+    params = {
+        "audio": audio.as_dict(),
+        "layout": layout.as_dict(),
+        "workers": workers,
+        "seed": seed,
+    }
     with stage_task(ws.root, "prepare audio", "data_processing", params) as tracker:
         with atomic_dir(ws.output_dir) as tmp:
             summary = preprocess(
-                ws.input_dir, tmp, audio, workers=workers, seed=seed, progress=progress
+                ws.input_dir,
+                tmp,
+                audio,
+                layout=layout,
+                workers=workers,
+                seed=seed,
+                progress=progress,
             )
             if summary.kept == 0:
                 why = ", ".join(f"{n} {kind}" for kind, n in summary.reasons.items())
@@ -65,8 +102,17 @@ def preprocess_stage(
         for index, row in enumerate(kept[:AUDIO_SAMPLES]):
             tracker.audio("raw", row.label, ws.input_dir / row.source, iteration=index)
             tracker.audio("processed", row.label, ws.output_dir / row.output, iteration=index)
+        tracker.single("speakers", summary.speakers)
+        tracker.single("noise recordings", summary.noise)
         tracker.artifact("manifest", ws.output_dir / "manifest.csv")
-    detail = f"{summary.kept} kept, {summary.rejected} rejected"
-    return StageResult(
-        detail, {"kept": summary.kept, "rejected": summary.rejected, "task_id": tracker.task_id}
-    )
+    for label, others in summary.merged_spellings.items():
+        log.info("label %s also spelled %s: merged", label, ", ".join(others))
+    facts = {
+        "kept": summary.kept,
+        "rejected": summary.rejected,
+        "labels": summary.labels,
+        "speakers": summary.speakers,
+        "noise": summary.noise,
+        "merged_spellings": summary.merged_spellings,
+    }
+    return StageResult(summary_line(summary), {**facts, "task_id": tracker.task_id})

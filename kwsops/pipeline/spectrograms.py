@@ -5,6 +5,7 @@ Writes its folder atomically with its stamp as the last file; ``tasks.MakeSpectr
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
@@ -16,6 +17,8 @@ from kwsops.progress import ProgressFn, no_progress
 from kwsops.stamps import write_stamp
 from kwsops.workspace import Workspace
 
+log = logging.getLogger("kwsops")
+
 
 def spectrogram_stage(
     ws: Workspace,
@@ -23,8 +26,13 @@ def spectrogram_stage(
     features: FeatureSettings,
     split: SplitSettings,
     *,
+    folds: int,
+    expected_labels: tuple[str, ...] = (),
     progress: ProgressFn = no_progress,
 ) -> StageResult:
+    """Raises :class:`kwsops.ml.split.DataCheckError` (the run exits 4) before any work when
+    the clips cannot make a model with ``folds`` folds."""
+    from kwsops.audio.layout import speakers_phrase
     from kwsops.ml.features import make_spectrogram_dataset, spectrogram_examples
     from kwsops.tracking.tracker import stage_task
 
@@ -32,7 +40,13 @@ def spectrogram_stage(
     with stage_task(ws.root, "make spectrogram", "data_processing", params) as tracker:
         with atomic_dir(ws.spec_dir) as tmp:
             summary = make_spectrogram_dataset(
-                ws.output_dir, tmp, features, split, progress=progress
+                ws.output_dir,
+                tmp,
+                features,
+                split,
+                progress=progress,
+                folds=folds,
+                expected_labels=tuple(expected_labels),
             )
             write_stamp(tmp, key, train=summary.train_count, test=summary.test_count)
         tracker.single("train clips", summary.train_count)
@@ -43,8 +57,22 @@ def spectrogram_stage(
                 spectrogram_examples(ws.spec_dir, Path(plots) / "spectrograms.png"),
             )
         tracker.artifact("meta", ws.spec_dir / "meta.json")
-    detail = f"{summary.train_count} train, {summary.test_count} test clips"
-    return StageResult(
-        detail,
-        {"train": summary.train_count, "test": summary.test_count, "task_id": tracker.task_id},
+    speakers = len(set(summary.train_speakers) | set(summary.test_speakers))
+    detail = (
+        f"{summary.train_count} train, {summary.test_count} test clips; {len(summary.labels)} "
+        f"labels, {speakers_phrase(speakers)}; test split: {summary.split_kind}"
     )
+    if summary.fold_note:
+        detail += "; folds clip by clip (fewer speakers than folds)"
+        log.warning("folds: %s", summary.fold_note)
+    facts = {
+        "train": summary.train_count,
+        "test": summary.test_count,
+        "labels": len(summary.labels),
+        "speakers": speakers,
+        "split": summary.split_kind,
+        "split_note": summary.split_note,
+        "fold_note": summary.fold_note,
+        "noise_pieces": summary.noise_pieces,
+    }
+    return StageResult(detail, {**facts, "task_id": tracker.task_id})

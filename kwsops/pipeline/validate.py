@@ -61,10 +61,11 @@ def compare(
 ) -> dict:
     """Fetch and score every revision; the comparison dict (ranked, paired tests added)."""
     from kwsops.compare import evaluation as ev
-    from kwsops.ml.features import kept_rows, load_meta, load_split, training_clips
+    from kwsops.ml.features import load_meta, load_split, training_clips
 
     split = load_split(ws.spec_dir, "test")
-    held_in = load_meta(ws.spec_dir)["train"]
+    meta = load_meta(ws.spec_dir)
+    held_in = meta["train"]
     train_sha = training_clips(held_in["ids"], held_in["speakers"])["ids_sha256"]
     total = len(revisions)  # progress counts revisions scored
     results = []
@@ -81,14 +82,10 @@ def compare(
     for position, result in enumerate(ranked, start=1):
         result["rank"] = position
     ev.paired_against_best(ranked)
-    try:
-        speakers = len({r.speaker or "" for r in kept_rows(ws.output_dir)} & set(split.speakers))
-    except Exception:  # the manifest is only used for this count
-        speakers = len(set(split.speakers))
     return {
         "schema": SCHEMA,
         "created": datetime.now().isoformat(timespec="seconds"),
-        "test": {"clips": len(split), "labels": split.label_names, "speakers": speakers},
+        "test": test_facts(meta, split),
         "method": {
             "n_boot": ev.N_BOOT,
             "seed": ev.SEED,
@@ -117,6 +114,27 @@ def fold_histories(model_paths: list[Path]) -> list[list[dict]]:
         except (OSError, ValueError):
             return []
     return found
+
+
+def test_facts(meta: dict, split) -> dict:
+    """The test split as the report states it: clips, labels, speakers named in it and in the
+    whole data set (0: unknown), and which split it is (kwsops.ml.split)."""
+    known = {s for s in split.speakers if s}
+    total = known | {s for s in meta["train"]["speakers"] if s}
+    kind = meta["split"].get("kind") or ("speaker" if known else "clip")  # older meta.json
+    return {
+        "clips": len(split),
+        "labels": split.label_names,
+        "speakers": len(known),
+        "speakers_total": len(total),
+        "split": {
+            "kind": kind,
+            "note": meta["split"].get("note", ""),
+            "lists": meta["split"].get("lists", []),
+            "test_size": meta["split"].get("test_size"),
+            "seed": meta["split"].get("seed"),
+        },
+    }
 
 
 def write_plots(data: dict, folder: Path) -> None:

@@ -35,6 +35,37 @@ RUN_COLUMNS = (
     ("params", "Params", "left"),
     ("reason", "Reason", "left"),
 )
+SPLIT_WORDS = {"official": "official", "speaker": "held-out speakers", "clip": "clip by clip"}
+
+
+def data_line(state: RunState, run: RunPaths) -> str | None:
+    """Clips, labels, speakers and the test split: from this run's MakeSpectrograms, else (the
+    stage was up to date) from the workspace's data/spec_ds/meta.json as it is now."""
+    from kwsops.audio.layout import speakers_phrase
+
+    made = next(
+        (
+            t.summary
+            for t in state.ordered()
+            if t.family == "MakeSpectrograms" and t.summary.get("labels")
+        ),
+        None,
+    )
+    where = ""
+    if made:
+        clips, test = made["train"] + made["test"], made["test"]
+        labels, speakers, kind = made["labels"], made["speakers"], made.get("split", "")
+    else:
+        try:  # a run folder is <workspace>/reports/runs/<run-id>
+            meta = json.loads((run.root.parents[2] / "data/spec_ds/meta.json").read_text())
+            test, labels = len(meta["test"]["ids"]), len(meta["labels"])
+            clips = len(meta["train"]["ids"]) + test
+            speakers = len({s for s in meta["train"]["speakers"] + meta["test"]["speakers"] if s})
+            kind, where = meta["split"].get("kind", ""), " (data/spec_ds now)"
+        except (OSError, ValueError, KeyError, TypeError, IndexError):
+            return None
+    split = f"; test split: {SPLIT_WORDS.get(kind, kind)}, {test} clips" if kind else ""
+    return f"data{where}: {clips} clips, {labels} labels, {speakers_phrase(speakers)}{split}"
 
 
 def _number(value: Any) -> float | None:
@@ -254,6 +285,9 @@ def render_run(
         rich_text(f"exit code {status.get('exit_code', '?')}, {status.get('duration', 0):.1f} s; "
                   f"log: {run.log}", limit=4000), soft_wrap=True,
     )  # fmt: skip
+    line = data_line(state, run)
+    if line:
+        console.print(rich_text(line, limit=4000), soft_wrap=True)
     tasks = task_rows(state)
     if console.is_terminal:
         console.print(timeline_table(tasks))

@@ -1,4 +1,5 @@
-"""Data: per-label counts kept and rejected, the duration spread, the rejected files and why."""
+"""Data: per-label counts kept and rejected, speakers, the background-noise recordings, the
+duration spread, the rejected files and why."""
 
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
+from kwsops.audio.layout import speakers_phrase
 from kwsops.text import rich_text
 from kwsops.tui import formatting as fmt
 from kwsops.tui.dashboard import set_columns
-from kwsops.tui.manifest import ManifestSummary, read_manifest, spread
+from kwsops.tui.manifest import NOISE, LabelStats, ManifestSummary, read_manifest, spread
 from kwsops.tui.messages import Problem
 from kwsops.tui.topbar import TopBar
 from kwsops.tui.workers import ForwardWorkerErrors
@@ -51,6 +53,37 @@ EMPTY = (
 def spread_text(values: list[float]) -> str:
     found = spread(values)
     return "" if found is None else f"{found[0]:.2f} / {found[1]:.2f} / {found[2]:.2f}"
+
+
+def title_text(summary: ManifestSummary) -> Text:
+    """The screen's headline; label spellings are user strings, so Text, never markup."""
+    title = Text.assemble(
+        (f"{summary.total} files", "bold"),
+        " · ",
+        (f"{summary.kept} kept", "green"),
+        " · ",
+        (f"{len(summary.rejected)} rejected", "red"),
+        f" · {summary.label_count} labels · {speakers_phrase(summary.speakers)}",
+    )
+    if summary.noise.kept:
+        seconds = sum(summary.noise.durations_out)
+        title.append(f" · {summary.noise.kept} noise recordings ({seconds:.0f} s)", "cyan")
+    if summary.lists:
+        title.append(" · official split lists")
+    title.append(f"  {summary.path.name}", "dim")
+    for label, others in summary.merged.items():
+        title.append("\nmerged: ", "dim").append(rich_text(", ".join(others), limit=400))
+        title.append(" → ").append(rich_text(label, limit=60))
+    return title
+
+
+def speakers_cell(stats: LabelStats) -> Text:
+    """Speakers the label's kept clips name; ``unknown`` when none names one."""
+    if stats.label == NOISE or not stats.kept:
+        return Text("")
+    if not stats.speakers:
+        return Text("unknown", style="dim")
+    return Text(str(len(stats.speakers)))
 
 
 class DataScreen(ForwardWorkerErrors, Screen):
@@ -128,23 +161,16 @@ class DataScreen(ForwardWorkerErrors, Screen):
         if summary is None:
             title.update(EMPTY)
             return
-        speakers = {s for label in summary.labels for s in label.speakers}
-        title.update(
-            Text.assemble(
-                (f"{summary.total} files", "bold"), " · ", (f"{summary.kept} kept", "green"),
-                " · ", (f"{summary.total - summary.kept} rejected", "red"),
-                f" · {len(summary.labels)} labels · {len(speakers)} speakers  ",
-                (summary.path.name, "dim"),
-            )
-        )  # fmt: skip
+        title.update(title_text(summary))
         every = summary.all_durations("in")
         low, high = (min(every), max(every)) if every else (0.0, 1.0)
-        for stats in summary.labels:
+        noise = [summary.noise] if summary.noise.total else []
+        for stats in [*summary.labels, *noise]:
             cells = [
-                rich_text(stats.label, limit=60),
+                rich_text(stats.label, "cyan" if stats is summary.noise else "", limit=60),
                 str(stats.kept),
                 Text(str(stats.rejected), style="red" if stats.rejected else "dim"),
-                str(len(stats.speakers)),
+                speakers_cell(stats),
                 spread_text(stats.durations_in),
                 spread_text(stats.durations_out),
                 Text(fmt.sparkline(stats.durations_in, low, high), style="cyan"),

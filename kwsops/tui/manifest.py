@@ -1,5 +1,5 @@
 """The Data screen's numbers: data/output/manifest.csv (read by :mod:`kwsops.audio.manifest`)
-summarised per label."""
+summarised per label, with the background-noise recordings and the official split lists."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 from kwsops.audio import manifest
 
 NO_LABEL = "(no label)"
+NOISE = "(noise)"
 
 
 @dataclass
@@ -17,9 +18,10 @@ class LabelStats:
     label: str
     kept: int = 0
     rejected: int = 0
-    speakers: set[str] = field(default_factory=set)
+    speakers: set[str] = field(default_factory=set)  # named by kept clips
     durations_in: list[float] = field(default_factory=list)
     durations_out: list[float] = field(default_factory=list)
+    spellings: set[str] = field(default_factory=set)  # label folder names as written
 
     @property
     def total(self) -> int:
@@ -38,6 +40,8 @@ class ManifestSummary:
     path: Path
     labels: list[LabelStats]
     rejected: list[Rejected]
+    noise: LabelStats = field(default_factory=lambda: LabelStats(NOISE))
+    lists: list[str] = field(default_factory=list)  # official split lists (input paths)
 
     @property
     def kept(self) -> int:
@@ -45,7 +49,24 @@ class ManifestSummary:
 
     @property
     def total(self) -> int:
-        return sum(s.total for s in self.labels)
+        return sum(s.total for s in self.labels) + self.noise.total + len(self.lists)
+
+    @property
+    def label_count(self) -> int:
+        """Labels with kept clips: the labels a model is trained on."""
+        return sum(1 for s in self.labels if s.kept and s.label != NO_LABEL)
+
+    @property
+    def speakers(self) -> int:
+        """Speakers the kept clips name (0: unknown), as the report and `kwsops runs show`."""
+        return len({s for stats in self.labels for s in stats.speakers})
+
+    @property
+    def merged(self) -> dict[str, list[str]]:
+        """Label -> the other spellings of its folder that were merged into it."""
+        return {
+            s.label: sorted(s.spellings - {s.label}) for s in self.labels if s.spellings - {s.label}
+        }
 
     def all_durations(self, which: str = "in") -> list[float]:
         attr = "durations_in" if which == "in" else "durations_out"
@@ -64,19 +85,25 @@ def read_manifest(path: str | Path) -> ManifestSummary:
     path = Path(path)
     labels: dict[str, LabelStats] = {}
     rejected: list[Rejected] = []
+    noise, lists = LabelStats(NOISE), []
     for row in manifest.read_manifest(path):
+        if row.status == "list":
+            lists.append(row.source)
+            continue
         label = row.label or NO_LABEL
-        stats = labels.setdefault(label, LabelStats(label))
-        if row.kept:
+        stats = noise if row.noise else labels.setdefault(label, LabelStats(label))
+        if row.kept or row.noise:
             stats.kept += 1
             if row.duration_out is not None:
                 stats.durations_out.append(row.duration_out)
+            if row.speaker and row.kept:
+                stats.speakers.add(row.speaker)
         else:
             stats.rejected += 1
             rejected.append(Rejected(row.source, label, row.reason or "no reason given"))
         if row.duration_in is not None:
             stats.durations_in.append(row.duration_in)
-        if row.speaker:
-            stats.speakers.add(row.speaker)
+        if row.folder:
+            stats.spellings.add(row.folder.rsplit("/", 1)[-1])
     ordered = sorted(labels.values(), key=lambda s: (s.label == NO_LABEL, s.label.lower()))
-    return ManifestSummary(path, ordered, sorted(rejected, key=lambda r: r.source))
+    return ManifestSummary(path, ordered, sorted(rejected, key=lambda r: r.source), noise, lists)

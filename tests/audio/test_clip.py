@@ -8,15 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from kwsops.audio.clip import (
-    AudioError,
-    clip_rng,
-    decode,
-    load_clip,
-    shape_clip,
-    speech_bounds,
-)
-from kwsops.audio.layout import label_and_speaker
+from kwsops.audio.clip import AudioError, clip_rng, decode, load_clip, shape_clip, speech_bounds
 from kwsops.config import AudioSettings
 
 SETTINGS = AudioSettings()
@@ -56,23 +48,6 @@ def recording(
 def loud_span(clip: np.ndarray, rate: int = RATE, threshold: float = 0.05) -> tuple[float, float]:
     loud = np.flatnonzero(np.abs(clip) > threshold)
     return loud[0] / rate, loud[-1] / rate
-
-
-@pytest.mark.parametrize(
-    ("rel", "expected"),
-    [
-        ("catch/spk07__catch_012.ogg", ("catch", "spk07")),
-        ("Whatsapp/catch/spk07__x.opus", ("catch", "spk07")),
-        ("whatsapp/Gun/sub/dir/a__b__c.wav", ("Gun", "a")),
-        ("catch/sub/no_speaker.wav", ("catch", None)),
-        ("catch/__anon.wav", ("catch", None)),
-        ("top.wav", (None, None)),
-        ("Whatsapp/spk1__x.wav", (None, "spk1")),
-        ("rock/Whatsapp/x.wav", ("rock", None)),
-    ],
-)
-def test_label_and_speaker(rel: str, expected: tuple[str | None, str | None]) -> None:
-    assert label_and_speaker(rel) == expected
 
 
 def test_trim_finds_the_word_in_clean_and_noisy_recordings() -> None:
@@ -180,4 +155,4 @@ def test_decode_refuses_a_huge_file_unread_and_gives_up_a_slow_decode(tmp_path: 
     mono, rate, channels, seconds = decode(long)  # read block by block, same samples
     assert (rate, channels) == (RATE, 1) and np.allclose(mono, sf.read(long, dtype="float32")[0])
     with pytest.raises(AudioError, match=r"^too slow to decode: over 0 s$"):
-        decode(long, max_seconds=0.0)
+        decode(long, max_decode_seconds=0.0)

@@ -206,7 +206,9 @@ def test_manifest_reads_back_typed(zoo: dict, tmp_path: Path) -> None:
     kept = next(row for row in rows if row.kept)
     assert isinstance(kept.duration_in, float) and isinstance(kept.sample_rate_in, int)
     empty = next(row for row in rows if row.source == "catch/empty.wav")
-    assert empty == ManifestRow("catch/empty.wav", "catch", None, "rejected", "empty file")
+    assert empty == ManifestRow(
+        "catch/empty.wav", "catch", None, "rejected", "empty file", folder="catch"
+    )
     bad = tmp_path / "manifest.csv"
     bad.write_text("a,b\n1,2\n")
     with pytest.raises(ValueError, match="not a kwsops manifest"):
@@ -230,3 +232,25 @@ def test_empty_input_folder(tmp_path: Path) -> None:
     summary = preprocess(tmp_path / "input", tmp_path / "out")
     assert (summary.kept, summary.rejected) == (0, 0)
     assert read_manifest(tmp_path / "out/manifest.csv") == []
+
+
+def test_the_original_study_with_a_labels_list(tmp_path: Path) -> None:
+    """With [Preprocess] labels the same six labels, spelled as listed; a folder not listed is
+    not a label (without the list: tests/pipeline/test_layouts.py, through `kwsops run`)."""
+    from kwsops.config import LayoutSettings
+    from tests.helpers.layouts import STUDY_LABELS, original_study
+
+    per_label = original_study(tmp_path / "input")
+    other = tmp_path / "input" / "ML" / "Other"
+    other.mkdir()
+    (other / "x.wav").write_bytes((tmp_path / "input/ML/Gun/gun_00.wav").read_bytes())
+    listed = tuple(name.lower() for name in STUDY_LABELS)
+    summary = preprocess(tmp_path / "input", tmp_path / "out", layout=LayoutSettings(listed),
+                         workers=1)  # fmt: skip
+    assert summary.kept_per_label == {name.lower(): n for name, n in per_label.items()}
+    rows = {row.source: row for row in read_manifest(tmp_path / "out/manifest.csv")}
+    assert (
+        rows["ML/Other/x.wav"].reason == "not a label: ML/Other names none of [Preprocess] labels"
+    )
+    assert rows["ML/Whatsapp/Rock/PTT-20230100-WA005.ogg"].folder == "ML/Whatsapp/Rock"
+    assert summary.merged_spellings["rock"] == ["Rock"]

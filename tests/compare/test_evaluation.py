@@ -214,3 +214,27 @@ def test_unseen_check_names_test_speakers_a_revision_trained_on():
     anonymous = split(["z1", "n1"], ["z", ""])
     assert unseen_check(disjoint, anonymous, sha)["status"] == "other split"
     assert unseen_note("r", {"status": "unseen", "speakers": []}, 2) is None
+
+
+def test_per_speaker_accuracy_worst_first_and_the_ensembles_mistakes():
+    from kwsops.compare.breakdown import misclassified, per_speaker
+
+    y = np.array([0, 1, 2, 0, 1, 2])
+    speakers = ["amy", "amy", "amy", "bo", "bo", ""]
+    one = np.eye(3)[[0, 1, 2, 0, 2, 1]] * 0.9 + 0.1 / 3  # bo's clip 4 and the unnamed clip 5
+    two = np.eye(3)[[0, 1, 2, 1, 1, 1]] * 0.9 + 0.1 / 3  # bo's clip 3, the unnamed clip 5
+    rows = per_speaker([one, two], y, speakers)
+    assert [r["speaker"] for r in rows] == ["(unknown)", "bo", "amy"]
+    assert rows[0] == {
+        "speaker": "(unknown)",
+        "clips": 1,
+        "accuracy": 0.0,
+        "ensemble_accuracy": 0.0,
+    }
+    assert rows[1]["accuracy"] == pytest.approx(0.5) and rows[2]["accuracy"] == 1.0
+    assert per_speaker([one], y, [""] * 6) == []  # no speaker named: nothing to break down
+    sources = [f"in/{n}.wav" for n in range(6)]
+    wrong = misclassified([one, two], y, ["a", "b", "c"], speakers, sources, sources)
+    assert [w["source"] for w in wrong] == ["in/5.wav"]  # the ensemble settles clips 3 and 4
+    assert (wrong[0]["true"], wrong[0]["predicted"]) == ("c", "b")
+    assert wrong[0]["probability"] == pytest.approx(0.9 + 0.1 / 3, abs=1e-4)

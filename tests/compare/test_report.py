@@ -200,3 +200,51 @@ def test_piped_report_has_no_trailing_spaces_and_html_has_no_raw_html(comparison
     assert out and not any(line != line.rstrip() for line in out.splitlines())
     page = render_html(md.read_text())
     assert "<table>" in page and "<img src=x" not in page and "<b>" not in page
+
+
+def section(md: str, title: str) -> str:
+    return md.split(title)[1].split("\n### ")[0]
+
+
+def test_per_speaker_and_misclassified_clips_are_short_on_screen_and_whole_in_json(comparison):
+    md = render_markdown(comparison)
+    speakers = section(md, "### Per speaker (test split, worst first)")
+    rows = [line for line in speakers.splitlines() if line.startswith("| ")][1:]
+    assert len(rows) == 10 and "10 of 12 speakers; all of them are in" in speakers
+    assert rows[0].rstrip(" |").split(" | ")[2:4] == ["50.0", "55.0"]  # the worst first
+    wrong = section(md, "### Misclassified test clips")
+    rows = [line for line in wrong.splitlines() if line.startswith("| ")][1:]
+    assert len(rows) == 10 and "10 of 11 misclassified clips" in wrong
+    assert rows[0].endswith("| gun | 99.0 |") and "take\\_00.wav" in rows[0]
+    rendered = MarkdownIt("commonmark").enable("table").render(md)
+    assert "<b>" not in rendered and "\x1b" not in md
+    plain = render(comparison, color_system=None)
+    assert "per speaker, worst first" in plain and "10 of 11 misclassified clips" in plain
+    assert "take_00.wav" in plain.replace("\n", "") and "\x1b" not in plain
+
+
+def test_unknown_speakers_and_each_split_kind_are_said_plainly(comparison):
+    comparison["test"] = {
+        "clips": 21,
+        "labels": LABELS,
+        "speakers": 0,
+        "speakers_total": 0,
+        "split": {"kind": "clip", "note": "speakers unknown", "test_size": 0.1, "seed": 42},
+    }
+    for rev in comparison["revisions"]:
+        rev["per_speaker"], rev["misclassified"] = [], []
+    md = render_markdown(comparison)
+    assert "21 held-out test clips of 3 labels, speakers unknown" in md
+    assert "1 speaker" not in md and "0 speakers" not in md
+    assert "Test split: clip by clip (test\\_size 0.1, seed 42), speakers unknown" in md
+    assert "Speakers unknown: no test clip's file name names its speaker." in md
+    assert "None: the fold ensemble classifies every test clip correctly." in md
+    assert "speakers unknown" in render(comparison, color_system=None)
+    comparison["test"].update(
+        speakers=2, speakers_total=16, split={"kind": "official", "note": "sc/testing_list.txt"}
+    )
+    md = render_markdown(comparison)
+    assert "of 3 labels from 2 of the 16 speakers in the data set" in md
+    assert "Test split: the official one, the clips sc/testing\\_list.txt names." in md
+    comparison["test"]["split"] = {"kind": "speaker", "test_size": 0.1, "seed": 42}
+    assert "held-out speakers (test\\_size 0.1, seed 42)" in render_markdown(comparison)

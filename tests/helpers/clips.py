@@ -19,7 +19,7 @@ def tone_clip(label: int, speaker: int, take: int, seconds: float = 1.0) -> np.n
     """An easy, speaker-coloured pattern per label: label k is a tone in band k, swept up or down."""
     rng = np.random.default_rng(1000 * speaker + 10 * label + take)
     t = np.arange(int(RATE * seconds)) / RATE
-    base = (400.0, 1400.0, 3200.0, 5200.0)[label] * (0.92 + 0.02 * speaker)
+    base = (400.0, 1400.0, 3200.0, 5200.0, 800.0, 2200.0)[label] * (0.92 + 0.02 * speaker)
     sweep = base * (1 + (0.4 if label % 2 else -0.3) * t / seconds)
     onset = 0.1 + 0.2 * rng.random()
     envelope = ((t > onset) & (t < onset + 0.5)).astype(float)

@@ -10,14 +10,12 @@ import pytest
 import soundfile as sf
 import torch
 
-from kwsops.config import FeatureSettings, SplitSettings
+from kwsops.config import FeatureSettings
 from kwsops.ml.features import (
     SpectrogramDataError,
-    holdout_indices,
     load_split,
     log_mel,
     make_spectrogram_dataset,
-    speaker_groups,
     spectrogram_examples,
 )
 from tests.helpers.clips import RATE, tone_clip, write_clips
@@ -52,7 +50,13 @@ def test_dataset_files_shapes_and_meta(spec_dir, output_dir):
     meta = json.loads((spec_dir / "meta.json").read_text())
     assert meta["labels"] == ["catch", "gun", "rock"]
     assert meta["features"] == FeatureSettings().as_dict()
-    assert meta["split"] == {"test_size": 0.1, "seed": 42}
+    assert meta["split"] == {
+        "test_size": 0.1,
+        "seed": 42,
+        "kind": "speaker",
+        "note": "",
+        "lists": [],
+    }
     train, test = load_split(spec_dir, "train"), load_split(spec_dir, "test")
     assert len(train) + len(test) == 3 * 8 * 4  # the rejected manifest row is skipped
     assert train.features.dtype == torch.float32 and train.labels.dtype == torch.int64
@@ -70,25 +74,6 @@ def test_split_keeps_speakers_apart_and_is_stratified(spec_dir):
     train, test = load_split(spec_dir, "train"), load_split(spec_dir, "test")
     assert set(train.speakers).isdisjoint(test.speakers)
     assert sorted(torch.bincount(test.labels).tolist()) == [4, 4, 4]  # one speaker, every label
-
-
-def test_holdout_split_is_seeded_grouped_and_near_test_size():
-    labels = np.repeat(np.arange(3), 200)
-    speakers = [f"s{i % 20}" for i in range(600)] + []
-    groups = speaker_groups(speakers, [str(i) for i in range(600)])
-    a = holdout_indices(labels, groups, SplitSettings(test_size=0.1, seed=7))
-    b = holdout_indices(labels, groups, SplitSettings(test_size=0.1, seed=7))
-    c = holdout_indices(labels, groups, SplitSettings(test_size=0.1, seed=8))
-    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
-    assert not np.array_equal(a[1], c[1])
-    assert set(groups[a[0]]).isdisjoint(groups[a[1]])
-    assert 40 <= len(a[1]) <= 80
-    assert len(set(labels[a[1]])) == 3
-
-
-def test_unknown_speakers_are_their_own_groups():
-    groups = speaker_groups(["a", "", "a", ""], ["1", "2", "3", "4"])
-    assert groups[0] == groups[2] and len(set(groups.tolist())) == 3
 
 
 def test_safetensors_only_no_pickle(spec_dir):
@@ -113,3 +98,22 @@ def test_bad_inputs_give_clear_errors(tmp_path, spec_dir):
 def test_spectrogram_examples_png(spec_dir, tmp_path):
     path = spectrogram_examples(spec_dir, tmp_path / "plots" / "examples.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_noise_recordings_become_clip_length_pieces(tmp_path, monkeypatch):
+    from kwsops.audio.manifest import ManifestRow
+    from kwsops.ml import features
+
+    rng = np.random.default_rng(0)
+    lengths = {"long.wav": 7.5, "short.wav": 0.4, "silent.wav": 3.0}
+    rows = []
+    for name, seconds in lengths.items():
+        level = 0.0 if name == "silent.wav" else 0.1
+        sf.write(tmp_path / name, level * rng.standard_normal(int(seconds * RATE)), RATE)
+        rows.append(ManifestRow(f"_bg/{name}", None, None, "noise", output=name))
+    pieces = features.noise_pieces(tmp_path, rows, RATE, RATE)
+    assert pieces.shape == (7 + 1, RATE)  # 7 whole seconds, the short one repeated, no silence
+    short = sf.read(tmp_path / "short.wav", dtype="float32")[0]
+    assert np.array_equal(pieces[-1][: len(short)], short)
+    monkeypatch.setattr(features, "MAX_NOISE_PIECES", 3)
+    assert len(features.noise_pieces(tmp_path, rows, RATE, RATE)) <= 3

@@ -162,7 +162,8 @@ def test_manifest_summary(tmp_path: Path) -> None:
     summary = read_manifest(root / "data" / "output" / "manifest.csv")
     assert (summary.total, summary.kept) == (39, 36)
     gun = next(s for s in summary.labels if s.label == "gun")
-    assert (gun.kept, gun.rejected, len(gun.speakers)) == (6, 1, 4)
+    assert (gun.kept, gun.rejected, len(gun.speakers)) == (6, 1, 3)  # speakers of kept clips
+    assert (summary.label_count, summary.speakers) == (6, 3)
     assert summary.labels[-1].label == "(no label)"
     assert [r.reason for r in summary.rejected][0] == "no label folder"
     bad = tmp_path / "bad.csv"

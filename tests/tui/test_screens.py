@@ -9,6 +9,7 @@ from textual.geometry import Region
 from textual.widgets import DataTable
 from textual_plotext import PlotextPlot
 
+from kwsops.audio.manifest import ManifestRow, write_manifest
 from kwsops.tui.comparison import ReportViewer
 from kwsops.tui.dialogs import CompareDialog
 from kwsops.tui.history import FILTERS, RunsScreen
@@ -74,12 +75,65 @@ class TestData:
             await wait_for(pilot, lambda: app.screen.summary is not None)
             labels = app.screen.query_one("#labels", DataTable)
             rows = {cells(labels, i)[0]: cells(labels, i) for i in range(labels.row_count)}
-            assert rows["gun"][1:4] == ["6", "1", "4"]
+            assert rows["gun"][1:4] == ["6", "1", "3"]  # speakers of the kept clips
             assert rows["(no label)"][1:3] == ["0", "1"]
             assert rows["catch"][4] == "0.90 / 1.18 / 1.45"
             rejected = app.screen.query_one("#rejected", DataTable)
             reasons = [cells(rejected, i)[2] for i in range(rejected.row_count)]
             assert "too long: 3.41 s > 2.60 s" in reasons and "no label folder" in reasons
+
+    @run_async
+    async def test_speakers_unknown_noise_lists_and_merged_spellings(self, tmp_path: Path) -> None:
+        root = make_workspace(tmp_path / "ws", manifest=False)
+        out = root / "data" / "output"
+        out.mkdir(parents=True)
+        rows = [
+            ManifestRow(
+                "Rock/a.wav",
+                "Rock",
+                None,
+                "kept",
+                output="Rock/a.wav",
+                duration_in=1.0,
+                duration_out=0.5,
+                folder="Rock",
+            ),
+            ManifestRow(
+                "Whatsapp/ROCK/[b]x.ogg",
+                "Rock",
+                None,
+                "kept",
+                output="Rock/b.wav",
+                duration_in=1.0,
+                duration_out=0.5,
+                folder="Whatsapp/ROCK",
+            ),
+            ManifestRow("gun/c.wav", "gun", None, "kept", output="gun/c.wav", folder="gun"),
+            ManifestRow(
+                "_background_noise_/tap.wav",
+                None,
+                None,
+                "noise",
+                output="_noise/tap.wav",
+                duration_in=61.0,
+                duration_out=61.0,
+            ),
+            ManifestRow("testing_list.txt", None, None, "list"),
+        ]
+        write_manifest(rows, out / "manifest.csv")
+        app = make_app(root)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("5")
+            await wait_for(pilot, lambda: app.screen.summary is not None)
+            title = str(app.screen.query_one("#data-title").render())
+            assert "3 kept · 0 rejected · 2 labels · speakers unknown" in title
+            assert "1 noise recordings (61 s)" in title and "official split lists" in title
+            assert "merged: ROCK → Rock" in title
+            labels = app.screen.query_one("#labels", DataTable)
+            table = {cells(labels, i)[0]: cells(labels, i) for i in range(labels.row_count)}
+            assert table["Rock"][1:4] == ["2", "0", "unknown"]
+            assert table["(noise)"][1:4] == ["1", "0", ""]
+            assert table["(noise)"][4] == "61.00 / 61.00 / 61.00"
 
     @run_async
     async def test_missing_and_broken_manifest(self, tmp_path: Path) -> None:

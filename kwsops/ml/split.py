@@ -1,0 +1,237 @@
+"""Who is held out: the test split and the cross-validation folds, and the checks that refuse
+recordings no meaningful model can come from (the run then exits 4 before any training).
+
+The test split is, in this order of preference: the official one (Speech Commands'
+``testing_list.txt``, else ``validation_list.txt``), held-out speakers (stratified by label,
+no speaker on both sides), or clip by clip when no two speakers are named. The folds keep
+speakers apart the same way, and fall back to clip by clip, saying so, when the training split
+has fewer speakers than folds. Everything here works on labels, speakers and ids only, never on
+features, so it does not care how the spectrograms are stored.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from kwsops import exitcodes
+from kwsops.audio.layout import CONTAINER_NAMES
+from kwsops.config import SplitSettings
+
+FIX_LABELS = (
+    "put each label's recordings in its own folder under data/input/ "
+    "(container folders like ML/ or Whatsapp/ may hold them), or list the labels in "
+    "luigi.cfg [Preprocess] labels"
+)
+
+
+class DataCheckError(ValueError):
+    """The recordings cannot make a meaningful model (one label, too few clips, ...): the run
+    exits 4 before training; the message names the cause and the fix."""
+
+    exit_code = exitcodes.BAD_CONFIG
+
+
+@dataclass(frozen=True)
+class Clips:
+    """What the split needs to know of each kept clip, in one order."""
+
+    labels: np.ndarray  # int64 label index
+    label_names: list[str]
+    speakers: list[str]  # "" when unknown
+    ids: list[str]
+    official: list[str]  # "test", "validation" or "" (from the official split lists)
+    folders: list[str]  # label folder as written, relative to data/input
+    sources: list[str]  # input path, relative to data/input
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@dataclass(frozen=True)
+class SplitPlan:
+    train: np.ndarray
+    test: np.ndarray
+    kind: str  # "official", "speaker" or "clip"
+    note: str  # official: the list it came from; clip: why it is not by speaker
+
+    def meta(self, settings: SplitSettings, lists: Sequence[str]) -> dict:
+        return {
+            "test_size": settings.test_size,
+            "seed": settings.seed,
+            "kind": self.kind,
+            "note": self.note,
+            "lists": list(lists),
+        }
+
+
+def speaker_groups(speakers: list[str], ids: list[str]) -> np.ndarray:
+    """Group number per clip: one group per speaker; a clip without a speaker is its own group."""
+    keys = [f"speaker:{s}" if s else f"clip:{i}" for s, i in zip(speakers, ids, strict=True)]
+    index = {k: n for n, k in enumerate(dict.fromkeys(keys))}
+    return np.array([index[k] for k in keys], dtype=np.int64)
+
+
+def _names(items: Sequence[str], limit: int = 4) -> str:
+    shown = ", ".join(items[:limit])
+    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
+def check_labels(clips: Clips, expected: Sequence[str], folds: int) -> None:
+    """Refuse fewer than 2 labels, a listed label without recordings, and a label with fewer
+    clips than the test split and ``folds`` folds need (one test clip, one per fold)."""
+    counts = Counter(clips.labels.tolist())
+    found = {name.casefold() for name in clips.label_names}
+    missing = [name for name in expected if name.casefold() not in found]
+    if missing:
+        raise DataCheckError(
+            f"[Preprocess] labels lists {_names(missing)}, but no kept recording is in such a "
+            "folder: add recordings of it under data/input/, or remove it from the list"
+        )
+    if len(clips.label_names) < 2:
+        raise DataCheckError(_one_label(clips))
+    need = max(folds, 2) + 1
+    short = sorted((counts[i], name) for i, name in enumerate(clips.label_names))
+    short = [(n, name) for n, name in short if n < need]
+    if short:
+        n, name = short[0]
+        more = f" (and {len(short) - 1} more labels)" if len(short) > 1 else ""
+        raise DataCheckError(
+            f"label {name} has {n} clips{more}; the test split and {folds} folds need at least "
+            f"{need} per label: record more, or lower [Train] folds"
+        )
+
+
+def _one_label(clips: Clips) -> str:
+    name, folder = clips.label_names[0], clips.folders[0] if clips.folders else ""
+    where = f" from {folder}/" if folder and len(set(clips.folders)) == 1 else ""
+    cause = f"only one label found ({name}, {len(clips)} clips{where}); a model needs at least 2"
+    depth = folder.count("/") + 1
+    direct = [s for s in clips.sources if folder and s.count("/") == depth]
+    below = sorted(
+        {
+            next((p for p in s.split("/")[depth:-1] if p.casefold() not in CONTAINER_NAMES), "")
+            for s in clips.sources
+            if folder and s.startswith(folder + "/") and s.count("/") > depth
+        }
+        - {""}
+    )
+    if len(below) >= 2 and direct:  # e.g. a stray recording in a container like ML/
+        return (
+            f"{cause}; its recordings sit in sub-folders {_names(below)}: if those are the "
+            f"labels, move the {len(direct)} recording(s) directly in {folder}/ into a label "
+            "folder, or list the labels in luigi.cfg [Preprocess] labels"
+        )
+    return f"{cause}; {FIX_LABELS}"
+
+
+def holdout_indices(
+    labels: np.ndarray, groups: np.ndarray, settings: SplitSettings
+) -> tuple[np.ndarray, np.ndarray]:
+    """Train and test indices: stratified by label, no group (speaker) on both sides, seeded.
+    The test share is the nearest the requested one that every label's groups allow."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    per_label = min(len(np.unique(groups[labels == k])) for k in np.unique(labels))
+    n_splits = max(2, min(round(1 / settings.test_size), per_label))
+    folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=settings.seed)
+    target = settings.test_size * len(labels)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The least populated class")
+        candidates = list(folds.split(np.zeros(len(labels)), labels, groups))
+    # the fold whose size is nearest the requested share; the first one on ties
+    train, test = min(candidates, key=lambda c: abs(len(c[1]) - target))
+    return np.sort(train), np.sort(test)
+
+
+def plan_split(clips: Clips, settings: SplitSettings, lists: Sequence[str] = ()) -> SplitPlan:
+    """The test split of ``clips`` (see the module docstring); DataCheckError when a label would
+    be missing from either side."""
+    index = np.arange(len(clips))
+    official = np.array(clips.official, dtype=object)
+    test_mark = "test" if (official == "test").any() else "validation"
+    known = sorted({s for s in clips.speakers if s})
+    if (official == test_mark).any():
+        test = index[official == test_mark]
+        train = index[official != test_mark]
+        named = ", ".join(n for n in lists if test_mark in n) or f"{test_mark}_list.txt"
+        plan = SplitPlan(train, test, "official", named)
+    elif len(known) >= 2:
+        groups = speaker_groups(clips.speakers, clips.ids)
+        _single_speaker_labels(clips, groups)
+        train, test = holdout_indices(clips.labels, groups, settings)
+        plan = SplitPlan(train, test, "speaker", "")
+    else:
+        why = "speakers unknown" if not known else f"only one speaker named ({known[0]})"
+        train, test = holdout_indices(clips.labels, np.arange(len(clips)), settings)
+        plan = SplitPlan(train, test, "clip", why)
+    _check_sides(clips, plan)
+    return plan
+
+
+def _single_speaker_labels(clips: Clips, groups: np.ndarray) -> None:
+    for k, name in enumerate(clips.label_names):
+        members = np.flatnonzero(clips.labels == k)
+        if len(np.unique(groups[members])) < 2:
+            speaker = clips.speakers[members[0]] if len(members) else "?"
+            raise DataCheckError(
+                f"label {name} was recorded by one speaker only ({speaker}); the test split "
+                f"holds out whole speakers, so it needs {name} from at least 2: record it by "
+                "another speaker"
+            )
+
+
+def _check_sides(clips: Clips, plan: SplitPlan) -> None:
+    train = Counter(clips.labels[plan.train].tolist())
+    test = Counter(clips.labels[plan.test].tolist())
+    for k, name in enumerate(clips.label_names):
+        if not train[k] or not test[k]:
+            raise DataCheckError(
+                f"label {name} has {train[k]} training and {test[k]} test clips after the "
+                f"{plan.kind} split; it needs clips on both sides: record more of it"
+            )
+
+
+def fold_groups(speakers: list[str], ids: list[str], folds: int) -> tuple[np.ndarray, str]:
+    """Groups for the folds, and a note when they fall back to clip by clip: fewer speaker
+    groups in the training split than folds."""
+    groups = speaker_groups(speakers, ids)
+    n_groups = len(np.unique(groups))
+    if n_groups >= folds:
+        return groups, ""
+    known = len({s for s in speakers if s})
+    fix = f"set [Train] folds = {n_groups}" if n_groups >= 2 else "name the speakers"
+    note = (
+        f"the training split has {known} speakers, fewer than {folds} folds: the folds hold out "
+        f"clips, not speakers, so validation voices are also trained on; record more speakers "
+        f"or {fix} to keep them apart"
+    )
+    return np.arange(len(ids), dtype=np.int64), note
+
+
+def fold_indices(
+    labels: np.ndarray, speakers: list[str], ids: list[str], folds: int, seed: int
+) -> tuple[list[tuple[np.ndarray, np.ndarray]], str]:
+    """``folds`` (train, val) index pairs, stratified by label, speakers apart when there are
+    enough (else clip by clip), seeded; and the fallback note ("" when none)."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    if folds < 2:
+        raise DataCheckError(f"[Train] folds = {folds}: cross-validation needs at least 2")
+    labels = np.asarray(labels)
+    counts = np.bincount(labels) if len(labels) else np.zeros(1, dtype=int)
+    if counts.max() < folds:
+        raise DataCheckError(
+            f"{folds} folds need at least {folds} training clips of a label, the most any label "
+            f"has is {counts.max()}: record more, or lower [Train] folds"
+        )
+    groups, note = fold_groups(speakers, ids, folds)
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The least populated class")
+        pairs = splitter.split(np.zeros(len(labels)), labels, groups)
+        return [(np.sort(tr), np.sort(va)) for tr, va in pairs], note

@@ -1,0 +1,137 @@
+"""kwsops.ml.split: the test split and the folds, their fallbacks, and the refusals (exit 4)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kwsops.config import SplitSettings
+from kwsops.exitcodes import BAD_CONFIG
+from kwsops.ml.split import (
+    Clips,
+    DataCheckError,
+    check_labels,
+    fold_indices,
+    holdout_indices,
+    plan_split,
+    speaker_groups,
+)
+
+SPLIT = SplitSettings()
+
+
+def clips(per_label: int, labels=("catch", "gun", "rock"), speakers: int = 0, **extra) -> Clips:
+    """``per_label`` clips of each label; speakers cycle when given, else unknown."""
+    names = list(labels)
+    rows = [(k, n) for k in range(len(names)) for n in range(per_label)]
+    return Clips(
+        labels=np.array([k for k, _ in rows], dtype=np.int64),
+        label_names=names,
+        speakers=[f"s{n % speakers}" if speakers else "" for _, n in rows],
+        ids=[f"{names[k]}/{n}.wav" for k, n in rows],
+        official=extra.get("official", [""] * len(rows)),
+        folders=extra.get("folders", [names[k] for k, _ in rows]),
+        sources=extra.get("sources", [f"{names[k]}/{n}.wav" for k, n in rows]),
+    )
+
+
+def test_holdout_split_is_seeded_grouped_and_near_test_size():
+    labels = np.repeat(np.arange(3), 200)
+    speakers = [f"s{i % 20}" for i in range(600)]
+    groups = speaker_groups(speakers, [str(i) for i in range(600)])
+    a = holdout_indices(labels, groups, SplitSettings(test_size=0.1, seed=7))
+    b = holdout_indices(labels, groups, SplitSettings(test_size=0.1, seed=7))
+    c = holdout_indices(labels, groups, SplitSettings(test_size=0.1, seed=8))
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    assert not np.array_equal(a[1], c[1])
+    assert set(groups[a[0]]).isdisjoint(groups[a[1]])
+    assert 40 <= len(a[1]) <= 80
+    assert len(set(labels[a[1]])) == 3
+
+
+def test_unknown_speakers_are_their_own_groups():
+    groups = speaker_groups(["a", "", "a", ""], ["1", "2", "3", "4"])
+    assert groups[0] == groups[2] and len(set(groups.tolist())) == 3
+
+
+def test_eight_clips_a_label_without_speakers_split_clip_by_clip():
+    """The crash of the issue: n_splits=10 > 8 members of every class."""
+    data = clips(8, labels=("a", "b", "c", "d", "e", "f"))
+    check_labels(data, (), folds=5)
+    plan = plan_split(data, SPLIT)
+    assert plan.kind == "clip" and plan.note == "speakers unknown"
+    assert set(data.labels[plan.test].tolist()) == set(range(6))
+    assert len(plan.test) + len(plan.train) == 48
+
+
+def test_speakers_named_split_by_speaker_and_one_speaker_falls_back():
+    data = clips(12, speakers=6)
+    plan = plan_split(data, SPLIT)
+    speakers = np.array(data.speakers)
+    assert plan.kind == "speaker"
+    assert set(speakers[plan.train]).isdisjoint(speakers[plan.test])
+    lone = clips(12, speakers=1)
+    fallback = plan_split(lone, SPLIT)
+    assert fallback.kind == "clip" and "only one speaker named (s0)" in fallback.note
+
+
+def test_official_lists_define_the_test_split():
+    data = clips(6, speakers=3)
+    official = ["test" if s == "s2" else "validation" if s == "s1" else "" for s in data.speakers]
+    data = clips(6, speakers=3, official=official)
+    plan = plan_split(data, SPLIT, ["testing_list.txt", "validation_list.txt"])
+    assert plan.kind == "official" and plan.note == "testing_list.txt"
+    assert {data.speakers[i] for i in plan.test} == {"s2"}
+    assert {data.speakers[i] for i in plan.train} == {"s0", "s1"}  # validation trains
+
+
+@pytest.mark.parametrize(
+    ("data", "expected", "folds", "message"),
+    [
+        (clips(8, labels=("catch",)), (), 5, r"only one label found \(catch, 8 clips"),
+        (clips(8), ("catch", "gun", "rock", "Like"), 5, r"lists Like, but no kept recording"),
+        (clips(5), (), 5, r"label catch has 5 clips \(and 2 more labels\); .* at least 6"),
+    ],
+)
+def test_nonsense_is_refused_with_cause_and_fix(data, expected, folds, message):
+    with pytest.raises(DataCheckError, match=message) as caught:
+        check_labels(data, expected, folds)
+    assert caught.value.exit_code == BAD_CONFIG
+    assert "\n" not in str(caught.value)
+
+
+def test_one_label_names_the_sub_folders_that_look_like_labels():
+    """The original layout with a stray recording in ML/: everything became label ML."""
+    sources = [f"ML/{name}/{n}.wav" for name in ("Catch", "Gun") for n in range(3)]
+    sources += ["ML/Whatsapp/Rock/a.ogg", "ML/stray.wav"]
+    data = clips(8, labels=("ML",), folders=["ML"] * 8, sources=sources)
+    with pytest.raises(
+        DataCheckError,
+        match=r"sub-folders Catch, Gun, Rock: if those are the "
+        r"labels, move the 1 recording\(s\) directly in ML/ into a label",
+    ):
+        check_labels(data, (), 5)
+
+
+def test_a_label_from_one_speaker_cannot_be_held_out_by_speaker():
+    data = clips(6, speakers=3)
+    speakers = [
+        "solo" if label == 2 else s for label, s in zip(data.labels, data.speakers, strict=True)
+    ]
+    data = Clips(
+        data.labels, data.label_names, speakers, data.ids, data.official, data.folders, data.sources
+    )
+    with pytest.raises(DataCheckError, match=r"label rock was recorded by one speaker only"):
+        plan_split(data, SPLIT)
+
+
+def test_folds_fall_back_to_clips_with_fewer_speakers_than_folds_and_say_so():
+    data = clips(10, speakers=3)
+    pairs, note = fold_indices(data.labels, data.speakers, data.ids, 5, seed=42)
+    assert len(pairs) == 5 and "3 speakers, fewer than 5 folds" in note
+    assert "set [Train] folds = 3" in note
+    pairs, note = fold_indices(data.labels, data.speakers, data.ids, 3, seed=42)
+    speakers = np.array(data.speakers)
+    assert note == "" and all(set(speakers[t]).isdisjoint(speakers[v]) for t, v in pairs)
+    with pytest.raises(DataCheckError, match="50 folds need at least 50"):
+        fold_indices(data.labels, data.speakers, data.ids, 50, seed=42)
