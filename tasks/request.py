@@ -51,7 +51,7 @@ def build_target(request: RunRequest) -> luigi.Task:
 
     cls = getattr(tasks, request.target)
     kwargs: dict = {}
-    if request.batch_sizes:
+    if request.batch_sizes and "batch_sizes" in dict(cls.get_params()):
         kwargs["batch_sizes"] = [int(b) for b in request.batch_sizes]
     if request.target == "Validate":
         if request.revisions:

@@ -352,7 +352,7 @@ def test_gc_removes_old_runs_sessions_and_unused_objects_but_no_revision(ws: Wor
     try:
         assert holder.stdout.readline().strip() == "held"
         busy = run_cli(ws, "gc", check=False)
-        assert busy.returncode == exitcodes.ALREADY_RUNNING and "busy" in busy.stdout
+        assert busy.returncode == exitcodes.ALREADY_RUNNING and "busy" in busy.stderr
     finally:
         holder.kill()
         holder.wait()
