@@ -12,7 +12,7 @@ RUN apt-get update \
 WORKDIR /opt/kwsops
 # CPU-only torch first (the default wheel carries CUDA); pyproject pins the same release
 RUN pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cpu \
-    "torch==2.11.*" "torchaudio==2.11.*"
+    "torch==2.11.0" "torchaudio==2.11.0"
 COPY pyproject.toml README.md ./
 COPY kwsops ./kwsops
 COPY tasks ./tasks
