@@ -1,6 +1,7 @@
-"""Console benchmark: time to first screen, and the cost of opening and following a 500 MB log.
+"""Console benchmark: time to first screen, opening and following a 500 MB log, and the Data
+screen over a 100 000-row manifest.
 
-    .venv/bin/python benchmarks/tui.py [--log-mb 500] [--keep]
+    .venv/bin/python benchmarks/tui.py [--log-mb 500] [--manifest-rows 100000] [--keep]
 
 Prints, for the console (`kwsops.tui.app.KwsApp`, headless via ``run_test`` at 120x40):
 - startup: process start -> first screen composed, and -> dashboard showing the workspace;
@@ -8,6 +9,9 @@ Prints, for the console (`kwsops.tui.app.KwsApp`, headless via ``run_test`` at 1
   the core index (``kwsops.tui.logindex.LineIndex``): indexing time, tracemalloc peak, RSS delta,
   reading the last screenful, following 10 MB appended;
   the Logs screen: time until the whole log is indexed and the last lines show, RSS delta.
+- a generated manifest of ``--manifest-rows`` rows (2 % rejected, 40 clips a speaker): the
+  summary the Data screen shows (``kwsops.tui.manifest.read_manifest``, CPU seconds), and the
+  Data screen itself: key press -> every label and rejected file on screen.
 Each measurement that spans imports runs in a fresh Python process.
 """
 
@@ -156,6 +160,59 @@ def child(argv: list[str]) -> None:
                 }
 
         print(json.dumps(asyncio.run(measure())))
+    elif kind == "data":
+        root = Path(argv[1])
+        from kwsops.tui.app import KwsApp
+        from kwsops.tui.data import DataScreen
+        from kwsops.tui.manifest import read_manifest
+
+        began = time.process_time()
+        summary = read_manifest(root / "data" / "output" / "manifest.csv")
+        summary_cpu = time.process_time() - began
+
+        async def measure() -> dict:
+            app = KwsApp(root, poll_interval=0.2)
+            async with app.run_test(size=(120, 40)) as pilot:
+                while app.snapshot is None:
+                    await pilot.pause(0.01)
+                began = time.perf_counter()
+                await pilot.press("5")
+                screen = app.screen
+                assert isinstance(screen, DataScreen), screen
+                table = screen.query_one("#rejected")
+                while table.row_count < len(summary.rejected):
+                    await pilot.pause(0.005)
+                await pilot.pause()
+                return {
+                    "open_s": time.perf_counter() - began,
+                    "rows": summary.total,
+                    "rejected": table.row_count,
+                    "labels": screen.query_one("#labels").row_count,
+                }
+
+        print(json.dumps({"summary_cpu_s": summary_cpu, **asyncio.run(measure())}))
+
+
+def make_manifest(path: Path, rows: int) -> None:
+    """A Speech Commands-sized manifest: six labels, 40 clips a speaker, 2 % rejected."""
+    from kwsops.audio.manifest import ManifestRow, write_manifest
+
+    labels = ("catch", "gun", "index", "like", "relax", "rock")
+    written = []
+    for n in range(rows):
+        label, speaker = labels[n % 6], f"spk{n // 40:05d}"
+        source = f"{label}/{speaker}_nohash_{n}.wav"
+        common = {"duration_in": 1.0 + n % 7 / 10, "sample_rate_in": 16000, "channels_in": 1}
+        if n % 50 == 0:
+            row = ManifestRow(source, label, speaker, "rejected", "too short: 0.05 s", **common)
+        else:
+            output = f"{label}/{speaker}_nohash_{n}-0123456789.wav"
+            row = ManifestRow(
+                source, label, speaker, "kept", output=output, duration_out=0.8, **common
+            )
+        written.append(row)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_manifest(written, path)
 
 
 def run_child(*args: str) -> dict:
@@ -182,13 +239,14 @@ def workspace_with_log(root: Path, log: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--log-mb", type=int, default=500)
+    parser.add_argument("--manifest-rows", type=int, default=100_000)
     parser.add_argument("--keep", action="store_true", help="keep the generated files")
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="kwsops-tui-bench-", dir="/tmp"))
     try:
         small = scratch / "small-ws"
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-        from test_tui_support import make_workspace
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        from tests.helpers.tui_workspace import make_workspace
 
         make_workspace(small, active=False)
         runs = [run_child("startup", str(small)) for _ in range(3)]
@@ -226,6 +284,15 @@ def main() -> None:
             f"and following its end after {widget['indexed_s']:.2f} s (at end="
             f"{widget['at_end']}, last line ok={widget['last_line_ok']}), RSS delta "
             f"{widget['rss_delta'] / 1e6:.1f} MB"
+        )
+        data_ws = scratch / "data-ws"
+        make_workspace(data_ws, active=False, manifest=False)
+        make_manifest(data_ws / "data" / "output" / "manifest.csv", args.manifest_rows)
+        data = run_child("data", str(data_ws))
+        print(
+            f"Data screen, {data['rows']:,}-row manifest: summary {data['summary_cpu_s']:.2f} "
+            f"CPU s; key press -> {data['labels']} labels and {data['rejected']:,} rejected "
+            f"files on screen after {data['open_s']:.2f} s"
         )
     finally:
         if args.keep:

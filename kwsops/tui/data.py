@@ -142,6 +142,8 @@ class DataScreen(ForwardWorkerErrors, Screen):
 
     @work(thread=True, group="manifest", exclusive=True, exit_on_error=False, name="manifest")
     def _load(self, path: Path) -> None:
+        """Read and lay out off the UI thread: a 100 000-row manifest takes most of a second
+        to summarise, and the screen stays responsive meanwhile."""
         try:
             summary = read_manifest(path)
         except FileNotFoundError:
@@ -149,9 +151,11 @@ class DataScreen(ForwardWorkerErrors, Screen):
         except (OSError, ValueError) as exc:
             self.post_message(Problem(f"cannot read the manifest: {exc}"))
             summary = None
-        self.app.call_from_thread(self._show, summary)
+        wide = self.wide
+        rows = table_rows(summary, wide) if summary else ([], [])
+        self.app.call_from_thread(self._show, summary, rows if wide == self.wide else None)
 
-    def _show(self, summary: ManifestSummary | None) -> None:
+    def _show(self, summary: ManifestSummary | None, rows: TableRows | None = None) -> None:
         self.summary = summary
         labels = self.query_one("#labels", DataTable)
         rejected = self.query_one("#rejected", DataTable)
@@ -162,11 +166,25 @@ class DataScreen(ForwardWorkerErrors, Screen):
             title.update(EMPTY)
             return
         title.update(title_text(summary))
-        every = summary.all_durations("in")
-        low, high = (min(every), max(every)) if every else (0.0, 1.0)
-        noise = [summary.noise] if summary.noise.total else []
-        for stats in [*summary.labels, *noise]:
-            cells = [
+        label_rows, rejected_rows = rows or table_rows(summary, self.wide)
+        for key, cells in label_rows:
+            labels.add_row(*cells[: len(labels.columns)], key=key)
+        for key, cells in rejected_rows:
+            rejected.add_row(*cells, key=key)
+
+
+TableRows = tuple[list[tuple[str, list]], list[tuple[str, list]]]
+
+
+def table_rows(summary: ManifestSummary, wide: bool) -> TableRows:
+    """(key, cells) of the labels table and of the rejected-files table."""
+    every = summary.all_durations("in")
+    low, high = (min(every), max(every)) if every else (0.0, 1.0)
+    noise = [summary.noise] if summary.noise.total else []
+    label_rows = [
+        (
+            stats.label,
+            [
                 rich_text(stats.label, "cyan" if stats is summary.noise else "", limit=60),
                 str(stats.kept),
                 Text(str(stats.rejected), style="red" if stats.rejected else "dim"),
@@ -174,12 +192,14 @@ class DataScreen(ForwardWorkerErrors, Screen):
                 spread_text(stats.durations_in),
                 spread_text(stats.durations_out),
                 Text(fmt.sparkline(stats.durations_in, low, high), style="cyan"),
-            ]
-            labels.add_row(*cells[: len(labels.columns)], key=stats.label)
-        for index, item in enumerate(summary.rejected):
-            source = fmt.cut_text(item.source)
-            reason = fmt.cut_text(item.reason, "red")
-            cells = (
-                [source, rich_text(item.label, limit=60), reason] if self.wide else [source, reason]
-            )
-            rejected.add_row(*cells, key=f"{index}:{item.source}")
+            ],
+        )
+        for stats in [*summary.labels, *noise]
+    ]
+    rejected_rows = []
+    for index, item in enumerate(summary.rejected):
+        source = fmt.cut_text(item.source)
+        reason = fmt.cut_text(item.reason, "red")
+        cells = [source, rich_text(item.label, limit=60), reason] if wide else [source, reason]
+        rejected_rows.append((f"{index}:{item.source}", cells))
+    return label_rows, rejected_rows

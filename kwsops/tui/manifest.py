@@ -86,24 +86,34 @@ def read_manifest(path: str | Path) -> ManifestSummary:
     labels: dict[str, LabelStats] = {}
     rejected: list[Rejected] = []
     noise, lists = LabelStats(NOISE), []
-    for row in manifest.read_manifest(path):
-        if row.status == "list":
-            lists.append(row.source)
+    columns = manifest.read_columns(path)
+    rows = zip(
+        *(columns[name] for name in ("source", "label", "speaker", "status", "reason")),
+        *(columns[name] for name in ("duration_in", "duration_out", "folder")),
+        strict=True,
+    )
+    for source, label, speaker, status, reason, duration_in, duration_out, folder in rows:
+        if status == "list":
+            lists.append(source)
             continue
-        label = row.label or NO_LABEL
-        stats = noise if row.noise else labels.setdefault(label, LabelStats(label))
-        if row.kept or row.noise:
+        label = label or NO_LABEL
+        stats = (
+            noise
+            if status == "noise"
+            else labels.get(label) or labels.setdefault(label, LabelStats(label))
+        )
+        if status == "kept" or status == "noise":
             stats.kept += 1
-            if row.duration_out is not None:
-                stats.durations_out.append(row.duration_out)
-            if row.speaker and row.kept:
-                stats.speakers.add(row.speaker)
+            if duration_out is not None:
+                stats.durations_out.append(duration_out)
+            if speaker and status == "kept":
+                stats.speakers.add(speaker)
         else:
             stats.rejected += 1
-            rejected.append(Rejected(row.source, label, row.reason or "no reason given"))
-        if row.duration_in is not None:
-            stats.durations_in.append(row.duration_in)
-        if row.folder:
-            stats.spellings.add(row.folder.rsplit("/", 1)[-1])
+            rejected.append(Rejected(source, label, reason or "no reason given"))
+        if duration_in is not None:
+            stats.durations_in.append(duration_in)
+        if folder:
+            stats.spellings.add(folder.rsplit("/", 1)[-1])
     ordered = sorted(labels.values(), key=lambda s: (s.label == NO_LABEL, s.label.lower()))
     return ManifestSummary(path, ordered, sorted(rejected, key=lambda r: r.source), noise, lists)

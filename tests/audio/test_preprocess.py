@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 
@@ -9,7 +10,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from kwsops.audio.manifest import MANIFEST_COLUMNS, ManifestRow, read_manifest
+from kwsops.audio.manifest import (
+    MANIFEST_COLUMNS,
+    ManifestRow,
+    read_columns,
+    read_manifest,
+    write_manifest,
+)
 from kwsops.audio.plots import duration_histogram, waveform_examples
 from kwsops.audio.preprocess import PreprocessSummary, preprocess
 from kwsops.config import AudioSettings
@@ -215,6 +222,40 @@ def test_manifest_reads_back_typed(zoo: dict, tmp_path: Path) -> None:
         read_manifest(bad)
     with pytest.raises(FileNotFoundError, match="run Preprocess"):
         read_manifest(tmp_path / "missing.csv")
+
+
+def test_manifest_reader_takes_old_reordered_and_guarded_manifests(tmp_path: Path) -> None:
+    """The reader goes by column name: a manifest written before the folder and split columns,
+    columns in another order, a cell guarded against spreadsheet formulas, a short row."""
+    kept = ManifestRow(
+        "a/b.wav",
+        "a",
+        None,
+        "kept",
+        output="a/b-1.wav",
+        duration_in=1.25,
+        duration_out=0.5,
+        sample_rate_in=48000,
+        channels_in=2,
+    )
+    rows = [
+        ManifestRow("=cmd|' /C calc'!A0.wav", "-x", "@spk", "rejected", "+1 too short"),
+        dataclasses.replace(kept, folder="A", split="test"),
+    ]
+    path = tmp_path / "manifest.csv"
+    write_manifest(rows, path)
+    assert read_manifest(path) == rows
+    assert read_columns(path)["duration_in"] == [None, 1.25]
+    lines = path.read_text(encoding="utf-8").splitlines()
+    table = [line.split(",") for line in lines]
+    old = [cells[:-2] for cells in table]  # no folder, no split
+    path.write_text("\n".join(",".join(c) for c in old) + "\n", encoding="utf-8")
+    assert read_manifest(path)[1] == kept
+    reordered = [cells[::-1] for cells in table]
+    path.write_text("\n".join(",".join(c) for c in reordered) + "\n", encoding="utf-8")
+    assert read_manifest(path) == rows
+    path.write_text(lines[0] + "\nx.wav,x,,rejected\n", encoding="utf-8")
+    assert read_manifest(path) == [ManifestRow("x.wav", "x", None, "rejected")]
 
 
 def test_plots_are_png(zoo: dict, tmp_path: Path) -> None:
