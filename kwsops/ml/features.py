@@ -181,11 +181,15 @@ def _load_clip(path: Path, sample_rate: int) -> np.ndarray:
         audio, rate = sf.read(path, dtype="float32", always_2d=True)
     except (OSError, RuntimeError) as exc:
         raise SpectrogramDataError(f"{path}: unreadable ({exc}); rerun Preprocess") from exc
+    _check_rate(path, rate, sample_rate)
+    return audio.mean(axis=1)
+
+
+def _check_rate(path: Path, rate: int, sample_rate: int) -> None:
     if rate != sample_rate:
         raise SpectrogramDataError(
             f"{path}: sample rate {rate} Hz, features expect {sample_rate} Hz; rerun Preprocess"
         )
-    return audio.mean(axis=1)
 
 
 def _frames(path: Path) -> int:
@@ -240,11 +244,7 @@ def _read_clips(paths: list[Path], samples: int, sample_rate: int) -> np.ndarray
     for row, path in zip(out, paths, strict=True):
         try:
             with sf.SoundFile(path) as handle:
-                if handle.samplerate != sample_rate:
-                    raise SpectrogramDataError(
-                        f"{path}: sample rate {handle.samplerate} Hz, features expect "
-                        f"{sample_rate} Hz; rerun Preprocess"
-                    )
+                _check_rate(path, handle.samplerate, sample_rate)
                 if handle.channels == 1:
                     handle.read(samples, dtype="float32", out=row, fill_value=0.0)
                 else:

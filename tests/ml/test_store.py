@@ -233,3 +233,17 @@ def test_memory_of_the_stage_does_not_grow_with_the_clips(tmp_path, monkeypatch)
     assert features > 150e6
     assert grew * 1024 < features / 2, f"peak grew {grew // 1024} MiB for {features // 2**20} MiB"
     shutil.rmtree(output)
+
+
+def test_a_bad_clip_stops_the_stage_with_its_name_and_no_file(tmp_path, output_dir):
+    output = tmp_path / "output"
+    shutil.copytree(output_dir, output)
+    bad = sorted(output.glob("gun/*.wav"))[1]
+    sf.write(bad, np.zeros(8_000, dtype=np.float32), 8_000)
+    spec = tmp_path / "spec"
+    with pytest.raises(SpectrogramDataError) as caught:
+        make_spectrogram_dataset(output, spec, folds=2)
+    assert str(caught.value) == (
+        f"{bad}: sample rate 8000 Hz, features expect 16000 Hz; rerun Preprocess"
+    )
+    assert list(spec.iterdir()) == []
