@@ -239,11 +239,6 @@ class FeatureStore:
             out = out[where.reshape(-1)]
         return self._tensor(out)
 
-    def iter_batches(self, size: int) -> Iterator[torch.Tensor]:
-        """Every row in order, ``size`` rows at a time."""
-        for start in range(0, len(self), size):
-            yield self[start : start + size]
-
 
 class Rows:
     """Rows ``index`` of ``source`` (a FeatureStore or a tensor) as a sequence read on access:
@@ -269,10 +264,10 @@ class Rows:
         return rows if self.device is None else rows.to(self.device)
 
 
-def mean_power(source, batch: int = _SOURCE_BATCH) -> torch.Tensor:
+def mean_power(source, batch: int | None = None) -> torch.Tensor:
     """Mean over rows and frames of ``exp(log-mel)`` ``[n_mels]`` (CPU), read ``batch`` rows at a
     time from anything sliceable (a tensor, a FeatureStore, Rows)."""
-    total, count = None, 0
+    total, count, batch = None, 0, batch or _SOURCE_BATCH
     for start in range(0, len(source), batch):
         rows = source[start : start + batch].cpu()
         part = rows.double().exp().sum(dim=(0, 2))

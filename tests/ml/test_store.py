@@ -247,3 +247,34 @@ def test_a_bad_clip_stops_the_stage_with_its_name_and_no_file(tmp_path, output_d
         f"{bad}: sample rate 8000 Hz, features expect 16000 Hz; rerun Preprocess"
     )
     assert list(spec.iterdir()) == []
+
+
+class _RecordingStore(FeatureStore):
+    """The real store, noting how many rows each access reads."""
+
+    reads: list[int]
+
+    def __getitem__(self, index) -> torch.Tensor:
+        rows = super().__getitem__(index)
+        self.reads.append(len(rows) if rows.dim() == 3 else 1)
+        return rows
+
+
+def test_training_reads_the_features_one_batch_at_a_time(spec_dir, tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from kwsops.config import TrainSettings
+    from kwsops.ml import store as store_module
+    from kwsops.ml import training
+
+    monkeypatch.setattr(training, "_EVAL_BATCH", 3)  # validation pass: 3 rows a read
+    monkeypatch.setattr(store_module, "_SOURCE_BATCH", 3)  # the noise bank's mean spectrum
+    split = load_split(spec_dir, "train")
+    recording = _RecordingStore(spec_dir / "train.safetensors")
+    recording.reads = []
+    settings = TrainSettings(batch_size=3, epochs=1, folds=2)
+    result = training.train_fold(
+        spec_dir, tmp_path, settings, 0, data=replace(split, features=recording), threads=1
+    )
+    assert result.n_train > 3 and sum(recording.reads) >= result.n_train + result.n_val
+    assert max(recording.reads) <= 3  # never a fold or a split at once
