@@ -187,7 +187,9 @@ class RecomputedFeatures:
 
         from kwsops.audio.clip import resample
 
-        picked = np.arange(len(self.paths))[index.cpu() if torch.is_tensor(index) else index]
+        picked = np.arange(len(self.paths))[
+            index.cpu().numpy() if torch.is_tensor(index) else index
+        ]
         batch = np.zeros((picked.size, self.samples), dtype=np.float32)
         for row, i in zip(batch, np.atleast_1d(picked), strict=True):
             try:
