@@ -15,6 +15,20 @@ SEED = 42
 THREADS_ENV = "KWSOPS_TORCH_THREADS"  # torch threads per training process (default: all cores)
 
 
+def resolve_threads(threads: int | None = None) -> int:
+    """Explicit argument, else ``$KWSOPS_TORCH_THREADS``, else every core this process may use."""
+    if threads is None and os.environ.get(THREADS_ENV, "").strip():
+        try:
+            threads = int(os.environ[THREADS_ENV])
+        except ValueError as exc:
+            raise ValueError(f"{THREADS_ENV}={os.environ[THREADS_ENV]!r} is not a number") from exc
+    if threads is None or threads <= 0:
+        threads = (
+            len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        )
+    return max(1, int(threads or 1))
+
+
 @contextlib.contextmanager
 def restored_environ(*names: str) -> Iterator[None]:
     """Restore the environment variables ``names`` on exit (unset again when they were unset),

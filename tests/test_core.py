@@ -12,6 +12,7 @@ import time
 import pytest
 
 from kwsops.atomic import atomic_dir, atomic_write_json, remove_leftovers
+from kwsops.config import THREADS_ENV, resolve_threads
 from kwsops.secrets import ScrubbingFilter, register_secret, scrub
 from kwsops.stamps import STAMP_NAME, digest, stamp_matches, tree_digest, write_stamp
 
@@ -152,3 +153,14 @@ def test_passwords_in_a_dvc_config_are_masked(tmp_path):
 
     register_config_secrets(config)
     assert "from-config-pw" not in scrub("auth failed for from-config-pw")
+
+
+def test_threads_come_from_argument_then_env_then_all_cores(monkeypatch):
+    monkeypatch.delenv(THREADS_ENV, raising=False)
+    assert resolve_threads(3) == 3
+    assert resolve_threads() >= 1
+    monkeypatch.setenv(THREADS_ENV, "1")
+    assert resolve_threads() == 1 and resolve_threads(2) == 2
+    monkeypatch.setenv(THREADS_ENV, "many")
+    with pytest.raises(ValueError, match=THREADS_ENV):
+        resolve_threads()

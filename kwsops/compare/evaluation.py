@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import statistics
 import time
 from collections.abc import Iterator
@@ -20,8 +21,9 @@ import numpy as np
 import torch
 
 from kwsops.compare import breakdown
-from kwsops.config import FeatureSettings
+from kwsops.config import FeatureSettings, resolve_threads
 from kwsops.ml.features import SpecSplit, log_mel
+from kwsops.ml.store import FeatureStore
 
 N_BOOT = 2000
 SEED = 42
@@ -147,30 +149,69 @@ def score_folds(
     }
 
 
-def features_for(settings: dict, split: SpecSplit, output_dir: Path) -> tuple[torch.Tensor, bool]:
+class RecomputedFeatures:
+    """The test clips' log-mels with a model's own feature settings, computed from their wavs in
+    data/output when indexed (``[a:b]``, an int, an index array): one batch in memory at a time,
+    like the packed :class:`kwsops.ml.store.FeatureStore` it stands in for."""
+
+    def __init__(self, settings: FeatureSettings, paths: list[Path]):
+        import soundfile as sf
+
+        self.settings, self.paths = settings, paths
+        lengths = []
+        for path in paths:  # every clip checked before a model runs
+            try:
+                info = sf.info(path)
+            except (OSError, RuntimeError) as exc:
+                raise self._unreadable(path, exc) from None
+            lengths.append(math.ceil(info.frames * settings.sample_rate / info.samplerate))
+        self.samples = max(lengths, default=0)
+
+    @staticmethod
+    def _unreadable(path: Path, exc: Exception) -> EvaluationError:
+        return EvaluationError(
+            f"{path}: needed to recompute features with the model's settings, "
+            f"but it cannot be read ({exc}); run Preprocess again"
+        )
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    @property
+    def shape(self) -> torch.Size:
+        frames = self.samples // self.settings.hop_length + 1
+        return torch.Size((len(self.paths), self.settings.n_mels, frames))
+
+    def __getitem__(self, index) -> torch.Tensor:
+        import soundfile as sf
+
+        from kwsops.audio.clip import resample
+
+        picked = np.arange(len(self.paths))[
+            index.cpu().numpy() if torch.is_tensor(index) else index
+        ]
+        batch = np.zeros((picked.size, self.samples), dtype=np.float32)
+        for row, i in zip(batch, np.atleast_1d(picked), strict=True):
+            try:
+                audio, rate = sf.read(self.paths[i], dtype="float32", always_2d=True)
+            except (OSError, RuntimeError) as exc:
+                raise self._unreadable(self.paths[i], exc) from None
+            clip = resample(audio.mean(axis=1), rate, self.settings.sample_rate)[: self.samples]
+            row[: len(clip)] = clip
+        mels = log_mel(torch.from_numpy(batch), self.settings)
+        return mels[0] if picked.ndim == 0 else mels
+
+
+def features_for(
+    settings: dict, split: SpecSplit, output_dir: Path
+) -> tuple[FeatureStore | torch.Tensor | RecomputedFeatures, bool]:
     """The test clips' log-mels with a model's feature settings: the packed ones when they
-    match, else recomputed from the test clips' wavs in data/output. (features, recomputed)"""
-    import soundfile as sf
-
-    from kwsops.audio.clip import resample
-
+    match, else recomputed per batch from the test clips' wavs in data/output. Both are read
+    when indexed, never whole. (features, recomputed)"""
     wanted = FeatureSettings(**settings)
     if wanted == split.feature_settings:
         return split.features, False
-    clips = []
-    for clip_id in split.ids:
-        path = Path(output_dir) / clip_id
-        try:
-            audio, rate = sf.read(path, dtype="float32", always_2d=True)
-        except (OSError, RuntimeError) as exc:
-            raise EvaluationError(
-                f"{path}: needed to recompute features with the model's settings, "
-                f"but it cannot be read ({exc}); run Preprocess again"
-            ) from None
-        clips.append(resample(audio.mean(axis=1), rate, wanted.sample_rate))
-    length = max(len(c) for c in clips)
-    batch = np.stack([np.pad(c, (0, length - len(c))) for c in clips])
-    return log_mel(torch.from_numpy(batch), wanted), True
+    return RecomputedFeatures(wanted, [Path(output_dir) / clip_id for clip_id in split.ids]), True
 
 
 def align_labels(model_labels: list[str], test_labels: list[str], where: str) -> list[int]:
@@ -234,8 +275,6 @@ def evaluate_models(
 ) -> dict:
     """Score the fold models in ``paths`` on ``split`` (the test clips); a JSON-able dict.
     Inference uses ``$KWSOPS_TORCH_THREADS`` threads (default: every core), as training does."""
-    from kwsops.ml.training import resolve_threads
-
     with torch_threads(resolve_threads()):
         return _evaluate_models(paths, split, output_dir, n_boot, seed)
 
@@ -246,7 +285,7 @@ def _evaluate_models(
     from kwsops.ml.model import count_parameters, load_model, predict_proba
 
     fold_probs, metas, latency, parameters = [], [], 0.0, 0
-    cache: dict[str, tuple[torch.Tensor, bool]] = {}
+    cache: dict[str, tuple[FeatureStore | torch.Tensor | RecomputedFeatures, bool]] = {}
     for path in paths:
         model, meta = load_model(path)
         columns = align_labels(meta["labels"], split.label_names, str(path))

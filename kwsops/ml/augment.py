@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from kwsops.config import FeatureSettings
 from kwsops.ml.features import LOG_FLOOR, log_mel
+from kwsops.ml.store import FeatureStore, Rows, mean_power
 
 AUGMENTATIONS: tuple[str, ...] = (
     "gain",
@@ -130,7 +131,7 @@ def mel_centres(features: FeatureSettings) -> torch.Tensor:
 def noise_bank(
     features: FeatureSettings,
     frames: int,
-    train_log_mels: torch.Tensor | None = None,
+    train_log_mels: torch.Tensor | Rows | FeatureStore | None = None,
     count: int = 24,
     seed: int = 0,
     recorded: torch.Tensor | None = None,
@@ -161,7 +162,7 @@ def noise_bank(
         waves.append(wave / wave.std().clamp_min(1e-8) * 0.05)
     bank = [log_mel(torch.stack(waves), features).exp()] if waves else []
     if train_log_mels is not None and count - coloured > 0:
-        shape = train_log_mels.exp().mean(dim=(0, 2))  # [n_mels] mean speech+pad spectrum
+        shape = mean_power(train_log_mels)  # [n_mels] mean speech+pad spectrum, read in batches
         # mean of 4 unit exponentials: Gamma(4, 4) like a mel bin pooling a few periodogram bins
         uniform = torch.rand(count - coloured, 4, len(shape), frames, generator=gen)
         gamma = -torch.log(uniform.clamp_min(1e-12)).mean(dim=1)

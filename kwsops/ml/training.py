@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import os
 import statistics
 import time
 from collections.abc import Callable, Iterator
@@ -21,11 +20,12 @@ import torch
 import torch.nn.functional as F
 
 from kwsops.atomic import atomic_write_json
-from kwsops.config import THREADS_ENV, TrainSettings
+from kwsops.config import TrainSettings, resolve_threads
 from kwsops.ml.augment import Augmenter, AugmentSettings, noise_bank
 from kwsops.ml.features import SpecSplit, load_noise, load_split, training_clips
 from kwsops.ml.model import build_model, count_parameters, default_arch, save_model
 from kwsops.ml.split import fold_indices as split_fold_indices
+from kwsops.ml.store import Rows
 from kwsops.progress import ProgressFn, no_progress
 
 HISTORY_FIELDS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds")
@@ -59,20 +59,6 @@ class FoldResult:
 
 def pick_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def resolve_threads(threads: int | None = None) -> int:
-    """Explicit argument, else ``$KWSOPS_TORCH_THREADS``, else every core this process may use."""
-    if threads is None and os.environ.get(THREADS_ENV, "").strip():
-        try:
-            threads = int(os.environ[THREADS_ENV])
-        except ValueError as exc:
-            raise ValueError(f"{THREADS_ENV}={os.environ[THREADS_ENV]!r} is not a number") from exc
-    if threads is None or threads <= 0:
-        threads = (
-            len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        )
-    return max(1, int(threads or 1))
 
 
 @contextlib.contextmanager
@@ -184,9 +170,9 @@ def train_fold(
         data.labels.numpy(), data.speakers, data.ids, settings.folds, settings.seed
     )
     train_idx, val_idx = pairs[fold]
-    x_train = data.features[torch.from_numpy(train_idx)].to(device)
+    x_train = Rows(data.features, train_idx, device)  # read per batch, never the whole fold
     y_train = data.labels[torch.from_numpy(train_idx)].to(device)
-    x_val = data.features[torch.from_numpy(val_idx)].to(device)
+    x_val = Rows(data.features, val_idx, device)
     y_val = data.labels[torch.from_numpy(val_idx)].to(device)
     n_classes, n_mels = len(data.label_names), data.features.shape[1]
 
@@ -196,7 +182,7 @@ def train_fold(
         bank = noise_bank(
             data.feature_settings,
             data.features.shape[2],
-            x_train.cpu(),
+            x_train,
             seed=seed,
             recorded=recorded,
         )

@@ -177,6 +177,14 @@ def test_features_are_recomputed_from_the_wavs_for_other_settings(tmp_path):
     other = FeatureSettings(n_mels=24, sample_rate=8_000, f_max=3_800.0)
     feats, recomputed = features_for(other.as_dict(), split, tmp_path)
     assert recomputed and feats.shape == (1, 24, 8_000 // other.hop_length + 1)
+    from kwsops.audio.clip import resample
+    from kwsops.ml.features import log_mel
+
+    stored, _ = sf.read(tmp_path / "a" / "x.wav", dtype="float32")
+    direct = log_mel(torch.from_numpy(resample(stored, 16_000, 8_000)), other)  # read per batch
+    for index in (slice(0, 1), torch.tensor([0]), np.array([0])):
+        torch.testing.assert_close(feats[index], direct, rtol=0, atol=1e-3)
+    assert feats[0].shape == feats.shape[1:]
     with pytest.raises(EvaluationError, match="cannot be read"):
         features_for(other.as_dict(), split, tmp_path / "missing")
 

@@ -16,9 +16,7 @@ from kwsops.ml.features import load_split, make_spectrogram_dataset
 from kwsops.ml.model import load_model
 from kwsops.ml.training import (
     HISTORY_FIELDS,
-    THREADS_ENV,
     fold_indices,
-    resolve_threads,
     summarize_folds,
     train_fold,
 )
@@ -140,17 +138,6 @@ def test_augmentations_switch_off_by_name_and_keep_shapes(spec_dir):
     assert torch.equal(same, x)
     with pytest.raises(ValueError, match="unknown augmentation"):
         AugmentSettings().without("chorus")
-
-
-def test_threads_come_from_argument_then_env_then_all_cores(monkeypatch):
-    monkeypatch.delenv(THREADS_ENV, raising=False)
-    assert resolve_threads(3) == 3
-    assert resolve_threads() >= 1
-    monkeypatch.setenv(THREADS_ENV, "1")
-    assert resolve_threads() == 1 and resolve_threads(2) == 2
-    monkeypatch.setenv(THREADS_ENV, "many")
-    with pytest.raises(ValueError, match=THREADS_ENV):
-        resolve_threads()
 
 
 def test_fold_out_of_range_is_refused(spec_dir, tmp_path):
