@@ -40,6 +40,8 @@ def apply_overrides(request: RunRequest) -> None:
         value = getattr(request, attr)
         if value is not None:
             put(section, option, value)
+    if request.fold_tasks:
+        put("Train", "stacked", "false")
     put("core", "no_configure_logging", "true")
     if request.scheduler_host:
         # wait for tasks another worker is running instead of exiting with them pending
