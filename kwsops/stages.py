@@ -66,11 +66,11 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage(
         "Train",
-        "collect folds per batch size",
+        "train the folds of a batch size together (or collect TrainFold's)",
         "train model",
-        "data/models/batch_<bs>/fold_*",
-        "data/models/batch_<bs>/metrics.json",
-        unit="folds",
+        "data/spec_ds (or data/models/batch_<bs>/fold_*)",
+        "data/models/batch_<bs>/fold_*, data/models/batch_<bs>/metrics.json",
+        unit="epochs",  # the epochs of all its folds (a fold stopped early counts the rest)
     ),
     Stage(
         "VersionModels",

@@ -58,9 +58,13 @@ class KwsTask(luigi.Task):
     def key_inputs(self) -> dict:
         return {}
 
+    def key_upstream(self) -> list[luigi.Task]:
+        """The tasks whose keys this one's key chains to: what it requires, by default."""
+        return luigi.task.flatten(self.requires())
+
     @functools.cached_property
     def stage_key(self) -> str:
-        upstream = [task.stage_key for task in luigi.task.flatten(self.requires())]
+        upstream = [task.stage_key for task in self.key_upstream()]
         return digest(
             {
                 "family": self.task_family,
@@ -91,9 +95,12 @@ class KwsTask(luigi.Task):
         if total:
             self.set_progress_percentage(round(100 * done / total, 1))
 
-    def epoch_metrics(self, epoch: int, row: dict) -> None:
-        """One epoch's numbers, for the console's training curves (every epoch, unthrottled)."""
+    def epoch_metrics(self, epoch: int, row: dict, fold: int | None = None) -> None:
+        """One epoch's numbers, for the console's training curves (every epoch, unthrottled);
+        ``fold`` names the fold when one task trains several (stacked Train)."""
         metrics = {k: v for k, v in row.items() if isinstance(v, int | float)}
+        if fold is not None:
+            metrics["fold"] = fold
         emit("task_progress", task=self.task_id, family=self.task_family,
              metrics={**metrics, "epoch": epoch})  # fmt: skip
 

@@ -1,7 +1,11 @@
 """The stage DAG (names as in DESIGN.md). Each task: params in, one call into kwsops.
 
 VersionInput ─► Preprocess ─► VersionOutput ─► MakeSpectrograms ─► VersionSpectrograms
-  ─► TrainFold(batch_size, fold) ×K ─► Train(batch_size) ×N ─► VersionModels ─► Validate
+  ─► [TrainFold(batch_size, fold) ×K] ─► Train(batch_size) ×N ─► VersionModels ─► Validate
+
+Train trains its K folds itself, together (``[Train] stacked = true``, the default); with
+``stacked = false`` (``kwsops run --fold-tasks``) it requires one TrainFold per fold instead,
+tasks a central scheduler can spread over workers on several machines.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from kwsops.config import (
 from kwsops.pipeline.preprocess import preprocess_stage
 from kwsops.pipeline.result import StageResult
 from kwsops.pipeline.spectrograms import spectrogram_stage
-from kwsops.pipeline.train import collect_folds_stage, train_fold_stage
+from kwsops.pipeline.train import collect_folds_stage, train_fold_stage, train_folds_stage
 from kwsops.pipeline.version import (
     default_remote_id,
     pending_commit,
@@ -203,18 +207,40 @@ class TrainFold(TrainParams, StageTask):
 
 
 class Train(TrainParams, StageTask):
-    def requires(self) -> list[TrainFold]:
+    stacked = luigi.BoolParameter(
+        default=True,
+        significant=False,  # the same models either way: switching retrains nothing
+        parsing=luigi.BoolParameter.EXPLICIT_PARSING,
+        description="train the folds together in this task; false: one TrainFold task per "
+        "fold, for luigid workers on several machines",
+    )
+
+    def fold_tasks(self) -> list[TrainFold]:
         return [self.clone(TrainFold, fold=k) for k in range(self.folds)]
+
+    def requires(self) -> list[TrainFold] | VersionSpectrograms:
+        return VersionSpectrograms() if self.stacked else self.fold_tasks()
+
+    def key_upstream(self) -> list[luigi.Task]:
+        return self.fold_tasks()  # in both modes: a fold trained one way is done the other
 
     def output(self) -> StampTarget:
         return StampTarget(self.ws.batch_dir(self.batch_size) / STAMP_NAME, self.stage_key)
 
     def run(self) -> None:
+        if self.stacked:
+            todo = {task.fold: task.stage_key for task in self.fold_tasks() if not task.complete()}
+            if todo:
+                train_folds_stage(self.ws, todo, self.settings(), progress=self.progress,
+                                  on_epoch=self.fold_epoch)  # fmt: skip
         self.finish(
             collect_folds_stage(
                 self.ws, self.stage_key, self.settings(), stamp_file=self.output().stamp_file
             )
         )
+
+    def fold_epoch(self, fold: int, epoch: int, row: dict) -> None:
+        self.epoch_metrics(epoch, row, fold=fold)
 
 
 class VersionModels(VersionTask):

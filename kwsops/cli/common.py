@@ -46,6 +46,7 @@ def run_request(args: argparse.Namespace, command: str) -> RunRequest:
         revisions=args.revisions,
         fail_below=args.fail_below,
         workers=getattr(args, "workers", None),
+        fold_tasks=getattr(args, "fold_tasks", None) or None,
         scheduler_host=getattr(args, "scheduler_host", None),
         scheduler_port=getattr(args, "scheduler_port", None),
         run_id=args.run_id,
@@ -94,6 +95,13 @@ def add_run_options(parser: argparse.ArgumentParser, *, training: bool = True) -
             type=int,
             metavar="N",
             help=f"seed of the folds and the training ({_range('seed')})",
+        )
+        group.add_argument(
+            "--fold-tasks",
+            action="store_true",
+            default=None,
+            help="train each fold as its own TrainFold task, for luigid workers on several "
+            "machines (default: the folds of a batch size train together, [Train] stacked)",
         )
     group.add_argument(
         "--revisions", nargs="+", metavar="REV",

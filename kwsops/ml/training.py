@@ -12,7 +12,7 @@ import csv
 import statistics
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -63,12 +63,19 @@ def pick_device() -> torch.device:
 
 @contextlib.contextmanager
 def repeatable(seed: int, threads: int) -> Iterator[None]:
-    """Seeds, deterministic kernels and a fixed thread count for the block; restores them after."""
+    """Seeds, deterministic kernels and a fixed thread count for the block; restores them after.
+
+    Deterministic mode would also fill every new tensor with NaN (a debugging aid that finds
+    reads of uninitialised memory): ~10% of a CPU training step here, 30,000 fills an epoch,
+    and no value changes without it, so it is off.
+    """
     old_threads = torch.get_num_threads()
     old_det = torch.are_deterministic_algorithms_enabled()
     old_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    old_fill = torch.utils.deterministic.fill_uninitialized_memory
     torch.set_num_threads(threads)
     torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.utils.deterministic.fill_uninitialized_memory = False
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
     try:
@@ -76,6 +83,7 @@ def repeatable(seed: int, threads: int) -> Iterator[None]:
     finally:
         torch.set_num_threads(old_threads)
         torch.use_deterministic_algorithms(old_det, warn_only=old_warn)
+        torch.utils.deterministic.fill_uninitialized_memory = old_fill
 
 
 def fold_indices(split: SpecSplit, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -156,8 +164,6 @@ def train_fold(
     """
     if not 0 <= fold < settings.folds:
         raise ValueError(f"fold {fold} out of range: 0..{settings.folds - 1}")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     augment = _augment_settings(augment, settings)
     arch = {**default_arch(), **settings.extra.get("arch", {})}
     device = torch.device(device) if device is not None else pick_device()
@@ -176,33 +182,14 @@ def train_fold(
     y_val = data.labels[torch.from_numpy(val_idx)].to(device)
     n_classes, n_mels = len(data.label_names), data.features.shape[1]
 
+    recorded = load_noise(spec_dir)
     with repeatable(seed, threads):
         model = build_model(arch, n_classes, n_mels).to(device)
-        recorded = load_noise(spec_dir)
-        bank = noise_bank(
-            data.feature_settings,
-            data.features.shape[2],
-            x_train,
-            seed=seed,
-            recorded=recorded,
-        )
+        bank = fold_noise_bank(data, train_idx, seed, recorded)
         augmenter = Augmenter(augment, n_classes, data.feature_settings, bank.to(device), seed=seed)
         order_gen = torch.Generator().manual_seed(seed)
-        optimizer = torch.optim.AdamW(
-            model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
-        )
-        schedule = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer,
-            max_lr=settings.learning_rate,
-            total_steps=settings.epochs * max(1, -(-len(train_idx) // settings.batch_size)),
-            pct_start=0.15,
-            div_factor=10.0,
-            final_div_factor=100.0,
-        )
-        history: list[dict] = []
-        best: dict = {}
-        best_state: dict[str, torch.Tensor] = {}
-        waited = 0
+        optimizer, schedule = new_optimizer(model, settings, len(train_idx))
+        book = EpochBook(settings.patience)
         for epoch in range(1, settings.epochs + 1):
             epoch_start = time.monotonic()
             lr = optimizer.param_groups[0]["lr"]
@@ -211,62 +198,160 @@ def train_fold(
                 model, augmenter, optimizer, schedule, x_train, y_train, order, settings
             )
             val_loss, val_acc = evaluate(model, x_val, y_val)
-            row = {
-                "epoch": epoch,
-                "train_loss": round(train_loss, 6),
-                "train_acc": round(train_acc, 6),
-                "val_loss": round(val_loss, 6),
-                "val_acc": round(val_acc, 6),
-                "lr": lr,
-                "seconds": round(time.monotonic() - epoch_start, 3),
-            }
-            history.append(row)
-            # best weights by validation loss: accuracy on a few speakers saturates and picks
-            # lucky early epochs; loss keeps ranking them (ties: higher accuracy)
-            improved = not best or val_loss < best["val_loss"] - 1e-4
-            if not best or (-val_loss, val_acc) > (-best["val_loss"], best["val_acc"]):
-                best = row
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            waited = 0 if improved else waited + 1
+            row = book.record(
+                model, epoch, (train_loss, train_acc), (val_loss, val_acc), lr, epoch_start
+            )
             if on_epoch is not None:
                 on_epoch(epoch, dict(row))
             progress(epoch, settings.epochs, f"fold {fold} epoch {epoch} val_acc {val_acc:.3f}")
-            if waited >= settings.patience:
+            if book.stopped:
                 progress(
                     settings.epochs,
                     settings.epochs,
-                    f"fold {fold} stopped early at epoch {epoch}, best {best['epoch']}",
+                    f"fold {fold} stopped early at epoch {epoch}, best {book.best['epoch']}",
                 )
                 break
-        model.load_state_dict(best_state)
+        model.load_state_dict(book.best_state)
 
+    run = FoldRun(fold, settings, train_idx, val_idx, fold_note, recorded, device, threads)
+    return write_fold(out_dir, model, book, run, data, arch, augment, time.monotonic() - start)
+
+
+@dataclass(frozen=True)
+class FoldRun:
+    """What a fold was trained on and with, for its ``metrics.json`` and model metadata."""
+
+    fold: int
+    settings: TrainSettings
+    train_idx: np.ndarray
+    val_idx: np.ndarray
+    fold_note: str
+    recorded: torch.Tensor | None
+    device: torch.device
+    threads: int
+    stacked_folds: int = 1  # folds trained together with it (kwsops.ml.stacked), itself included
+
+
+def fold_noise_bank(
+    data: SpecSplit, train_idx: np.ndarray, seed: int, recorded: torch.Tensor | None
+) -> torch.Tensor:
+    """The fold's noise bank (CPU): speech-shaped noise from the mean spectrum of its training
+    clips, read a batch at a time (never the whole fold at once), and the recorded noise."""
+    frames = data.features.shape[2]
+    clips = Rows(data.features, train_idx)
+    return noise_bank(data.feature_settings, frames, clips, seed=seed, recorded=recorded)
+
+
+def new_optimizer(
+    model: torch.nn.Module, settings: TrainSettings, n_train: int
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.OneCycleLR]:
+    """A fold's AdamW and its one-cycle schedule over every step of ``settings.epochs``."""
+    # fused: one kernel for all of a model's tensors (the per-tensor loop was ~10% of a step)
+    optimizer = torch.optim.AdamW(
+        model.parameters(),
+        lr=settings.learning_rate,
+        weight_decay=settings.weight_decay,
+        fused=True,
+    )
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer,
+        max_lr=settings.learning_rate,
+        total_steps=settings.epochs * max(1, -(-n_train // settings.batch_size)),
+        pct_start=0.15,
+        div_factor=10.0,
+        final_div_factor=100.0,
+    )
+    return optimizer, schedule
+
+
+@dataclass
+class EpochBook:
+    """A fold's history rows, best epoch and weights, and early stopping."""
+
+    patience: int
+    history: list[dict] = field(default_factory=list)
+    best: dict = field(default_factory=dict)
+    best_state: dict[str, torch.Tensor] = field(default_factory=dict)
+    waited: int = 0
+
+    @property
+    def stopped(self) -> bool:
+        return self.waited >= self.patience
+
+    def record(
+        self,
+        model: torch.nn.Module,
+        epoch: int,
+        train: tuple[float, float],
+        val: tuple[float, float],
+        lr: float,
+        epoch_start: float,
+    ) -> dict:
+        """The epoch's history row; keeps the model's weights when they are the best so far."""
+        (train_loss, train_acc), (val_loss, val_acc) = train, val
+        row = {
+            "epoch": epoch,
+            "train_loss": round(train_loss, 6),
+            "train_acc": round(train_acc, 6),
+            "val_loss": round(val_loss, 6),
+            "val_acc": round(val_acc, 6),
+            "lr": lr,
+            "seconds": round(time.monotonic() - epoch_start, 3),
+        }
+        self.history.append(row)
+        # best weights by validation loss: accuracy on a few speakers saturates and picks
+        # lucky early epochs; loss keeps ranking them (ties: higher accuracy)
+        best = self.best
+        improved = not best or val_loss < best["val_loss"] - 1e-4
+        if not best or (-val_loss, val_acc) > (-best["val_loss"], best["val_acc"]):
+            self.best = row
+            self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        self.waited = 0 if improved else self.waited + 1
+        return row
+
+
+def write_fold(
+    out_dir: Path,
+    model: torch.nn.Module,
+    book: EpochBook,
+    run: FoldRun,
+    data: SpecSplit,
+    arch: dict,
+    augment: AugmentSettings,
+    seconds: float,
+) -> FoldResult:
+    """The fold's ``model.safetensors``, ``history.csv`` and ``metrics.json`` in ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    settings, best = run.settings, book.best
     metrics = {
-        "fold": fold,
+        "fold": run.fold,
         "batch_size": settings.batch_size,
         "best_epoch": best["epoch"],
-        "epochs_run": len(history),
-        "stopped_early": len(history) < settings.epochs,
+        "epochs_run": len(book.history),
+        "stopped_early": len(book.history) < settings.epochs,
         "val_acc": best["val_acc"],
         "val_loss": best["val_loss"],
         "train_acc": best["train_acc"],
         "train_loss": best["train_loss"],
-        "seconds": round(time.monotonic() - start, 3),
+        "seconds": round(seconds, 3),
         "params": count_parameters(model),
-        "n_train": len(train_idx),
-        "n_val": len(val_idx),
-        "val_speakers": sorted({data.speakers[i] for i in val_idx if data.speakers[i]}),
-        "fold_grouping": "clip" if fold_note else "speaker",
-        "fold_note": fold_note,
-        "recorded_noise_pieces": 0 if recorded is None else len(recorded),
-        "device": str(device),
-        "threads": threads,
+        "n_train": len(run.train_idx),
+        "n_val": len(run.val_idx),
+        "val_speakers": sorted({data.speakers[i] for i in run.val_idx if data.speakers[i]}),
+        "fold_grouping": "clip" if run.fold_note else "speaker",
+        "fold_note": run.fold_note,
+        "recorded_noise_pieces": 0 if run.recorded is None else len(run.recorded),
+        "device": str(run.device),
+        "threads": run.threads,
+        "stacked_folds": run.stacked_folds,
     }
     meta = {
         "labels": data.label_names,
         "features": data.feature_settings.as_dict(),
         "arch": arch,
         "params": {**settings.as_dict(), "augment": augment.as_dict()},
-        "fold": fold,
+        "fold": run.fold,
         "metrics": metrics,
         "trained_on": training_clips(data.ids, data.speakers),  # its folds: the train split
     }
@@ -274,7 +359,7 @@ def train_fold(
     with (out_dir / "history.csv").open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=HISTORY_FIELDS)
         writer.writeheader()
-        writer.writerows(history)
+        writer.writerows(book.history)
     atomic_write_json(out_dir / "metrics.json", metrics)
     fields = FoldResult.__dataclass_fields__
     return FoldResult(**{k: v for k, v in metrics.items() if k in fields}, model_path=model_path)

@@ -1,12 +1,16 @@
-"""Training stages as plain functions: one fold, and the per-batch-size collection.
+"""Training stages as plain functions: the folds of a batch size together, one fold, and the
+per-batch-size collection.
 
-Folds are separate stages so a central scheduler can spread them over workers; the
-collection stage gathers them into one ClearML `train model` task per batch size, which is
-what a `clearml:<task-id>` revision points at.
+By default the folds of a batch size train together in one stage (``train_folds_stage``,
+:mod:`kwsops.ml.stacked`); one fold per stage (``train_fold_stage``) lets a central scheduler
+spread them over workers on several machines. Both write the same fold folders and stamps.
+The collection stage gathers them into one ClearML `train model` task per batch size, which
+is what a `clearml:<task-id>` revision points at.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import logging
@@ -23,6 +27,7 @@ from kwsops.workspace import Workspace
 
 log = logging.getLogger("kwsops.train")
 EpochFn = Callable[[int, dict], None]
+FoldEpochFn = Callable[[int, int, dict], None]  # (fold, epoch, row)
 
 
 def epoch_line(settings: TrainSettings, fold: int, epoch: int, row: dict) -> str:
@@ -68,6 +73,39 @@ def train_fold_stage(
         f"after {result.epochs_run} epochs"
     )
     return StageResult(detail, {"val_accuracy": result.val_accuracy, "epochs": result.epochs_run})
+
+
+def train_folds_stage(
+    ws: Workspace,
+    keys: dict[int, str],
+    settings: TrainSettings,
+    *,
+    progress: ProgressFn = no_progress,
+    on_epoch: FoldEpochFn | None = None,
+) -> StageResult:
+    """Train the folds ``keys`` names (fold -> its stage key) together; each fold folder and
+    stamp is what ``train_fold_stage`` leaves. Nothing is kept unless every fold finished: a
+    failed or cancelled stage leaves only the temp folders, which the next run removes."""
+    from kwsops.ml.stacked import train_folds
+
+    def epoch_done(fold: int, epoch: int, row: dict) -> None:
+        log.info(epoch_line(settings, fold, epoch, row))
+        if on_epoch is not None:
+            on_epoch(fold, epoch, row)
+
+    batch_dir = ws.batch_dir(settings.batch_size)
+    batch_dir.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(batch_dir)
+    with contextlib.ExitStack() as stack:
+        tmps = {k: stack.enter_context(atomic_dir(fold_dir(ws, settings.batch_size, k)))
+                for k in sorted(keys)}  # fmt: skip
+        results = train_folds(ws.spec_dir, tmps, settings, progress=progress, on_epoch=epoch_done)
+        for result in results:
+            write_stamp(tmps[result.fold], keys[result.fold], fold=result.fold,
+                        val_accuracy=result.val_accuracy)  # fmt: skip
+    accuracies = ", ".join(f"{r.val_accuracy:.3f}" for r in results)
+    detail = f"batch {settings.batch_size} folds {sorted(keys)}: val acc {accuracies}"
+    return StageResult(detail, {"folds": len(results)})
 
 
 def read_history(path: Path) -> list[dict]:

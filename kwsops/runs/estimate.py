@@ -2,8 +2,10 @@
 
 Every trained fold leaves ``data/models/batch_<bs>/fold_<k>/metrics.json`` with its seconds and
 epochs run, so seconds per epoch are known per batch size; a batch size never trained is
-estimated from the others (an epoch sees every training clip whatever the batch size). Folds
-run ``workers`` at a time. Early stopping can only make a run shorter than the estimate.
+estimated from the others (an epoch sees every training clip whatever the batch size). A fold
+trained alone (a TrainFold task) took its seconds on one of ``workers`` slots; folds trained
+together (``stacked_folds`` > 1, the default Train) shared their wall time, on every core, so
+each counts its share of it. Early stopping can only make a run shorter than the estimate.
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ class Estimate:
         return f"training ≈ {when} at most (from {self.folds_seen} earlier folds)"
 
 
-def epoch_seconds(ws: Workspace) -> dict[int, list[float]]:
-    """Seconds per epoch of every fold trained in the workspace, by batch size."""
+def epoch_seconds(ws: Workspace, workers: int = 1) -> dict[int, list[float]]:
+    """Seconds per epoch of every fold trained in the workspace, by batch size, as one of
+    ``workers`` slots takes it (``workers`` such slots run at once)."""
     found: dict[int, list[float]] = {}
     for metrics in ws.models_dir.glob("batch_*/fold_*/metrics.json"):
         try:
@@ -40,17 +43,19 @@ def epoch_seconds(ws: Workspace) -> dict[int, list[float]]:
                 float(data["seconds"]),
                 int(data["epochs_run"]),
             )
+            stacked = max(1, int(data.get("stacked_folds", 1)))
         except (OSError, ValueError, KeyError, TypeError):
             continue
         if epochs > 0:
-            found.setdefault(batch, []).append(seconds / epochs)
+            share = seconds / epochs if stacked == 1 else seconds / epochs / stacked * workers
+            found.setdefault(batch, []).append(share)
     return found
 
 
 def estimate_training(
     ws: Workspace, batch_sizes: list[int], epochs: int, folds: int, workers: int = 1
 ) -> Estimate:
-    known = epoch_seconds(ws)
+    known = epoch_seconds(ws, max(1, workers))
     if not known:
         return Estimate(None, 0)
     every = [s for values in known.values() for s in values]

@@ -86,6 +86,7 @@ class RunRequest:
     revisions: list[str] | None = None  # compared besides the new models (run), or alone
     fail_below: float | None = None
     workers: int | None = None
+    fold_tasks: bool | None = None  # one TrainFold task per fold ([Train] stacked = false)
     scheduler_host: str | None = None
     scheduler_port: int | None = None
     run_id: str | None = None
@@ -112,7 +113,8 @@ class RunRequest:
     # params.json -------------------------------------------------------------------------------
     def params(self) -> dict:
         """What params.json records (run_id and origin are added by the run folder)."""
-        skip = {"run_id", "origin", "asked"} | (set(TRAINING) if self.standalone else set())
+        training = {*TRAINING, "fold_tasks"}
+        skip = {"run_id", "origin", "asked"} | (training if self.standalone else set())
         values = {k: v for k, v in asdict(self).items() if k not in skip}
         values = {k: v for k, v in values.items() if v not in (None, [], {})}
         return {"kind": self.kind, **values, "standalone": self.standalone}
@@ -151,6 +153,8 @@ class RunRequest:
                 continue
             flag = "--" + name.replace("_", "-")
             args += [flag, *map(_arg, value)] if isinstance(value, list) else [flag, _arg(value)]
+        if self.fold_tasks and not self.standalone:
+            args.append("--fold-tasks")
         if self.target != "Validate":
             args += ["--target", self.target]
         for flag, value in (("--run-id", self.run_id), ("--rerun-of", self.rerun_of)):

@@ -32,6 +32,17 @@ class TaskState:
         return " ".join([self.family, *(f"{name} {params[key]}" for key, name in named
                                          if key in params)])  # fmt: skip
 
+    def curves(self) -> list[tuple[str, list[dict]]]:
+        """(label, epochs) per fold: one curve for a TrainFold, one per fold for a Train that
+        trains its folds together (its epochs carry a ``fold``)."""
+        folds: dict[object, list[dict]] = {}
+        for metrics in self.curve:
+            folds.setdefault(metrics.get("fold"), []).append(metrics)
+        return [
+            (self.label if fold is None else f"{self.label} fold {fold}", rows)
+            for fold, rows in folds.items()
+        ]
+
     @property
     def order(self) -> tuple[int, str]:
         return (STAGE_ORDER.get(self.family, len(STAGE_ORDER)), self.task)
@@ -81,7 +92,8 @@ class RunState:
             state.detail = event.get("detail", state.detail)
             metrics = event.get("metrics")
             if isinstance(metrics, dict) and isinstance(metrics.get("epoch"), int):
-                state.curve = [m for m in state.curve if m.get("epoch") != metrics["epoch"]]
+                at = (metrics.get("fold"), metrics["epoch"])  # an epoch repeated: the last counts
+                state.curve = [m for m in state.curve if (m.get("fold"), m.get("epoch")) != at]
                 state.curve.append(metrics)
         elif kind in ("task_done", "task_failed"):
             state = self._task(event)

@@ -171,7 +171,9 @@ class Monitor:
         if focus is None:  # the active run's folder appeared after the history was read
             focus = self.history.summary(tracker.paths, tracker)
         rows = task_rows(tracker.state, tracker.metrics, focus.status, self._scheduler_tasks)
-        curves = tuple((t.label, tuple(t.curve)) for t in tracker.state.ordered() if t.curve)
+        curves = tuple(
+            (label, tuple(epochs)) for t in tracker.state.ordered() for label, epochs in t.curves()
+        )
         return Snapshot(
             focus,
             active_id is not None,

@@ -167,6 +167,8 @@ def task_rows(
     families += [f for f in by_family if f not in families]
     for number, family in enumerate(families):
         tasks = by_family.get(family, [])
+        if family == "TrainFold" and not tasks and by_family.get("Train"):
+            continue  # the folds trained together in Train ([Train] stacked)
         if not tasks and number < reached:
             rows.append(
                 TaskRow(

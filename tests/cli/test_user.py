@@ -140,7 +140,7 @@ def test_run_history_says_what_ran_and_why_it_failed(trained: Workspace, tmp_pat
     kinds = [line.split()[3] for line in listing]
     assert kinds == sorted(kinds) and {"rerun", "run", "validate"} <= set(kinds)
     shown = run_cli(trained, "runs", "show", runs(trained)[0].name).stdout
-    assert "TrainFold batch 16 fold 0" in shown and "TrainFold_16" not in shown
+    assert "Train batch 16" in shown and "Train_16" not in shown
     assert "learning_rate=0.005" in shown and "(run)" in shown
     both = run_cli(trained, "runs", "compare", runs(trained)[0].name, runs(trained)[1].name)
     assert "param revisions" in both.stdout and "git:HEAD:batch_16" in both.stdout

@@ -6,6 +6,7 @@ import csv
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 RATE = 16_000
@@ -50,3 +51,13 @@ def write_clips(
         writer.writeheader()
         writer.writerows(sorted(rows, key=lambda r: r["source"]))
     return root
+
+
+def tiny_spec_dir(factory: pytest.TempPathFactory) -> Path:
+    """Spectrograms of 8 speakers x 4 takes of the tone clips: the training tests' data."""
+    from kwsops.ml.features import make_spectrogram_dataset
+
+    output = write_clips(factory.mktemp("output"), speakers=8, takes=4)
+    spec = factory.mktemp("spec")
+    make_spectrogram_dataset(output, spec)
+    return spec

@@ -12,7 +12,7 @@ import torch
 
 from kwsops.config import TrainSettings
 from kwsops.ml.augment import AUGMENTATIONS, Augmenter, AugmentSettings, noise_bank
-from kwsops.ml.features import load_split, make_spectrogram_dataset
+from kwsops.ml.features import load_split
 from kwsops.ml.model import load_model
 from kwsops.ml.training import (
     HISTORY_FIELDS,
@@ -20,17 +20,14 @@ from kwsops.ml.training import (
     summarize_folds,
     train_fold,
 )
-from tests.helpers.clips import write_clips
+from tests.helpers.clips import tiny_spec_dir
 
 SETTINGS = TrainSettings(batch_size=16, epochs=2, learning_rate=0.01, folds=3, patience=5)
 
 
 @pytest.fixture(scope="module")
 def spec_dir(tmp_path_factory) -> Path:
-    output = write_clips(tmp_path_factory.mktemp("output"), speakers=8, takes=4)
-    spec = tmp_path_factory.mktemp("spec")
-    make_spectrogram_dataset(output, spec)
-    return spec
+    return tiny_spec_dir(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

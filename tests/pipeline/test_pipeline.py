@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -19,7 +20,7 @@ import soundfile as sf
 
 from kwsops.runs.events import read_events
 from kwsops.runs.folder import list_runs, read_status
-from kwsops.stamps import file_sha256
+from kwsops.stamps import STAMP_NAME, file_sha256
 from kwsops.versioning.init import init_workspace
 from kwsops.versioning.runner import tool
 from kwsops.workspace import Workspace
@@ -114,10 +115,10 @@ def test_run_produces_every_stage_and_a_git_revision(trained):
         "VersionOutput",
         "MakeSpectrograms",
         "VersionSpectrograms",
-        "TrainFold",
         "Train",
         "VersionModels",
     } <= done
+    assert "TrainFold" not in done  # the folds of a batch size train together in Train
     assert "Preprocess" in result.stdout  # the summary table
 
 
@@ -136,12 +137,14 @@ def test_bad_inputs_are_listed_with_reasons_and_the_run_succeeds(trained):
 
 def test_rerun_does_no_work_and_changes_rerun_only_what_depends_on_them(trained):
     ws, _, _ = trained
+    stacked = fold_outputs(ws, 16, 2)  # the first run's: its folds trained together
     run_cli(ws, *RUN_ARGS)
     assert last_run_families(ws) == set()
     assert len(last_run_families(ws, "task_up_to_date")) == 1  # only the target is checked
 
-    run_cli(ws, "run", "--batch-sizes", "16", "--epochs", "2", "--folds", "2")
+    run_cli(ws, "run", "--batch-sizes", "16", "--epochs", "2", "--folds", "2", "--fold-tasks")
     assert last_run_trained(ws) == {"TrainFold", "Train", "VersionModels"}
+    assert fold_outputs(ws, 16, 2) == stacked  # the same files and fields in both modes
 
     clip = sorted(ws.input_dir.glob("*/*.wav"))[0]
     audio, rate = sf.read(clip)
@@ -153,10 +156,31 @@ def test_rerun_does_no_work_and_changes_rerun_only_what_depends_on_them(trained)
         "VersionOutput",
         "MakeSpectrograms",
         "VersionSpectrograms",
-        "TrainFold",
         "Train",
         "VersionModels",
     }
+    run_cli(ws, "run", "--batch-sizes", "16", "--epochs", "2", "--folds", "2", "--fold-tasks")
+    assert last_run_families(ws) == set(), "folds trained together are done for fold tasks"
+
+
+def fold_outputs(ws: Workspace, batch_size: int, folds: int) -> dict:
+    """What each fold folder holds, by name and field (not value), and the run log's epochs."""
+    found: dict = {}
+    for fold in range(folds):
+        folder = ws.batch_dir(batch_size) / f"fold_{fold}"
+        metrics = json.loads((folder / "metrics.json").read_text())
+        with (folder / "history.csv").open(newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        stamp = json.loads((folder / STAMP_NAME).read_text())
+        found[fold] = (
+            sorted(p.name for p in folder.iterdir()),
+            sorted(metrics),
+            (metrics["fold"], metrics["batch_size"], metrics["epochs_run"] == len(rows)),
+            sorted(stamp),
+        )
+    log = list_runs(ws.runs_dir)[0].log.read_text()
+    found["log"] = sorted(set(re.findall(rf"batch {batch_size} fold \d+ epoch", log)))
+    return found
 
 
 def test_dvc_pull_restores_identical_files(trained):

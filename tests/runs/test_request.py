@@ -59,6 +59,11 @@ def test_run_and_validate_command_lines_round_trip_through_params_json() -> None
     rerun = RunRequest.from_params(validate.params(), rerun_of="X")
     assert rerun.command == "validate" and rerun.standalone
 
+    spread = RunRequest(batch_sizes=[16], fold_tasks=True)  # one TrainFold task per fold
+    assert spread.arguments()[:4] == ["run", "--batch-sizes", "16", "--fold-tasks"]
+    assert RunRequest.from_params(spread.params()).fold_tasks is True
+    assert "fold_tasks" not in RunRequest(command="validate", fold_tasks=True).params()
+
 
 def test_older_and_foreign_params_json() -> None:
     old = {"target": "Validate", "standalone": True, "revisions": ["last:2"], "run_id": "A"}

@@ -262,3 +262,16 @@ def test_a_run_from_another_machine_is_judged_by_the_workspace_lock(tmp_path):
     finally:
         lock.release()
     assert read_status(run)["status"] == "killed"
+
+
+def test_a_train_task_that_trains_its_folds_together_has_a_curve_per_fold() -> None:
+    state = RunState()
+    started = {"event": "task_started", "ts": 1.0, "task": "T", "family": "Train",
+               "params": {"batch_size": "16"}}  # fmt: skip
+    state.apply(started)
+    for fold, epoch, acc in ((0, 1, 0.5), (1, 1, 0.4), (0, 2, 0.6), (0, 2, 0.7)):
+        state.apply({"event": "task_progress", "ts": 2.0, "task": "T", "family": "Train",
+                     "metrics": {"epoch": epoch, "val_acc": acc, "fold": fold}})  # fmt: skip
+    curves = dict(state.tasks["T"].curves())
+    assert [r["val_acc"] for r in curves["Train batch 16 fold 0"]] == [0.5, 0.7]  # last counts
+    assert [r["val_acc"] for r in curves["Train batch 16 fold 1"]] == [0.4]

@@ -81,7 +81,7 @@ def in_progress(ws: Workspace, pid: int, family: str) -> bool:
     """The stage is mid-work: its temp output exists, or its `dvc push` is running."""
     if family == "Preprocess":
         return any(ws.data_dir.glob(".output.tmp-*"))
-    if family == "TrainFold":
+    if family == "Train":  # its folds train together, each into a temp folder
         return any(ws.models_dir.glob("batch_16/.fold_*.tmp-*"))
     try:
         children = psutil.Process(pid).children(recursive=True)
@@ -92,7 +92,7 @@ def in_progress(ws: Workspace, pid: int, family: str) -> bool:
 
 @pytest.mark.parametrize(
     ("family", "folder"),
-    [("Preprocess", "output"), ("TrainFold", "models/batch_16/fold_0"), ("VersionOutput", None)],
+    [("Preprocess", "output"), ("Train", "models/batch_16/fold_0"), ("VersionOutput", None)],
     ids=["preprocess", "train", "dvc-push"],
 )
 def test_kill_9_mid_stage_then_next_run_completes(demo_workspace, family, folder):
@@ -207,6 +207,7 @@ def test_central_scheduler_runs_folds_on_two_workers_at_once(demo_workspace, lui
         str(luigid.port),
         "--workers",
         "2",
+        "--fold-tasks",  # one task per fold, for workers on several machines
         env=one_thread,
     )
     wait_for_event(ws, "VersionInput")  # a worker on "another machine" joins; it may or may
@@ -251,7 +252,7 @@ def test_central_scheduler_runs_folds_on_two_workers_at_once(demo_workspace, lui
     log = list_runs(ws.runs_dir)[0].log.read_text()  # both workers' lines, masked
     assert "VersionInput__***" in log and "99914b932b" not in log
 
-    local = run_cli(twin, "run", *SMALL, env=one_thread)
+    local = run_cli(twin, "run", *SMALL, "--fold-tasks", env=one_thread)
     assert local.returncode == 0
     assert fold_results(twin) == fold_results(ws), "same seed, same models"
 

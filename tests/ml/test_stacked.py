@@ -1,0 +1,168 @@
+"""Stacked training against ``train_fold`` on tiny synthetic data.
+
+In float64, rounding no longer hides mistakes: every fold must come out of ``train_folds`` as it
+comes out of ``train_fold`` (same history, early stop, best weights, model file metadata).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from kwsops.config import TrainSettings
+from kwsops.ml import stacked
+from kwsops.ml.features import load_split
+from kwsops.ml.model import TCResNet, load_model, read_model_meta
+from kwsops.ml.training import HISTORY_FIELDS, train_fold
+from tests.helpers.clips import tiny_spec_dir
+
+# batch 16 on ~50 clips per fold: four steps, the last one short and of another length per
+# fold; patience 1 stops some folds early and not others
+SETTINGS = TrainSettings(batch_size=16, epochs=4, learning_rate=0.01, folds=3, patience=1)
+
+
+@pytest.fixture(scope="module")
+def spec_dir(tmp_path_factory) -> Path:
+    return tiny_spec_dir(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def data64(spec_dir):
+    split = load_split(spec_dir, "train")
+    return dataclasses.replace(split, features=split.features[:].double())  # tiny: in memory
+
+
+@pytest.fixture
+def float64():
+    old_dtype = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old_dtype)
+
+
+@pytest.fixture(scope="module")
+def float64_runs(spec_dir, data64, tmp_path_factory):
+    """Every fold by ``train_fold`` and by ``train_folds`` (two lanes), all in float64."""
+    data = data64
+    root = tmp_path_factory.mktemp("float64")
+    folds = list(range(SETTINGS.folds))
+    old_dtype = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        old = [
+            train_fold(spec_dir, root / f"old_{k}", SETTINGS, k, threads=1, data=data)
+            for k in folds
+        ]
+        dirs = {k: root / f"new_{k}" for k in folds}
+        new = stacked.train_folds(spec_dir, dirs, SETTINGS, lanes=2, data=data, device="cpu")
+    finally:
+        torch.set_default_dtype(old_dtype)
+    return old, new
+
+
+def history(folder: Path) -> list[dict]:
+    with (folder / "history.csv").open(newline="") as handle:
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(handle)]
+
+
+def test_float64_stacked_folds_are_train_fold_folds(float64_runs):
+    old, new = float64_runs
+    assert any(r.stopped_early for r in old) and not all(r.stopped_early for r in old)
+    skip = {"seconds", "threads", "model_path", "stacked_folds"}
+    for a, b in zip(old, new, strict=True):
+        assert history(a.model_path.parent) == history(b.model_path.parent)
+        assert {k: v for k, v in a.as_dict().items() if k not in skip} == {
+            k: v for k, v in b.as_dict().items() if k not in skip
+        }
+        wa, wb = load_file(str(a.model_path)), load_file(str(b.model_path))
+        assert wa.keys() == wb.keys()
+        for name in wa:
+            torch.testing.assert_close(wa[name], wb[name], rtol=1e-9, atol=1e-11)
+        ma, mb = read_model_meta(a.model_path), read_model_meta(b.model_path)
+        for meta in (ma, mb):
+            for key in ("seconds", "threads", "stacked_folds"):
+                meta["metrics"].pop(key)
+        assert ma == mb
+        metrics = [json.loads((r.model_path.parent / "metrics.json").read_text()) for r in (a, b)]
+        assert metrics[0].keys() == metrics[1].keys()
+        assert (metrics[0]["stacked_folds"], metrics[1]["stacked_folds"]) == (1, SETTINGS.folds)
+
+
+def test_stacked_outputs_load_as_plain_models(float64_runs):
+    _, new = float64_runs
+    for result in new:
+        model, meta = load_model(result.model_path)
+        assert type(model) is TCResNet and meta["fold"] == result.fold
+        with (result.model_path.parent / "history.csv").open() as handle:
+            assert tuple(next(csv.reader(handle))) == HISTORY_FIELDS
+
+
+def test_a_stopped_fold_gets_no_more_steps(spec_dir, data64, float64, tmp_path, monkeypatch):
+    """Early stopping is per fold: a stopped fold takes no step and its AdamW state freezes,
+    while the others train on."""
+    steps: dict[int, list[int]] = {}  # fold -> epoch of each optimizer step it took
+    frozen: dict[int, int] = {}  # fold -> AdamW step count when it was written out
+    train_step, write = stacked._train_step, stacked.write_fold
+    epoch = {"now": 1}
+
+    def counting_step(net, members, folds, *args):
+        for f in folds:
+            steps.setdefault(f.fold, []).append(epoch["now"])
+        return train_step(net, members, folds, *args)
+
+    def on_epoch(fold, number, row):
+        epoch["now"] = number + 1
+
+    monkeypatch.setattr(stacked, "_train_step", counting_step)
+    dirs = {k: tmp_path / f"fold_{k}" for k in range(SETTINGS.folds)}
+    states: list = []
+    new_fold = stacked._new_fold
+
+    def keeping(*args):
+        states.append(new_fold(*args))
+        return states[-1]
+
+    monkeypatch.setattr(stacked, "_new_fold", keeping)
+
+    def writing(out, model, book, run, *args):
+        state = next(s for s in states if s.fold == run.fold)
+        adam = state.optimizer.state_dict()["state"].values()
+        frozen[run.fold] = min(int(v["step"]) for v in adam)
+        return write(out, model, book, run, *args)
+
+    monkeypatch.setattr(stacked, "write_fold", writing)
+    results = stacked.train_folds(
+        spec_dir, dirs, SETTINGS, lanes=1, on_epoch=on_epoch, data=data64, device="cpu"
+    )
+    assert any(r.stopped_early for r in results) and not all(r.stopped_early for r in results)
+    for r in results:
+        assert max(steps[r.fold]) == r.epochs_run  # nothing after the epoch it stopped
+        assert frozen[r.fold] == len(steps[r.fold])  # AdamW state frozen with it
+
+
+def test_callbacks_and_bad_arguments(spec_dir, tmp_path):
+    rows, ticks = [], []
+    settings = dataclasses.replace(SETTINGS, epochs=1)
+    stacked.train_folds(
+        spec_dir,
+        {2: tmp_path / "f2", 0: tmp_path / "f0"},
+        settings,
+        on_epoch=lambda fold, epoch, row: rows.append((fold, epoch, row)),
+        progress=lambda done, total, detail="": ticks.append((done, total)),
+        lanes=1,
+    )
+    assert [(f, e) for f, e, _ in rows] == [(2, 1), (0, 1)]
+    assert set(rows[0][2]) == set(HISTORY_FIELDS)
+    assert ticks[-1] == (2, 2)
+    with pytest.raises(ValueError, match="out of range"):
+        stacked.train_folds(spec_dir, {3: tmp_path / "x"}, settings)
+    with pytest.raises(ValueError, match="no output folder"):
+        stacked.train_folds(spec_dir, {0: tmp_path / "x"}, settings, folds=[0, 1])
+    with pytest.raises(ValueError, match="twice"):
+        stacked.train_folds(spec_dir, {0: tmp_path / "x"}, settings, folds=[0, 0])
