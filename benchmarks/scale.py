@@ -46,7 +46,7 @@ from rich.table import Table
 
 from kwsops.audio.clip import decode, resample, write_wav
 from kwsops.audio.layout import is_supported
-from kwsops.config import TrainSettings
+from kwsops.config import THREADS_ENV, TrainSettings
 from kwsops.workspace import Workspace
 
 REPO = Path(__file__).resolve().parents[1]
@@ -159,12 +159,12 @@ def child_env(ws: Workspace) -> dict:
     return {**os.environ, "PYTHONPATH": path, "KWSOPS_WORKSPACE": str(ws.root)}
 
 
-def run_measured(command: list[str], ws: Workspace, log: Path) -> dict:
+def run_measured(command: list[str], ws: Workspace, log: Path, env: dict | None = None) -> dict:
     """Run ``command`` in the workspace: wall, CPU and peak memory of its process tree."""
     started = time.perf_counter()
     with log.open("ab") as out:
-        proc = subprocess.Popen(command, cwd=ws.root, env=child_env(ws), stdout=out,
-                                stderr=subprocess.STDOUT)  # fmt: skip
+        proc = subprocess.Popen(command, cwd=ws.root, env={**child_env(ws), **(env or {})},
+                                stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
         with PeakMemory(proc.pid) as memory:
             _, status, usage = os.wait4(proc.pid, 0)  # usage: the child and its waited children
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -214,7 +214,8 @@ def train_figures(ws: Workspace, epochs: int) -> dict:
     metrics = json.loads((fold / "metrics.json").read_text())
     with (fold / "history.csv").open(newline="") as handle:
         epoch_seconds = [float(row["seconds"]) for row in csv.DictReader(handle)]
-    per_epoch = sum(epoch_seconds) / len(epoch_seconds)  # training and validation, no setup
+    timed = epoch_seconds[1:] or epoch_seconds  # the first epoch also warms torch up
+    per_epoch = sum(timed) / len(timed)  # training and validation, no setup
     clips = metrics["n_train"] + metrics["n_val"]
     defaults = TrainSettings()
     default_epochs = defaults.epochs
@@ -225,6 +226,7 @@ def train_figures(ws: Workspace, epochs: int) -> dict:
         "epochs": len(epoch_seconds),
         "fold_seconds": metrics["seconds"],
         "s_per_epoch": per_epoch,
+        "first_epoch_s": epoch_seconds[0],
         "s_per_epoch_per_1000_clips": per_epoch * 1000 / clips,
         "default_run": {
             "folds": defaults.folds,
@@ -232,7 +234,8 @@ def train_figures(ws: Workspace, epochs: int) -> dict:
             "epochs": default_epochs,
             "fold_epochs": fold_epochs,
             "estimated_task_s": per_epoch * fold_epochs,
-        },  # fmt: skip
+            "estimated_wall_s_2_workers": per_epoch * fold_epochs / 2,
+        },
         "device": metrics.get("device"),
         "threads": metrics.get("threads"),
     }
@@ -308,7 +311,8 @@ def print_report(result: dict) -> None:
             f"{train['s_per_epoch_per_1000_clips']:.2f} s per epoch per 1 000 clips; default "
             f"run {run['folds']} folds x {len(run['batch_sizes'])} batch sizes x "
             f"{run['epochs']} epochs (early stopping may end sooner): "
-            f"about {run['estimated_task_s'] / 3600:.1f} h of fold-task time",
+            f"{run['estimated_task_s'] / 3600:.1f} h of fold-task time, about "
+            f"{run['estimated_wall_s_2_workers'] / 3600:.1f} h with two workers",
             soft_wrap=True,
         )
 
@@ -320,7 +324,14 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the workspace afterwards")
     parser.add_argument("--stages", nargs="+", default=["all"],
                         help=f"stages or groups: {', '.join([*GROUPS, *STAGES])}")  # fmt: skip
-    parser.add_argument("--train-epochs", type=int, default=1, help="epochs of the timed fold")
+    parser.add_argument(
+        "--train-epochs",
+        type=int,
+        default=2,
+        help="epochs of the timed fold (the first, warming up, is not counted)",
+    )
+    parser.add_argument("--train-threads", type=int, default=1,
+                        help="torch threads (the default run: two folds at once, one each)")  # fmt: skip
     parser.add_argument("--seeds", type=Path, help="recordings to perturb (default: demo ones)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
@@ -351,7 +362,9 @@ def main() -> None:
         rows = []
         for stage in stages:
             with console.status(f"{stage} ({args.clips:,} clips)"):
-                measured = run_measured(stage_command(stage, args.train_epochs), ws, log)
+                threads = {THREADS_ENV: str(args.train_threads)} if stage == "TrainFold" else {}
+                command = stage_command(stage, args.train_epochs)
+                measured = run_measured(command, ws, log, threads)
             row = {"stage": stage, **measured, "clips_per_s": args.clips / measured["wall_s"],
                    "disk": disk_usage(ws)}  # fmt: skip
             rows.append(row)

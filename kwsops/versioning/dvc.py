@@ -20,6 +20,8 @@ whose size differs from the cache's.
 from __future__ import annotations
 
 import json
+import logging
+import os
 import re
 import shutil
 import tempfile
@@ -37,6 +39,8 @@ from kwsops.versioning.ignore import ignore_unreadable
 from kwsops.versioning.remote import check_remote, get_remote, remove_partial_uploads
 from kwsops.versioning.runner import relative, run_dvc
 from kwsops.workspace import Workspace
+
+log = logging.getLogger("kwsops")
 
 
 @dataclass(frozen=True)
@@ -85,14 +89,34 @@ def _outs(dvc_file: Path) -> list[dict[str, Any]]:
     return list((YAML(typ="safe").load(dvc_file.read_text()) or {}).get("outs") or [])
 
 
+def holds_symlinks(folder: Path) -> bool:
+    """Whether a symlink other than to a folder is under ``folder`` (one readdir per folder,
+    no stat: d_type says it)."""
+    pending = [Path(folder)]
+    while pending:
+        with os.scandir(pending.pop()) as entries:
+            for entry in entries:
+                if entry.is_symlink():
+                    if not entry.is_dir():  # DVC follows neither folder links nor kwsops
+                        return True
+                elif entry.is_dir(follow_symlinks=False):
+                    pending.append(Path(entry.path))
+    return False
+
+
 def dvc_add(ws_root: Path, target: str, *, link: bool = True) -> Path:
     """`dvc add <target>`: its files are cached (linked, per cache.type; with ``link=False``
     copied, the workspace never touched: `--no-relink`); the .dvc path. Entries DVC cannot read
-    (FIFOs, sockets, dangling links) are .dvcignore'd first."""
+    (FIFOs, sockets, dangling links) are .dvcignore'd first. A folder holding symlinks is never
+    relinked: DVC would replace each link by the file it points to."""
     rel = relative(ws_root, target)
     if not (Path(ws_root) / rel).exists():
         raise VersioningError(f"cannot version {rel}: it does not exist in {ws_root}")
     ignore_unreadable(Path(ws_root), rel)
+    if link and holds_symlinks(Path(ws_root) / rel):
+        log.info("%s holds symlinks: copied into the DVC cache, not linked (DVC would replace "
+                 "each link by the file it points to)", rel)  # fmt: skip
+        link = False
     run_dvc(ws_root, ["add", *([] if link else ["--no-relink"]), rel])
     return Path(ws_root) / f"{rel}.dvc"
 

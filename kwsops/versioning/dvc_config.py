@@ -3,6 +3,7 @@ and the cache's link type (one copy of the data on disk where the file system al
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import tempfile
@@ -44,21 +45,27 @@ def probe_link_type(data_dir: Path, cache: Path) -> str:
     hard link (same file system, no reflink: ext4), else a copy (another file system)."""
     from dvc_objects.fs.system import reflink
 
+    made = [folder for folder in (data_dir, cache) if not folder.exists()]
     for folder in (data_dir, cache):
         folder.mkdir(parents=True, exist_ok=True)
-    with (
-        tempfile.TemporaryDirectory(prefix=".kwsops-link-probe-", dir=data_dir) as src_dir,
-        tempfile.TemporaryDirectory(prefix=".kwsops-link-probe-", dir=cache) as dst_dir,
-    ):
-        src, dst = Path(src_dir) / "probe", Path(dst_dir)
-        src.write_bytes(b"kwsops link probe\n")
-        for name, link in ((REFLINK, reflink), (HARDLINK, os.link)):
-            try:
-                link(src, dst / name)
-                return name
-            except OSError:
-                continue
-    return COPY
+    try:
+        with (
+            tempfile.TemporaryDirectory(prefix=".kwsops-link-probe-", dir=data_dir) as src_dir,
+            tempfile.TemporaryDirectory(prefix=".kwsops-link-probe-", dir=cache) as dst_dir,
+        ):
+            src, dst = Path(src_dir) / "probe", Path(dst_dir)
+            src.write_bytes(b"kwsops link probe\n")
+            for name, link in ((REFLINK, reflink), (HARDLINK, os.link)):
+                try:
+                    link(src, dst / name)
+                    return name
+                except OSError:
+                    continue
+        return COPY
+    finally:
+        for folder in reversed(made):  # as they were: DVC makes its cache when it needs one
+            with contextlib.suppress(OSError):
+                folder.rmdir()
 
 
 def ensure_cache_links(ws_root: Path) -> str | None:
