@@ -266,11 +266,15 @@ def gib(n: int) -> str:
     return f"{n / 2**30:.2f}"
 
 
+def mib(n: int) -> str:
+    return f"{n / 2**20:,.0f}"
+
+
 def print_report(result: dict) -> None:
     clips = result["input"]["clips"]
     table = Table(title=f"{clips:,} clips, {result['cpus']} CPUs", title_justify="left")
     columns = ("stage", "wall s", "clips/s", "CPU s", "peak RSS tree MiB",
-               "peak RSS 1 proc MiB", "ws+cache GiB", "+remote GiB")  # fmt: skip
+               "peak RSS 1 proc MiB", "ws+cache MiB", "+remote MiB")  # fmt: skip
     for column in columns:
         table.add_column(column, justify="left" if column == "stage" else "right")
     generated = result["input"]
@@ -285,20 +289,20 @@ def print_report(result: dict) -> None:
             f"{row['cpu_s']:.1f}",
             f"{row['peak_rss_tree_mib']:.0f}",
             f"{row['peak_rss_process_mib']:.0f}",
-            gib(disk["workspace_and_cache"]),
-            gib(disk["all_three"]),
+            mib(disk["workspace_and_cache"]),
+            mib(disk["all_three"]),
         )
     console.print(table)
     disk = result["stages"][-1]["disk"] if result["stages"] else None
     if disk:
-        parts = ", ".join(f"{name} {gib(disk[name])}" for name in
+        parts = ", ".join(f"{name} {mib(disk[name])}" for name in
                           ("input", "output", "spec_ds", "models", "dvc_cache", "local_remote"))  # fmt: skip
         ratio = disk["ratio_to_data"]
-        console.print(f"disk (GiB, each alone): {parts}", soft_wrap=True)
+        console.print(f"disk (MiB, each alone): {parts}", soft_wrap=True)
         console.print(
-            f"workspace + DVC cache {gib(disk['workspace_and_cache'])} GiB = "
+            f"workspace + DVC cache {mib(disk['workspace_and_cache'])} MiB = "
             f"{ratio:.2f} x (input + output + spec_ds); cache.type {result['cache_type']}; "
-            f"with the local remote {gib(disk['all_three'])} GiB",
+            f"with the local remote {mib(disk['all_three'])} MiB",
             soft_wrap=True,
         )
     train = result.get("train")
@@ -338,12 +342,13 @@ def main() -> None:
     if args.clips < 24:
         sys.exit("scale.py: --clips must be 24 or more (every word needs a test clip and folds)")
     stages = selected_stages(args.stages)
-    scratch = Path(tempfile.mkdtemp(prefix="kwsops-scale-"))
-    root = args.workspace or scratch / "ws"
+    root = args.workspace or Path(tempfile.mkdtemp(prefix="kwsops-scale-ws-"))
     if root.exists() and any(root.iterdir()):
         sys.exit(f"scale.py: {root} is not empty; name a new or empty folder")
     ws = Workspace(root.resolve())
-    log = scratch / "stages.log"
+    log = ws.state_dir / "scale-stages.log"  # .kwsops/: git-ignored local state
+    scratch = Path(tempfile.mkdtemp(prefix="kwsops-scale-"))  # the seeds: always removed
+    done = False
     try:
         with console.status("kwsops init"):
             subprocess.run([sys.executable, "-m", "kwsops.cli", "init", str(ws.root)],
@@ -385,13 +390,13 @@ def main() -> None:
         print_report(result)
         if args.json:
             args.json.write_text(json.dumps(result, indent=2) + "\n")
+        done = True
     finally:
-        if args.keep:
+        shutil.rmtree(scratch, ignore_errors=True)
+        if args.keep or not done:  # a failed stage: its log is in the workspace
             console.print(f"workspace kept: {ws.root} (stage log: {log})", soft_wrap=True)
         else:
-            shutil.rmtree(scratch, ignore_errors=True)
-            if args.workspace:
-                shutil.rmtree(ws.root, ignore_errors=True)
+            shutil.rmtree(ws.root, ignore_errors=True)
 
 
 if __name__ == "__main__":
