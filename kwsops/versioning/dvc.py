@@ -32,7 +32,7 @@ from typing import Any
 
 from kwsops.atomic import atomic_write_json, replace_dir
 from kwsops.progress import ProgressFn, no_progress
-from kwsops.versioning.dvc_config import cache_dir, ensure_cache_links
+from kwsops.versioning.dvc_config import cache_dir, ensure_cache_links, read_config
 from kwsops.versioning.errors import RemoteError, VersioningError
 from kwsops.versioning.git import has_file, resolve_commit
 from kwsops.versioning.ignore import ignore_unreadable
@@ -118,7 +118,30 @@ def dvc_add(ws_root: Path, target: str, *, link: bool = True) -> Path:
                  "each link by the file it points to)", rel)  # fmt: skip
         link = False
     run_dvc(ws_root, ["add", *([] if link else ["--no-relink"]), rel])
+    if link and _needs_relink(Path(ws_root), rel):
+        # `dvc add` links only the files whose content is new to the cache; a rerun rewrites
+        # the others (same bytes, new files): link them too, or they are stored twice
+        run_dvc(ws_root, ["checkout", "--relink", f"{rel}.dvc"])
     return Path(ws_root) / f"{rel}.dvc"
+
+
+def _needs_relink(ws_root: Path, rel: str) -> bool:
+    """With hard links: whether a regular file under ``rel`` is not linked (one stat each);
+    with reflinks a copy cannot be told from a reflink: always."""
+    kind = next(iter(read_config(ws_root)["cache"].get("type") or []), "")
+    if kind == "reflink":
+        return True
+    if kind != "hardlink":
+        return False
+    pending = [ws_root / rel]
+    while pending:
+        with os.scandir(pending.pop()) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(Path(entry.path))
+                elif entry.is_file(follow_symlinks=False) and entry.stat().st_nlink == 1:
+                    return True
+    return False
 
 
 def _cache_objects(ws_root: Path, dvc_files: list[str]) -> dict[str, int]:
