@@ -26,6 +26,7 @@ import re
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -89,19 +90,22 @@ def _outs(dvc_file: Path) -> list[dict[str, Any]]:
     return list((YAML(typ="safe").load(dvc_file.read_text()) or {}).get("outs") or [])
 
 
-def holds_symlinks(folder: Path) -> bool:
-    """Whether a symlink other than to a folder is under ``folder`` (one readdir per folder,
-    no stat: d_type says it)."""
-    pending = [Path(folder)]
+def _entries(folder: Path) -> Iterator[os.DirEntry]:
+    """Every entry under ``folder`` but real folders, which it enters (never a folder link):
+    one readdir per folder, d_type says what each is without a stat."""
+    pending = [Path(folder)] if Path(folder).is_dir() else []  # a file target: nothing
     while pending:
         with os.scandir(pending.pop()) as entries:
             for entry in entries:
-                if entry.is_symlink():
-                    if not entry.is_dir():  # DVC follows neither folder links nor kwsops
-                        return True
-                elif entry.is_dir(follow_symlinks=False):
+                if entry.is_dir(follow_symlinks=False):
                     pending.append(Path(entry.path))
-    return False
+                else:
+                    yield entry
+
+
+def holds_symlinks(folder: Path) -> bool:
+    """Whether a symlink other than to a folder is under ``folder``."""
+    return any(entry.is_symlink() and not entry.is_dir() for entry in _entries(folder))
 
 
 def dvc_add(ws_root: Path, target: str, *, link: bool = True) -> Path:
@@ -133,15 +137,8 @@ def _needs_relink(ws_root: Path, rel: str) -> bool:
         return True
     if kind != "hardlink":
         return False
-    pending = [ws_root / rel]
-    while pending:
-        with os.scandir(pending.pop()) as entries:
-            for entry in entries:
-                if entry.is_dir(follow_symlinks=False):
-                    pending.append(Path(entry.path))
-                elif entry.is_file(follow_symlinks=False) and entry.stat().st_nlink == 1:
-                    return True
-    return False
+    return any(entry.is_file(follow_symlinks=False) and entry.stat().st_nlink == 1
+               for entry in _entries(ws_root / rel))  # fmt: skip
 
 
 def _cache_objects(ws_root: Path, dvc_files: list[str]) -> dict[str, int]:
