@@ -28,11 +28,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-import psutil
+from measure import PeakMemory  # benchmarks/measure.py, beside this script
 from rich.console import Console
 from rich.table import Table
 
@@ -43,32 +42,6 @@ from kwsops.workspace import Workspace
 
 console = Console(width=None if sys.stdout.isatty() else 110)  # piped: no cut figures
 KWSOPS = [sys.executable, "-m", "kwsops.cli"]
-
-
-class PeakMemory:
-    """Peak summed RSS of a process and all its children, sampled every 0.1 s."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid, self.peak, self._stop = pid, 0, threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.1):
-            try:
-                root = psutil.Process(self.pid)
-                procs = [root, *root.children(recursive=True)]
-                total = sum(p.memory_info().rss for p in procs if p.is_running())
-            except psutil.Error:
-                continue
-            self.peak = max(self.peak, total)
-
-    def __enter__(self) -> PeakMemory:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def timed_cli(ws: Workspace, *args: str) -> tuple[float, int]:

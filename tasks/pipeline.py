@@ -60,16 +60,29 @@ class VersionTask(StageTask):
     def output(self) -> StampTarget:
         return StampTarget(self.ws.stamps_dir / f"{self.task_family}.json", self.version_key)
 
+    def linked(self) -> bool:
+        return True
+
     def run(self) -> None:
         self.progress(0, 1, f"dvc add + push {self.target}")
         stamp = self.output().stamp_file
-        self.finish(version_data_stage(self.ws, self.target, self.version_key, stamp))
+        self.finish(
+            version_data_stage(self.ws, self.target, self.version_key, stamp, link=self.linked())
+        )
 
 
 class VersionInput(VersionTask):
     """Version the user's raw recordings, so every model traces back to them."""
 
     target = "data/input"
+    link = luigi.BoolParameter(
+        default=True,
+        significant=False,  # how the cache stores them, not what they are: no key changes
+        description="link the recordings into the DVC cache (read-only); false: a copy",
+    )
+
+    def linked(self) -> bool:
+        return self.link
 
     def key_inputs(self) -> dict:
         cache = self.ws.cache_dir / "input-hashes.json"

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
 import os
 import time
 import wave
@@ -254,9 +255,15 @@ def load_clip(path: str | os.PathLike, settings: AudioSettings = DEFAULT_SETTING
 def write_wav(path: str | os.PathLike, pcm: np.ndarray, sample_rate: int) -> None:
     """16-bit PCM mono WAV, canonical 44-byte header; the bytes depend only on the samples.
 
-    Not soundfile: its close() fsyncs every file, which costs more than the whole clip."""
-    with wave.open(os.fspath(path), "wb") as handle:
+    Not soundfile: its close() fsyncs every file, which costs more than the whole clip. The
+    header is written with its final sizes and the file in one write (no seek back to patch
+    it): a quarter of a clip's Preprocess time went to those small writes."""
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as handle:
         handle.setnchannels(1)
         handle.setsampwidth(2)
         handle.setframerate(sample_rate)
+        handle.setnframes(len(pcm))
         handle.writeframes(np.ascontiguousarray(pcm, dtype="<i2").tobytes())
+    with open(path, "wb", buffering=0) as out:
+        out.write(buffer.getbuffer())

@@ -209,9 +209,27 @@ def _init_worker(job: _Job) -> None:
     shape_clip(warm + 1e-3 * rng.standard_normal(8000).astype(np.float32), 8000, job.settings)
 
 
-def _process_in_worker(item: tuple[str, Placement]) -> ManifestRow:
+def _prepare(job: _Job, rel: str, place: Placement) -> ManifestRow:
+    """The file's row: decided without decoding (a list, a rejected entry), else processed."""
+    row = _check(job.input_dir, rel, place)
+    return row if row is not None else _process(job, rel, place)
+
+
+def _prepare_in_worker(item: tuple[str, Placement]) -> ManifestRow:
     assert _WORKER_JOB is not None
-    return _process(_WORKER_JOB, *item)
+    return _prepare(_WORKER_JOB, *item)
+
+
+def _start_pool(job: _Job, workers: int) -> ProcessPoolExecutor:
+    pool = ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("spawn"),  # no fork: callers run threads
+        initializer=_init_worker,
+        initargs=(job,),
+    )
+    for _ in range(workers):  # a submit spawns a worker: start them all now
+        pool.submit(int)
+    return pool
 
 
 def preprocess(
@@ -233,25 +251,19 @@ def preprocess(
     output_dir.mkdir(parents=True, exist_ok=True)
     job = _Job(input_dir, output_dir, settings, seed)
     found = scan_inputs(input_dir)
-    plan = plan_layout(found, layout, lambda rel: read_split_list(input_dir, rel))
-    checked = [(rel, _check(input_dir, rel, plan.places[rel])) for rel in found]
-    rows = [row for _, row in checked if row is not None]
-    todo = [(rel, plan.places[rel]) for rel, row in checked if row is None]
-    total = len(checked)
-    progress(len(rows), total, "scanned")
-    if workers <= 1 or len(todo) < 4:  # a pool costs about a second to start
-        results = (_process(job, *item) for item in todo)
-        pool = None
-    else:
-        chunk = max(1, min(16, len(todo) // (workers * 8)))
-        pool = ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=multiprocessing.get_context("spawn"),  # no fork: callers run threads
-            initializer=_init_worker,
-            initargs=(job,),
-        )
-        results = pool.map(_process_in_worker, todo, chunksize=chunk)
+    # the workers start (about a second) while the layout is planned; each worker checks its
+    # files too (a stat each): the parent's serial part stays the walk and the plan
+    pool = _start_pool(job, workers) if workers > 1 and len(found) >= 4 else None
     try:
+        plan = plan_layout(found, layout, lambda rel: read_split_list(input_dir, rel))
+        todo = [(rel, plan.places[rel]) for rel in found]
+        total, rows = len(todo), []
+        progress(0, total, "scanned")
+        if pool is None:
+            results = (_prepare(job, *item) for item in todo)
+        else:
+            chunk = max(1, min(16, total // (workers * 8)))
+            results = pool.map(_prepare_in_worker, todo, chunksize=chunk)
         for row in results:
             rows.append(row)
             progress(len(rows), total, row.source)

@@ -32,13 +32,20 @@ def default_remote_id(ws: Workspace) -> dict:
 
 
 def version_data_stage(
-    ws: Workspace, target: str, key: str, stamp_file: Path, *, stamp: bool = True
+    ws: Workspace,
+    target: str,
+    key: str,
+    stamp_file: Path,
+    *,
+    stamp: bool = True,
+    link: bool = True,
 ) -> StageResult:
-    """`dvc add` + `dvc push` of ``target``; then its stamp, unless the caller stamps later."""
+    """`dvc add` + `dvc push` of ``target`` (its files linked into the DVC cache unless
+    ``link`` is False); then its stamp, unless the caller stamps later."""
     from kwsops.versioning.dvc import version_stage
 
     started = time.monotonic()
-    version = version_stage(ws.root, target)
+    version = version_stage(ws.root, target, link=link)
     if stamp:
         atomic_write_json(stamp_file, {"key": key, "target": target, "md5": version.md5})
     detail = f"{target}: {version.push.files} files pushed to {default_remote_id(ws)['remote']}"

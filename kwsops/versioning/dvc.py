@@ -4,8 +4,12 @@ DVC runs through :mod:`kwsops.versioning.runner` (own session, time limit, SIGTE
 a failure becomes a `VersioningError`: one line, no password. One `dvc add` and
 one `dvc push` per stage folder, since DVC's per-call overhead dominates with small files.
 
-Raw data: `dvc add --no-relink` copies files into the cache and never touches the workspace
-(relinking with cache.type hardlink/symlink would make recordings read-only links).
+One copy on disk: before its first `dvc add` a workspace gets the cache link type its file
+system allows (:func:`kwsops.versioning.dvc_config.ensure_cache_links`): with hard links DVC
+links each file into the cache in place and makes it read-only; the stages replace files (temp
+folder, rename), never write through them. Raw data is linked too, bytes and mtime unchanged
+(mode read-only); `link=False` (`[VersionInput] link = false`) adds it with `--no-relink`, a
+copy in the cache that never touches the workspace.
 A killed `dvc push` leaves `.dvc/tmp/lock` (an fcntl lock the kernel releases) and maybe its
 pid in `.dvc/tmp/rwlock` (DVC drops dead pids): the next command recovers. A WebDAV server
 may keep a cut-off upload under its final name, which DVC then counts as pushed: a marker in
@@ -16,23 +20,28 @@ whose size differs from the cache's.
 from __future__ import annotations
 
 import json
+import logging
+import os
 import re
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from kwsops.atomic import atomic_write_json, replace_dir
 from kwsops.progress import ProgressFn, no_progress
-from kwsops.versioning.dvc_config import read_config
+from kwsops.versioning.dvc_config import cache_dir, ensure_cache_links, read_config
 from kwsops.versioning.errors import RemoteError, VersioningError
 from kwsops.versioning.git import has_file, resolve_commit
 from kwsops.versioning.ignore import ignore_unreadable
 from kwsops.versioning.remote import check_remote, get_remote, remove_partial_uploads
 from kwsops.versioning.runner import relative, run_dvc
 from kwsops.workspace import Workspace
+
+log = logging.getLogger("kwsops")
 
 
 @dataclass(frozen=True)
@@ -81,20 +90,60 @@ def _outs(dvc_file: Path) -> list[dict[str, Any]]:
     return list((YAML(typ="safe").load(dvc_file.read_text()) or {}).get("outs") or [])
 
 
-def dvc_add(ws_root: Path, target: str) -> Path:
-    """`dvc add --no-relink <target>`: its files are cached, never modified; the .dvc path.
-    Entries DVC cannot read (FIFOs, sockets, dangling links) are .dvcignore'd first."""
+def _entries(folder: Path) -> Iterator[os.DirEntry]:
+    """Every entry under ``folder`` but real folders, which it enters (never a folder link):
+    one readdir per folder, d_type says what each is without a stat."""
+    pending = [Path(folder)] if Path(folder).is_dir() else []  # a file target: nothing
+    while pending:
+        with os.scandir(pending.pop()) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(Path(entry.path))
+                else:
+                    yield entry
+
+
+def holds_symlinks(folder: Path) -> bool:
+    """Whether a symlink other than to a folder is under ``folder``."""
+    return any(entry.is_symlink() and not entry.is_dir() for entry in _entries(folder))
+
+
+def dvc_add(ws_root: Path, target: str, *, link: bool = True) -> Path:
+    """`dvc add <target>`: its files are cached (linked, per cache.type; with ``link=False``
+    copied, the workspace never touched: `--no-relink`); the .dvc path. Entries DVC cannot read
+    (FIFOs, sockets, dangling links) are .dvcignore'd first. A folder holding symlinks is never
+    relinked: DVC would replace each link by the file it points to."""
     rel = relative(ws_root, target)
     if not (Path(ws_root) / rel).exists():
         raise VersioningError(f"cannot version {rel}: it does not exist in {ws_root}")
     ignore_unreadable(Path(ws_root), rel)
-    run_dvc(ws_root, ["add", "--no-relink", rel])
+    if link and holds_symlinks(Path(ws_root) / rel):
+        log.info("%s holds symlinks: copied into the DVC cache, not linked (DVC would replace "
+                 "each link by the file it points to)", rel)  # fmt: skip
+        link = False
+    run_dvc(ws_root, ["add", *([] if link else ["--no-relink"]), rel])
+    if link and _needs_relink(Path(ws_root), rel):
+        # `dvc add` links only the files whose content is new to the cache; a rerun rewrites
+        # the others (same bytes, new files): link them too, or they are stored twice
+        run_dvc(ws_root, ["checkout", "--relink", f"{rel}.dvc"])
     return Path(ws_root) / f"{rel}.dvc"
+
+
+def _needs_relink(ws_root: Path, rel: str) -> bool:
+    """With hard links: whether a regular file under ``rel`` is not linked (one stat each);
+    with reflinks a copy cannot be told from a reflink: always."""
+    kind = next(iter(read_config(ws_root)["cache"].get("type") or []), "")
+    if kind == "reflink":
+        return True
+    if kind != "hardlink":
+        return False
+    return any(entry.is_file(follow_symlinks=False) and entry.stat().st_nlink == 1
+               for entry in _entries(ws_root / rel))  # fmt: skip
 
 
 def _cache_objects(ws_root: Path, dvc_files: list[str]) -> dict[str, int]:
     """md5 -> size of every cached object the .dvc files reference (folders expanded)."""
-    cache = Path(read_config(ws_root)["cache"].get("dir") or Path(ws_root) / ".dvc" / "cache")
+    cache = cache_dir(ws_root)
     objects: dict[str, int] = {}
     pending = [str(out.get("md5") or "") for f in dvc_files if (Path(ws_root) / f).is_file()
                for out in _outs(Path(ws_root) / f)]  # fmt: skip
@@ -163,16 +212,23 @@ def dvc_status_cloud(
 
 
 def version_stage(
-    ws_root: Path, target: str, remote: str | None = None, progress: ProgressFn = no_progress
+    ws_root: Path,
+    target: str,
+    remote: str | None = None,
+    progress: ProgressFn = no_progress,
+    *,
+    link: bool = True,
 ) -> StageVersion:
-    """Check the remote (a missing WebDAV folder is created), then `dvc add` and push."""
+    """Check the remote (a missing WebDAV folder is created), then `dvc add` and push. A
+    workspace without a cache.type gets one first (an older one: on its next run)."""
     ws_root, chosen = Path(ws_root), get_remote(Path(ws_root), remote)
     progress(0, 3, f"checking remote {chosen.name}")
     check = check_remote(ws_root, chosen.name)
     if not check.ok:  # before `dvc add`: a failed check leaves data and cache untouched
         raise VersioningError(f"remote '{chosen.name}' is not usable: {check.reason}")
     progress(1, 3, f"dvc add {target}")
-    dvc_file = dvc_add(ws_root, target)
+    ensure_cache_links(ws_root)
+    dvc_file = dvc_add(ws_root, target, link=link)
     outs = _outs(dvc_file)
     pushed = dvc_push(ws_root, [_dvc_file(ws_root, target)], remote=chosen.name)
     md5 = str(outs[0].get("md5", "")) if outs else ""

@@ -6,6 +6,7 @@ import os
 from importlib import resources
 from pathlib import Path
 
+from kwsops.versioning.dvc_config import ensure_cache_links
 from kwsops.versioning.git import git_commit
 from kwsops.versioning.runner import run_dvc, run_git
 from kwsops.workspace import Workspace
@@ -44,6 +45,7 @@ def init_workspace(path: str | os.PathLike | None = None) -> Workspace:
     if not (ws.root / ".dvc").is_dir():
         run_dvc(ws.root, ["init", "-q"])
         run_dvc(ws.root, ["config", "core.analytics", "false"])
+    ensure_cache_links(ws.root)
     for folder in (ws.input_dir, ws.reports_dir, ws.state_dir):
         folder.mkdir(parents=True, exist_ok=True)
     _ensure_lines(ws.root / ".gitignore", GITIGNORE_LINES)

@@ -136,10 +136,14 @@ def test_bad_inputs_are_listed_with_reasons_and_the_run_succeeds(trained):
 
 
 def test_rerun_does_no_work_and_changes_rerun_only_what_depends_on_them(trained):
-    ws, _, _ = trained
+    ws, _, raw_before = trained
     stacked = fold_outputs(ws, 16, 2)  # the first run's: its folds trained together
     run_cli(ws, *RUN_ARGS)
     assert last_run_families(ws) == set()
+    assert tree_hashes(ws.input_dir) == raw_before, "linked into the DVC cache, bytes unchanged"
+    if '"hardlink' in (ws.root / ".dvc" / "config.local").read_text():  # ext4: hard links
+        linked = ws.input_dir / "catch" / "cut__short.ogg"  # linked into the cache, read-only
+        assert linked.stat().st_nlink == 2 and linked.stat().st_mode & 0o222 == 0
     assert len(last_run_families(ws, "task_up_to_date")) == 1  # only the target is checked
 
     run_cli(ws, "run", "--batch-sizes", "16", "--epochs", "2", "--folds", "2", "--fold-tasks")
@@ -148,7 +152,9 @@ def test_rerun_does_no_work_and_changes_rerun_only_what_depends_on_them(trained)
 
     clip = sorted(ws.input_dir.glob("*/*.wav"))[0]
     audio, rate = sf.read(clip)
-    sf.write(clip, audio * 0.5, rate, subtype=sf.info(clip).subtype)
+    edited = clip.with_name(f"{clip.stem}.edit.wav")  # a new file (editors save so): the old
+    sf.write(edited, audio * 0.5, rate, subtype=sf.info(clip).subtype)  # one is a cache link
+    edited.replace(clip)
     run_cli(ws, "run", "--batch-sizes", "16", "--epochs", "2", "--folds", "2")
     assert last_run_trained(ws) == {
         "VersionInput",

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from dvc.config import Config
 
+from kwsops.atomic import atomic_dir
 from kwsops.versioning.dvc import (
     dvc_add,
     dvc_pull,
@@ -20,6 +21,7 @@ from kwsops.versioning.dvc import (
     models_at_revision,
     version_stage,
 )
+from kwsops.versioning.dvc_config import ensure_cache_links
 from kwsops.versioning.errors import VersioningError
 from kwsops.versioning.git import git_commit
 from kwsops.versioning.init import init_workspace
@@ -70,26 +72,112 @@ def ws(template: Path, tmp_path: Path) -> Path:
     return root
 
 
-def test_version_stage_leaves_raw_input_untouched(ws: Path) -> None:
+def test_version_stage_links_raw_input_bytes_and_mtime_unchanged(ws: Path) -> None:
     before = snapshot(ws / "data" / "input")
     version = version_stage(ws, "data/input")
-    assert snapshot(ws / "data" / "input") == before
+    after = snapshot(ws / "data" / "input")
+    assert after.keys() == before.keys()
+    hardlinked = chosen_type(ws) == "hardlink"
+    for rel, (sha, mtime, inode, _mode, _links) in before.items():
+        if sha is None:  # a folder
+            continue
+        assert after[rel][:3] == (sha, mtime, inode), rel  # the same file, bytes, mtime
+        if hardlinked:  # linked into the cache in place, read-only
+            assert after[rel][3] & 0o222 == 0 and after[rel][4] == 2, rel
+            cached = cache_object(ws, sha_to_md5(ws / "data" / "input" / rel))
+            assert cached.stat().st_ino == inode, rel
     assert version.dvc_file == ws / "data" / "input.dvc"
     assert version.md5.endswith(".dir") and version.md5[:-4] in version.dvc_file.read_text()
     assert version.push.remote == "local" and version.push.files == 4  # 3 files + .dir
     assert dvc_status_cloud(ws) == {}
-    # nothing changed: nothing to upload, raw files still untouched
+    # nothing changed: nothing to upload, raw files as they were after the first add
     assert dvc_push(ws, ["data/input"]).files == 0
-    assert snapshot(ws / "data" / "input") == before
+    assert snapshot(ws / "data" / "input") == after
 
 
-@pytest.mark.parametrize("cache_type", ["hardlink", "symlink"])
-def test_dvc_add_ignores_link_cache_types_for_raw_input(ws: Path, cache_type: str) -> None:
-    # relinking `dvc add` would replace the recordings by read-only links into the cache
+@pytest.mark.parametrize("cache_type", ["hardlink,copy", "symlink"])
+def test_unlinked_raw_input_is_never_touched(ws: Path, cache_type: str) -> None:
+    # `[VersionInput] link = false`: a copy in the cache, whatever cache.type says
     run_dvc(ws, ["config", "--local", "cache.type", cache_type])
     before = snapshot(ws / "data" / "input")
-    dvc_add(ws, "data/input")
+    dvc_add(ws, "data/input", link=False)
     assert snapshot(ws / "data" / "input") == before
+
+
+def sha_to_md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def cache_object(ws: Path, md5: str) -> Path:
+    return ws / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
+
+
+def test_init_sets_the_link_type_the_file_system_allows(ws: Path, tmp_path: Path) -> None:
+    chosen = Config(dvc_dir=str(ws / ".dvc"))["cache"]["type"]
+    probe = tmp_path / "probe"
+    probe.write_bytes(b"x")
+    try:
+        os.link(probe, tmp_path / "probe-link")
+        linkable = True
+    except OSError:
+        linkable = False
+    assert chosen in (["reflink", "copy"], ["hardlink", "copy"] if linkable else ["copy"])
+    # the user's choice wins: an existing cache.type is never overwritten
+    run_dvc(ws, ["config", "--local", "cache.type", "copy"])
+    assert ensure_cache_links(ws) is None
+    assert Config(dvc_dir=str(ws / ".dvc"))["cache"]["type"] == ["copy"]
+
+
+def test_older_workspace_gets_links_on_its_next_version(ws: Path) -> None:
+    run_dvc(ws, ["config", "--local", "--unset", "cache.type"])
+    write_tree(ws / "data" / "output", {"yes/a.wav": b"a" * 500})
+    version_stage(ws, "data/output")
+    assert Config(dvc_dir=str(ws / ".dvc"))["cache"].get("type")
+    if chosen_type(ws) == "hardlink":
+        assert (ws / "data" / "output" / "yes" / "a.wav").stat().st_nlink == 2
+
+
+def chosen_type(ws: Path) -> str:
+    return Config(dvc_dir=str(ws / ".dvc"))["cache"]["type"][0]
+
+
+def write_stage(folder: Path, files: dict[str, bytes]) -> None:
+    """As every stage writes its folder: a temp folder renamed over the old one."""
+    with atomic_dir(folder) as tmp:
+        write_tree(tmp, files)
+
+
+def test_linked_output_reruns_and_checks_out_an_older_revision(ws: Path) -> None:
+    if chosen_type(ws) != "hardlink":
+        pytest.skip(f"this file system links with {chosen_type(ws)}, not hard links")
+    output = ws / "data" / "output"
+    first = {"yes/a.wav": b"a" * 500, "yes/b.wav": b"b" * 300, "manifest.csv": b"a,b\n"}
+    write_stage(output, first)
+    version_stage(ws, "data/output")
+    git_commit(ws, ["data/output.dvc"], "first")
+    clip = output / "yes" / "a.wav"
+    object_a = cache_object(ws, sha_to_md5(clip))
+    assert clip.stat().st_ino == object_a.stat().st_ino and clip.stat().st_nlink == 2
+    assert clip.stat().st_mode & 0o222 == 0  # DVC protects linked files: read-only
+    # a rerun replaces the read-only linked folder; the cached objects keep their bytes
+    second = {**first, "yes/a.wav": b"A" * 700, "yes/c.wav": b"c" * 200}
+    write_stage(output, second)
+    assert object_a.read_bytes() == first["yes/a.wav"]
+    version_stage(ws, "data/output")
+    assert all(f.stat().st_nlink == 2 for f in output.rglob("*") if f.is_file())
+    git_commit(ws, ["data/output.dvc"], "second")
+    assert digest(output) == {k: hashlib.sha256(v).hexdigest() for k, v in second.items()}
+    # `dvc checkout` of the older revision, and back
+    git(ws, "checkout", "HEAD~1", "--", "data/output.dvc")
+    run_dvc(ws, ["checkout", "data/output.dvc"])
+    assert digest(output) == {k: hashlib.sha256(v).hexdigest() for k, v in first.items()}
+    git(ws, "checkout", "HEAD", "--", "data/output.dvc")
+    run_dvc(ws, ["checkout", "data/output.dvc"])
+    assert digest(output) == {k: hashlib.sha256(v).hexdigest() for k, v in second.items()}
+    # every file is linked again, also those a rerun rewrote with the same bytes
+    assert {f.name: f.stat().st_nlink for f in output.rglob("*") if f.is_file()} == {
+        Path(rel).name: 2 for rel in second
+    }
 
 
 def test_push_wipe_pull_restores_identical_files(ws: Path) -> None:
