@@ -3,6 +3,8 @@ and the task states a cancel leaves."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from kwsops.runs.request import RequestError, RunRequest, kind_of, params_line
@@ -94,3 +96,16 @@ def test_a_cancelled_task_reads_cancelled_not_failed() -> None:
     assert task.status == "cancelled" and state.failed() == []
     assert task.label == "TrainFold batch 16 fold 0"
     assert task.curve == [{"epoch": 1, "val_acc": 0.5, "val_loss": 1.2}]
+
+
+def test_a_target_before_validate_keeps_the_batch_sizes_asked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`kwsops run --target VersionModels --batch-sizes 16 32` trains 16 and 32, not luigi.cfg's."""
+    from tasks.request import resolve
+
+    monkeypatch.chdir(tmp_path)  # no luigi.cfg: the tasks' defaults (16, 32, 64)
+    asked = RunRequest(target="VersionModels", batch_sizes=[16, 32])
+    assert resolve(asked).batch_sizes == [16, 32]
+    assert resolve(RunRequest(target="VersionModels")).batch_sizes == [16, 32, 64]
+    assert resolve(RunRequest(batch_sizes=[64])).batch_sizes == [64]
