@@ -114,9 +114,10 @@ def resolve(request: RunRequest) -> RunRequest:
     try:
         target = build_target(request)
         validate = target if isinstance(target, tasks.Validate) else tasks.Validate()
-        sizes = validate.sizes()
         if isinstance(target, tasks.VersionModels):  # its own batch sizes, not Validate's
             sizes = [int(size) for size in target.batch_sizes]
+        else:
+            sizes = validate.sizes()
         train = tasks.Train(batch_size=sizes[0] if sizes else 1)
         revisions = [str(spec) for spec in validate.revisions]
         resolved: dict = {"revisions": revisions, "fail_below": float(validate.fail_below)}
