@@ -32,11 +32,11 @@ LABEL_COLUMNS = (
     ("speech", "Speech s min/med/max", 20),
     ("spread", "Input spread", 14),
 )
-NARROW_LABEL_COLUMNS = (
-    ("label", "Label", 12),
-    ("kept", "Kept", 4),
-    ("rejected", "Rej", 3),
-    ("speakers", "Spk", 3),
+NARROW_LABEL_COLUMNS = (  # counts up to 999 999 kept, 99 999 speakers: Speech Commands fits
+    ("label", "Label", 11),
+    ("kept", "Kept", 6),
+    ("rejected", "Rej", 4),
+    ("speakers", "Spk", 5),
     ("input", "In s min/med/max", 18),
     ("speech", "Speech s min/med/max", 20),
 )

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from textual.geometry import Region
 from textual.widgets import DataTable
+from textual.widgets.data_table import ColumnKey
 from textual_plotext import PlotextPlot
 
 from kwsops.audio.manifest import ManifestRow, write_manifest
@@ -134,6 +135,31 @@ class TestData:
             assert table["Rock"][1:4] == ["2", "0", "unknown"]
             assert table["(noise)"][1:4] == ["1", "0", ""]
             assert table["(noise)"][4] == "61.00 / 61.00 / 61.00"
+
+    @run_async
+    async def test_speech_commands_sized_counts_fit_their_columns_at_80(
+        self, tmp_path: Path
+    ) -> None:
+        """12 345 clips of 1 234 speakers: no count is cut to fit a narrow column."""
+        root = make_workspace(tmp_path / "ws", manifest=False)
+        out = root / "data" / "output"
+        out.mkdir(parents=True)
+        rows = [
+            ManifestRow(f"catch/s{n % 1234}_nohash_{n}.wav", "catch", f"s{n % 1234}", "kept",
+                        output=f"catch/{n}.wav", duration_in=1.0, duration_out=1.0)
+            for n in range(12_345)
+        ]  # fmt: skip
+        write_manifest(rows, out / "manifest.csv")
+        app = make_app(root)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.press("5")
+            await wait_for(pilot, lambda: app.screen.summary is not None)
+            labels = app.screen.query_one("#labels", DataTable)
+            assert cells(labels, 0)[1:4] == ["12345", "0", "1234"]
+            for key, text in zip(
+                ("kept", "rejected", "speakers"), cells(labels, 0)[1:4], strict=True
+            ):
+                assert len(text) <= labels.columns[ColumnKey(key)].width, (key, text)
 
     @run_async
     async def test_missing_and_broken_manifest(self, tmp_path: Path) -> None:
