@@ -18,8 +18,11 @@ its wall time, clips per second, CPU seconds (the process and its children), pea
 and the disk used after it. Disk is counted with `du`, which counts a hard-linked file once
 per call: each folder alone, then the workspace's data and the DVC cache together (the DVC
 cache links its files where the file system allows) and with the default local remote. For
-training (stage ``TrainFold``): one fold of batch 32 for ``--train-epochs`` epochs, seconds
-per epoch per 1 000 training clips, and the default run estimated from it.
+training: stage ``TrainFold``, one fold of batch 32 for ``--train-epochs`` epochs (one torch
+thread, as each of the two workers of a ``--fold-tasks`` run), and stage ``Train``, the five
+folds of batch 32 stacked in one task on every core (the default; another seed, so that it
+trains every fold rather than taking fold 0 as done): seconds per epoch, per fold-epoch per
+1 000 training clips, and the default run estimated from each.
 """
 
 from __future__ import annotations
@@ -54,8 +57,10 @@ RATE = 16000
 CLIPS_PER_SPEAKER = 40
 DATA_STAGES = ("VersionInput", "Preprocess", "VersionOutput", "MakeSpectrograms",
                "VersionSpectrograms")  # fmt: skip
-STAGES = (*DATA_STAGES, "TrainFold")
-GROUPS = {"data": DATA_STAGES, "train": ("TrainFold",), "all": STAGES}
+TRAIN_STAGES = ("TrainFold", "Train")
+STAGES = (*DATA_STAGES, *TRAIN_STAGES)
+GROUPS = {"data": DATA_STAGES, "train": TRAIN_STAGES, "all": STAGES}
+STACKED_SEED = 7  # Train's seed: not the TrainFold stage's, whose fold 0 would count as done
 DEFAULT_BATCH_SIZES = (16, 32, 64)  # luigi.cfg [VersionModels]
 BENCH_BATCH = 32
 console = Console(width=None if sys.stdout.isatty() else 130)  # piped: no cut figures
@@ -209,32 +214,40 @@ def disk_usage(ws: Workspace) -> dict:
     return usage
 
 
-def train_figures(ws: Workspace, epochs: int) -> dict:
+def train_figures(ws: Workspace, stage: str) -> dict:
+    """Figures of the training ``stage`` just run, read from fold 0's files: a stacked epoch's
+    ``seconds`` in history.csv is the wall time of all its folds' epochs together."""
     fold = ws.batch_dir(BENCH_BATCH) / "fold_0"
     metrics = json.loads((fold / "metrics.json").read_text())
     with (fold / "history.csv").open(newline="") as handle:
         epoch_seconds = [float(row["seconds"]) for row in csv.DictReader(handle)]
     timed = epoch_seconds[1:] or epoch_seconds  # the first epoch also warms torch up
     per_epoch = sum(timed) / len(timed)  # training and validation, no setup
+    stacked = max(1, int(metrics.get("stacked_folds", 1)))
     clips = metrics["n_train"] + metrics["n_val"]
     defaults = TrainSettings()
     default_epochs = defaults.epochs
     fold_epochs = defaults.folds * len(DEFAULT_BATCH_SIZES) * default_epochs
+    # a stacked task uses every core; one fold task one thread, two workers at once
+    estimated_wall = per_epoch * fold_epochs / (stacked if stacked > 1 else 2)
     return {
+        "stage": stage,
+        "stacked_folds": stacked,
+        "precision": metrics.get("precision", "float32"),
         "train_clips": metrics["n_train"],
         "val_clips": metrics["n_val"],
         "epochs": len(epoch_seconds),
         "fold_seconds": metrics["seconds"],
         "s_per_epoch": per_epoch,
         "first_epoch_s": epoch_seconds[0],
-        "s_per_epoch_per_1000_clips": per_epoch * 1000 / clips,
+        "s_per_epoch_per_1000_clips": per_epoch * 1000 / clips / stacked,  # per fold-epoch
         "default_run": {
             "folds": defaults.folds,
             "batch_sizes": list(DEFAULT_BATCH_SIZES),
             "epochs": default_epochs,
             "fold_epochs": fold_epochs,
-            "estimated_task_s": per_epoch * fold_epochs,
-            "estimated_wall_s_2_workers": per_epoch * fold_epochs / 2,
+            "estimated_task_s": per_epoch * fold_epochs / stacked,
+            "estimated_wall_s": estimated_wall,
         },
         "device": metrics.get("device"),
         "threads": metrics.get("threads"),
@@ -245,6 +258,9 @@ def stage_command(stage: str, epochs: int) -> list[str]:
     command = [sys.executable, "-m", "luigi", "--module", "tasks", stage]
     if stage == "TrainFold":
         command += ["--batch-size", str(BENCH_BATCH), "--fold", "0", "--epochs", str(epochs)]
+    elif stage == "Train":
+        command += ["--batch-size", str(BENCH_BATCH), "--epochs", str(epochs), "--seed",
+                    str(STACKED_SEED), "--stacked", "true"]  # fmt: skip
     return command
 
 
@@ -305,18 +321,21 @@ def print_report(result: dict) -> None:
             f"with the local remote {mib(disk['all_three'])} MiB",
             soft_wrap=True,
         )
-    train = result.get("train")
-    if train:
+    for train in result.get("train") or []:
         run = train["default_run"]
+        how = (
+            f"{train['stacked_folds']} folds stacked, {train['threads']} lanes"
+            if train["stacked_folds"] > 1
+            else f"fold 0, {train['threads']} threads"
+        )
         console.print(
-            f"training (batch {BENCH_BATCH}, fold 0, {train['train_clips']} train + "
-            f"{train['val_clips']} val clips, {train['device']}, {train['threads']} threads): "
-            f"{train['s_per_epoch']:.1f} s/epoch = "
-            f"{train['s_per_epoch_per_1000_clips']:.2f} s per epoch per 1 000 clips; default "
-            f"run {run['folds']} folds x {len(run['batch_sizes'])} batch sizes x "
-            f"{run['epochs']} epochs (early stopping may end sooner): "
-            f"{run['estimated_task_s'] / 3600:.1f} h of fold-task time, about "
-            f"{run['estimated_wall_s_2_workers'] / 3600:.1f} h with two workers",
+            f"{train['stage']} (batch {BENCH_BATCH}, {how}, {train['precision']}, "
+            f"{train['train_clips']} train + {train['val_clips']} val clips a fold, "
+            f"{train['device']}): {train['s_per_epoch']:.1f} s/epoch = "
+            f"{train['s_per_epoch_per_1000_clips']:.2f} s per fold-epoch per 1 000 clips; "
+            f"default run {run['folds']} folds x {len(run['batch_sizes'])} batch sizes x "
+            f"{run['epochs']} epochs (early stopping may end sooner): about "
+            f"{run['estimated_wall_s'] / 3600:.1f} h on this machine",
             soft_wrap=True,
         )
 
@@ -364,7 +383,7 @@ def main() -> None:
             f"{seed_source}; written in {generated['seconds']:.1f} s",
             soft_wrap=True,
         )
-        rows = []
+        rows, trained = [], []
         for stage in stages:
             with console.status(f"{stage} ({args.clips:,} clips)"):
                 threads = {THREADS_ENV: str(args.train_threads)} if stage == "TrainFold" else {}
@@ -373,6 +392,8 @@ def main() -> None:
             row = {"stage": stage, **measured, "clips_per_s": args.clips / measured["wall_s"],
                    "disk": disk_usage(ws)}  # fmt: skip
             rows.append(row)
+            if stage in TRAIN_STAGES:  # before the next one writes the same fold folder
+                trained.append(train_figures(ws, stage))
             console.print(f"{stage}: {row['wall_s']:.1f} s", highlight=False)
         from kwsops.versioning.dvc_config import read_config
 
@@ -385,7 +406,7 @@ def main() -> None:
             "cache_type": ",".join(read_config(ws.root)["cache"].get("type") or ["default"]),
             "input": generated,
             "stages": rows,
-            "train": train_figures(ws, args.train_epochs) if "TrainFold" in stages else None,
+            "train": trained or None,
         }
         print_report(result)
         if args.json:

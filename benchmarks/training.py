@@ -1,7 +1,9 @@
-"""Training cost of the default run, both ways side by side: folds trained together (stacked,
-the default) and one TrainFold task per fold (``--fold-tasks``).
+"""Training cost of the default run, ways side by side: folds trained together (stacked, the
+default) or one TrainFold task per fold (``--fold-tasks``), each with the default training
+precision (``auto``: bfloat16 steps on a CPU with bfloat16 arithmetic) or float32.
 
-    python benchmarks/training.py                          # demo data, bs 16/32/64, 5 folds
+    python benchmarks/training.py                          # stacked vs fold-tasks-float32
+    python benchmarks/training.py --modes stacked stacked-float32 fold-tasks fold-tasks-float32
     python benchmarks/training.py --workspace DIR          # a workspace with spectrograms
     python benchmarks/training.py --epochs 3 --batch-sizes 32   # a quick look
     python benchmarks/training.py --device cuda            # stacked, in process, on a GPU
@@ -14,7 +16,9 @@ last one's end, read from the run's events), the CPU seconds of the whole run's 
 (getrusage of the waited-for children, training and ``dvc``/``git``), and per batch size the
 accuracy on the held-out test split (unseen speakers: mean of the fold models, and of their
 ensemble, scored by the code Validate runs). The modes run one after the other, in the order
-given; the machine may be shared, so compare figures of one invocation only.
+given, and each is compared with the last one (by default ``fold-tasks-float32``: the default
+run before stacking and bfloat16); the machine may be shared, so compare figures of one
+invocation only.
 
 ``--device cuda``: trains every batch size's folds stacked in this process on the GPU (no
 pipeline around it: the GPU target is the training itself) and prints the wall time per batch
@@ -39,7 +43,12 @@ from kwsops.runs.folder import list_runs
 from kwsops.workspace import Workspace
 
 KWSOPS = [sys.executable, "-m", "kwsops.cli"]
-MODES = {"stacked": [], "fold-tasks": ["--fold-tasks"]}
+MODES = {
+    "stacked": [],
+    "stacked-float32": ["--precision", "float32"],
+    "fold-tasks": ["--fold-tasks"],
+    "fold-tasks-float32": ["--fold-tasks", "--precision", "float32"],
+}
 TRAINING = ("Train", "TrainFold")
 
 
@@ -109,16 +118,15 @@ def run_mode(source: Workspace, where: Path, mode: str, args: argparse.Namespace
 
 
 def compare(results: list[dict]) -> None:
-    if len(results) < 2:
-        return
-    base, new = results[-1], results[0]  # the first mode against the last one given
-    ratio = base["train_wall_s"] / new["train_wall_s"]
-    cpu = base["cpu_s"] / new["cpu_s"]
-    print(f"{base['mode']} / {new['mode']}: training wall {ratio:.2f}x, run CPU {cpu:.2f}x")
-    for b, (mean, ens) in new["accuracy"].items():
-        bm, be = base["accuracy"][b]
-        print(f"  bs{b}: held-out acc {new['mode']} - {base['mode']}: folds {mean - bm:+.3f}, "
-              f"ensemble {ens - be:+.3f}")  # fmt: skip
+    base = results[-1]  # every mode against the last one given
+    for new in results[:-1]:
+        ratio = base["train_wall_s"] / new["train_wall_s"]
+        cpu = base["cpu_s"] / new["cpu_s"]
+        print(f"{base['mode']} / {new['mode']}: training wall {ratio:.2f}x, run CPU {cpu:.2f}x")
+        for b, (mean, ens) in new["accuracy"].items():
+            bm, be = base["accuracy"][b]
+            print(f"  bs{b}: held-out acc {new['mode']} - {base['mode']}: folds {mean - bm:+.3f}, "
+                  f"ensemble {ens - be:+.3f}")  # fmt: skip
 
 
 def on_gpu(ws: Workspace, args: argparse.Namespace) -> None:
@@ -157,7 +165,8 @@ def main() -> None:
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[16, 32, 64])
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--modes", nargs="+", choices=list(MODES), default=list(MODES))
+    parser.add_argument("--modes", nargs="+", choices=list(MODES),
+                        default=["stacked", "fold-tasks-float32"])  # fmt: skip
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()

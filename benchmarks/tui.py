@@ -170,11 +170,15 @@ def child(argv: list[str]) -> None:
         summary = read_manifest(root / "data" / "output" / "manifest.csv")
         summary_cpu = time.process_time() - began
 
-        async def measure() -> dict:
+        async def measure(settle: float) -> dict:
+            """Press 5 ``settle`` s after the dashboard has its data: 0, before the app's
+            read-ahead of the manifest is done (it starts then); 2, after it."""
             app = KwsApp(root, poll_interval=0.2)
             async with app.run_test(size=(120, 40)) as pilot:
                 while app.snapshot is None:
                     await pilot.pause(0.01)
+                if settle:
+                    await pilot.pause(settle)
                 began = time.perf_counter()
                 await pilot.press("5")
                 screen = app.screen
@@ -190,7 +194,8 @@ def child(argv: list[str]) -> None:
                     "labels": screen.query_one("#labels").row_count,
                 }
 
-        print(json.dumps({"summary_cpu_s": summary_cpu, **asyncio.run(measure())}))
+        cold, warm = asyncio.run(measure(0)), asyncio.run(measure(2.0))
+        print(json.dumps({"summary_cpu_s": summary_cpu, **cold, "open_warm_s": warm["open_s"]}))
 
 
 def make_manifest(path: Path, rows: int) -> None:
@@ -292,7 +297,8 @@ def main() -> None:
         print(
             f"Data screen, {data['rows']:,}-row manifest: summary {data['summary_cpu_s']:.2f} "
             f"CPU s; key press -> {data['labels']} labels and {data['rejected']:,} rejected "
-            f"files on screen after {data['open_s']:.2f} s"
+            f"files on screen after {data['open_warm_s']:.2f} s (the manifest read ahead), "
+            f"{data['open_s']:.2f} s when pressed as the dashboard first shows its data"
         )
     finally:
         if args.keep:

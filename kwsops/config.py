@@ -100,6 +100,11 @@ class SplitSettings:
     seed: int = SEED
 
 
+# the compute precision of the training steps (kwsops.ml.training.step_dtype); weights, the
+# optimizer and every score stay float32
+PRECISIONS = ("auto", "float32", "bfloat16")
+
+
 @dataclass(frozen=True)
 class TrainSettings:
     """One fold's training. The study ran 1000 epochs at lr 0.001; a 30-epoch one-cycle schedule
@@ -113,7 +118,14 @@ class TrainSettings:
     patience: int = 10  # epochs without a lower validation loss
     weight_decay: float = 0.01
     label_smoothing: float = 0.1
+    precision: str = "auto"  # one of PRECISIONS
     extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(
+                f"training precision {self.precision!r}: use one of {', '.join(PRECISIONS)}"
+            )
 
     def as_dict(self) -> dict:
         return asdict(self)

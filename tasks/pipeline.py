@@ -15,6 +15,7 @@ import functools
 import luigi
 
 from kwsops.config import (
+    PRECISIONS,
     AudioSettings,
     FeatureSettings,
     LayoutSettings,
@@ -180,10 +181,17 @@ class TrainParams:
     learning_rate = luigi.FloatParameter(default=_TRAIN.learning_rate)
     folds = luigi.IntParameter(default=_TRAIN.folds)
     seed = luigi.IntParameter(default=_TRAIN.seed)
+    precision = luigi.ChoiceParameter(
+        default=_TRAIN.precision,
+        choices=PRECISIONS,
+        description="compute precision of the training steps: auto (bfloat16 on a CPU that has "
+        "it, else float32), float32 or bfloat16",
+    )
 
     def training_params(self) -> dict:
         """What a model revision is trained with, beyond its batch size."""
-        return {name: getattr(self, name) for name in ("epochs", "learning_rate", "folds", "seed")}
+        names = ("epochs", "learning_rate", "folds", "seed", "precision")
+        return {name: getattr(self, name) for name in names}
 
     def settings(self) -> TrainSettings:
         return TrainSettings(batch_size=self.batch_size, **self.training_params())

@@ -24,6 +24,7 @@ CONFIG_OVERRIDES = {
     "folds": ("Train", "folds"),
     "learning_rate": ("Train", "learning_rate"),
     "seed": ("Train", "seed"),
+    "precision": ("Train", "precision"),
 }
 
 
@@ -125,10 +126,21 @@ def resolve(request: RunRequest) -> RunRequest:
             resolved["batch_sizes"] = sizes
         if not request.standalone:
             resolved.update(train.training_params(), workers=effective_workers(request))
+            if not train.stacked:  # [Train] stacked = false: recorded as the flag would be
+                resolved["fold_tasks"] = True
     except (ValueError, TypeError, luigi.parameter.ParameterException) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise RequestError(f"luigi.cfg: {first}") from None
+        raise RequestError(config_error(exc)) from None
     return replace(request, **resolved)
+
+
+def config_error(exc: BaseException) -> str:
+    """One line for a luigi.cfg value Luigi could not read: ``luigi.cfg [Train] precision: half
+    is not a valid choice from ...`` (Luigi's own message names the task, not the option)."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    found = re.search(r"^(\w+)\[.*\]: Error when parsing the default value of '(\w+)'", first)
+    if found and exc.__cause__ is not None:
+        return f"luigi.cfg [{found[1]}] {found[2]}: {exc.__cause__}"
+    return f"luigi.cfg: {first}"
 
 
 def moves_with_training(spec: str) -> bool:

@@ -10,6 +10,8 @@ Preprocess stage writes it, MakeSpectrograms reads its kept rows, the console su
 from __future__ import annotations
 
 import csv
+import io
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -69,16 +71,21 @@ def reason_kind(reason: str) -> str:
     return next((kind for kind in REASON_KINDS if reason.startswith(kind)), reason)
 
 
-def _typed_columns(header: list[str], records: list[list[str]]) -> dict[str, list]:
+def _typed_columns(
+    header: list[str], records: list[list[str]], names: Sequence[str], guarded: bool
+) -> dict[str, list]:
+    """``names``' columns of ``records``, typed. ``guarded``: some cell may carry
+    :func:`csv_cell`'s mark (the file holds the mark somewhere); without it no cell is checked."""
     position = {name: index for index, name in enumerate(header)}
     width = len(header)
-    records = [r if len(r) == width else (r + [""] * width)[:width] for r in records]
-    cells = list(zip(*records, strict=True)) if records else [() for _ in header]
+    if any(len(r) != width for r in records):
+        records = [r if len(r) == width else (r + [""] * width)[:width] for r in records]
     columns: dict[str, list] = {}
-    for name in MANIFEST_COLUMNS:
+    for name in names:
         index = position.get(name)
-        found = cells[index] if index is not None else ("",) * len(records)
-        found = [csv_value(c) if c.startswith(_GUARD) else c for c in found]
+        found = [r[index] for r in records] if index is not None else [""] * len(records)
+        if guarded:
+            found = [csv_value(c) if c.startswith(_GUARD) else c for c in found]
         if name not in _TEXT_COLUMNS:
             parse = _PARSERS.get(name, str)
             found = [parse(c) if c else None for c in found]
@@ -93,21 +100,26 @@ def write_manifest(rows: list[ManifestRow], path: Path) -> None:
         writer.writerows(row.to_csv() for row in rows)
 
 
-def read_columns(path: Path) -> dict[str, list]:
-    """Every column of a ``manifest.csv`` written by :func:`preprocess`, typed, by name (in
-    MANIFEST_COLUMNS order). Built column by column: a data set like Speech Commands has
-    100 000 rows, and the console's Data screen summarises them without a row object each."""
+def read_columns(path: Path, names: Sequence[str] = MANIFEST_COLUMNS) -> dict[str, list]:
+    """The columns ``names`` (default: every one) of a ``manifest.csv`` written by
+    :func:`preprocess`, typed, by name in the order asked. Built column by column, only the
+    columns asked for: a data set like Speech Commands has 100 000 rows, and the console's Data
+    screen summarises them without a row object each."""
     path = Path(path)
+    unknown = [name for name in names if name not in MANIFEST_COLUMNS]
+    if unknown:
+        raise ValueError(f"no manifest column {unknown}; known: {', '.join(MANIFEST_COLUMNS)}")
     try:
         with open(path, newline="", encoding="utf-8") as handle:
-            reader = csv.reader(handle)
-            header = next(reader, [])
-            missing = set(MANIFEST_COLUMNS) - set(ADDED_COLUMNS) - set(header)
-            if missing:
-                raise ValueError(f"{path}: not a kwsops manifest (missing {sorted(missing)})")
-            return _typed_columns(header, list(reader))
+            text = handle.read()
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: manifest not found; run Preprocess first") from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = next(reader, [])
+    missing = set(MANIFEST_COLUMNS) - set(ADDED_COLUMNS) - set(header)
+    if missing:
+        raise ValueError(f"{path}: not a kwsops manifest (missing {sorted(missing)})")
+    return _typed_columns(header, list(reader), names, _GUARD in text)
 
 
 def read_manifest(path: Path) -> list[ManifestRow]:

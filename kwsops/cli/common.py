@@ -10,6 +10,7 @@ import sys
 from rich.console import Console
 
 from kwsops.compare.revisions import FORMS_HELP
+from kwsops.config import PRECISIONS
 from kwsops.runs.request import LIMITS, RunRequest
 from kwsops.workspace import Workspace
 
@@ -43,6 +44,7 @@ def run_request(args: argparse.Namespace, command: str) -> RunRequest:
         folds=getattr(args, "folds", None),
         learning_rate=getattr(args, "learning_rate", None),
         seed=getattr(args, "seed", None),
+        precision=getattr(args, "precision", None),
         revisions=args.revisions,
         fail_below=args.fail_below,
         workers=getattr(args, "workers", None),
@@ -95,6 +97,12 @@ def add_run_options(parser: argparse.ArgumentParser, *, training: bool = True) -
             type=int,
             metavar="N",
             help=f"seed of the folds and the training ({_range('seed')})",
+        )
+        group.add_argument(
+            "--precision",
+            choices=PRECISIONS,
+            help="compute precision of the training steps (auto: bfloat16 on a CPU with "
+            "bfloat16 arithmetic, else float32)",
         )
         group.add_argument(
             "--fold-tasks",

@@ -109,6 +109,20 @@ class AugmentSettings:
             raise ValueError(f"unknown augmentation {name!r}; known: {', '.join(AUGMENTATIONS)}")
 
 
+def _fft_size(n: int) -> int:
+    """The smallest 5-smooth length >= ``n`` (2^a 3^b 5^c): an FFT of it is about as fast as of
+    a power of two, and often half as long (a 261-frame clip: 540, not 1024)."""
+    size = n
+    while True:
+        rest = size
+        for p in (2, 3, 5):
+            while rest % p == 0:
+                rest //= p
+        if rest == 1:
+            return size
+        size += 1
+
+
 def _hz_to_mel(f: torch.Tensor) -> torch.Tensor:
     return 2595.0 * torch.log10(1.0 + f / 700.0)
 
@@ -262,7 +276,7 @@ class Augmenter:
         tail[:, 0] = 0.0
         tail = tail / tail.sum(dim=1, keepdim=True).clamp_min(1e-8)
         linear = x[chosen.to(x.device)].exp()
-        n = 1 << (2 * frames - 1).bit_length()  # linear, not circular, convolution; fast size
+        n = _fft_size(2 * frames - 1)  # linear, not circular, convolution
         spectrum = torch.fft.rfft(linear, n=n) * torch.fft.rfft(tail.to(x.device), n=n)[:, None, :]
         reverberant = torch.fft.irfft(spectrum, n=n)[..., :frames].clamp_min(0)
         out = x.clone()
@@ -309,8 +323,8 @@ class Augmenter:
         )
         # what slides in from outside the clip is each band's background level, not a copy of
         # the edge frame (which would draw stripes) nor a mirror image (which could repeat speech)
-        window = min(8, frames)  # the quietest ~80 ms of each band
-        background = F.avg_pool1d(x, window, stride=max(1, window // 2)).amin(dim=2, keepdim=True)
+        window = min(8, frames)  # the quietest ~80 ms of each band (mean of 8 frames, hop 4)
+        background = x.unfold(2, window, max(1, window // 2)).mean(-1).amin(dim=2, keepdim=True)
         out = F.grid_sample(
             (x - background).unsqueeze(1),
             grid.to(x.device),

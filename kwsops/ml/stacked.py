@@ -56,10 +56,13 @@ from kwsops.ml.training import (
     FoldResult,
     FoldRun,
     _augment_settings,
+    autocast,
     fold_noise_bank,
     new_optimizer,
     pick_device,
+    precision_name,
     repeatable,
+    step_dtype,
     write_fold,
 )
 from kwsops.progress import ProgressFn, no_progress
@@ -297,12 +300,17 @@ def _train_step(
     folds: list[_Fold],
     step: int,
     label_smoothing: float,
+    dtype: torch.dtype | None = None,
 ) -> None:
-    """One optimizer step for each fold in ``folds`` (augmented batches of one length)."""
+    """One optimizer step for each fold in ``folds`` (augmented batches of one length); the
+    forward pass under autocast to ``dtype`` when given (:func:`step_dtype`)."""
     augmented = [f.take(step) for f in folds]
     x = torch.stack([xb for xb, _ in augmented], dim=1)  # [B, G, n_mels, frames]
     y = torch.stack([yb for _, yb in augmented], dim=1)  # [B, G] or soft [B, G, classes]
-    logits = net(x, members, train=True, dropout_gens=[f.dropout_gen for f in folds])
+    with autocast(x.device, dtype):
+        logits = net(x, members, train=True, dropout_gens=[f.dropout_gen for f in folds]).to(
+            x.dtype
+        )
     n_classes = logits.shape[2]
     per_clip = F.cross_entropy(
         logits.reshape(-1, n_classes),
@@ -444,6 +452,7 @@ def train_folds(
     arch = {**default_arch(), **settings.extra.get("arch", {})}
     device = torch.device(device) if device is not None else pick_device()
     lanes = max(1, min(lanes or default_lanes(device), len(folds)))
+    dtype = step_dtype(settings.precision, device)
     start = time.monotonic()
 
     data = data if data is not None else load_split(spec_dir, "train")
@@ -491,6 +500,7 @@ def train_folds(
                             [states[i] for i in members],
                             step,
                             settings.label_smoothing,
+                            dtype,
                         )
                         for members in groups
                     ]
@@ -540,7 +550,7 @@ def train_folds(
     results = []
     for s in states:
         run = FoldRun(s.fold, settings, s.train_idx, s.val_idx, fold_note, recorded, device,
-                      lanes, stacked_folds=len(states))  # fmt: skip
+                      lanes, stacked_folds=len(states), precision=precision_name(dtype))  # fmt: skip
         out = Path(out_dirs[s.fold])
         results.append(write_fold(out, s.model, s.book, run, data, arch, augment, s.seconds))
     return results

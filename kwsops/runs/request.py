@@ -16,6 +16,7 @@ from typing import Any
 
 from kwsops import exitcodes
 from kwsops.compare.revisions import FORMS_HELP, is_valid_spec
+from kwsops.config import PRECISIONS
 
 COMMANDS = ("run", "validate")  # what runs: the whole DAG, or the comparison alone
 KINDS = (*COMMANDS, "rerun")  # what params.json calls the run
@@ -59,7 +60,7 @@ LIMITS: dict[str, Limit] = {
     "workers": Limit(int, 1, 256),
     "scheduler_port": Limit(int, 1, 65_535),
 }
-FLAGS = {name: "--" + name.replace("_", "-") for name in (*LIMITS, "revisions")}
+FLAGS = {name: "--" + name.replace("_", "-") for name in (*LIMITS, "revisions", "precision")}
 # where luigi.cfg sets each parameter (kwsops/templates/luigi.cfg)
 CONFIG_OPTIONS = {
     "batch_sizes": "[VersionModels] batch_sizes",
@@ -67,11 +68,18 @@ CONFIG_OPTIONS = {
     "folds": "[Train] folds",
     "learning_rate": "[Train] learning_rate",
     "seed": "[Train] seed",
+    "precision": "[Train] precision",
     "revisions": "[Validate] revisions",
     "fail_below": "[Validate] fail_below",
     "workers": "[core] workers",
 }
-TRAINING = ("epochs", "folds", "learning_rate", "seed")  # what a validate-only run ignores
+TRAINING = (
+    "epochs",
+    "folds",
+    "learning_rate",
+    "seed",
+    "precision",
+)  # what a validate-only run ignores
 
 
 @dataclass
@@ -83,6 +91,7 @@ class RunRequest:
     folds: int | None = None
     learning_rate: float | None = None
     seed: int | None = None
+    precision: str | None = None  # of the training steps: PRECISIONS
     revisions: list[str] | None = None  # compared besides the new models (run), or alone
     fail_below: float | None = None
     workers: int | None = None
@@ -98,7 +107,7 @@ class RunRequest:
         if self.command not in COMMANDS:
             raise RequestError(f"command {self.command!r} is not one of {', '.join(COMMANDS)}")
         if self.asked is None:  # kept through dataclasses.replace: resolving adds no flags
-            given = (*LIMITS, "revisions")
+            given = (*LIMITS, "revisions", "precision")
             self.asked = frozenset(name for name in given if getattr(self, name) is not None)
 
     @property
@@ -178,6 +187,10 @@ class RunRequest:
                 if not limit.allows(item):
                     shown = " ".join(map(_arg, values))
                     raise RequestError(f"{where(name)} {shown}: must be {limit.describe()}")
+        if self.precision is not None and not self.standalone and self.precision not in PRECISIONS:
+            raise RequestError(
+                f"{where('precision')} {self.precision}: use one of {', '.join(PRECISIONS)}"
+            )
         for spec in self.revisions or []:
             if not is_valid_spec(spec):
                 raise RequestError(f"{where('revisions')} {_arg(spec)}: use {FORMS_HELP}")

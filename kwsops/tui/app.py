@@ -7,6 +7,7 @@ closing the console never stops a run and opening it again reattaches.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
@@ -21,18 +22,20 @@ from textual.reactive import var
 from textual.screen import ModalScreen, Screen
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from kwsops.audio.manifest import MANIFEST_NAME
 from kwsops.runs.request import RunRequest
 from kwsops.text import clean_text
 from kwsops.tui.commands import RunCommands
 from kwsops.tui.comparison import ReportScreen
 from kwsops.tui.curves import CurvesScreen
 from kwsops.tui.dashboard import DashboardScreen
-from kwsops.tui.data import DataScreen
+from kwsops.tui.data import WIDE, DataScreen, laid_out
 from kwsops.tui.dialogs import ConfirmDialog, HelpScreen
 from kwsops.tui.history import RunsScreen
 from kwsops.tui.launch import LaunchScreen
 from kwsops.tui.launcher import Launcher, LaunchError, cancel_run
 from kwsops.tui.logs import LogsScreen
+from kwsops.tui.manifest import SummaryCache
 from kwsops.tui.messages import OpenLog, OpenReport, Problem, SnapshotReady
 from kwsops.tui.monitor import Monitor, Snapshot
 from kwsops.tui.workers import failure_text
@@ -90,6 +93,9 @@ class KwsApp(App[None]):
         self.launcher = Launcher(self.workspace, run_command)
         self.sub_title = clean_text(self.workspace.root.name, 40)
         self._wake = False
+        # data/output/manifest.csv summarised, read ahead once the dashboard is up (Data screen)
+        self.manifest_summaries = SummaryCache(self.workspace.output_dir / MANIFEST_NAME)
+        self._read_ahead = False
         self.follow_run_id: str | None = None  # a run started here: the Logs screen follows it
 
     def notify(self, message: str, *, markup: bool = False, **options: Any) -> None:
@@ -149,6 +155,18 @@ class KwsApp(App[None]):
 
     def on_snapshot_ready(self, message: SnapshotReady) -> None:
         self.snapshot = message.snapshot
+        if not self._read_ahead:  # the dashboard has its data: the manifest next, while idle
+            self._read_ahead = True
+            self._read_manifest_ahead()
+
+    @work(thread=True, exit_on_error=False, name="manifest read-ahead", group="read-ahead")
+    def _read_manifest_ahead(self) -> None:
+        """Summarise the manifest before the Data screen asks (it then opens at once); a
+        problem is the Data screen's to report, when it is opened."""
+        with contextlib.suppress(OSError, ValueError):
+            summary = self.manifest_summaries.read()
+            if summary is not None:
+                laid_out(summary, self.size.width >= WIDE)
 
     def on_problem(self, message: Problem) -> None:
         self.notify(message.text, severity=message.severity, timeout=8)  # type: ignore[arg-type]

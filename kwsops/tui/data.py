@@ -3,8 +3,7 @@ duration spread, the rejected files and why."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
+import threading
 
 from rich.text import Text
 from textual import events, work
@@ -18,7 +17,7 @@ from kwsops.audio.layout import speakers_phrase
 from kwsops.text import rich_text
 from kwsops.tui import formatting as fmt
 from kwsops.tui.dashboard import set_columns
-from kwsops.tui.manifest import NOISE, LabelStats, ManifestSummary, read_manifest, spread
+from kwsops.tui.manifest import NOISE, LabelStats, ManifestSummary, spread
 from kwsops.tui.messages import Problem
 from kwsops.tui.topbar import TopBar
 from kwsops.tui.workers import ForwardWorkerErrors
@@ -43,6 +42,7 @@ NARROW_LABEL_COLUMNS = (  # counts up to 999 999 kept, 99 999 speakers: Speech C
 REJECTED_COLUMNS = (("source", "Source", 40), ("label", "Label", 12), ("reason", "Reason", None))
 NARROW_REJECTED_COLUMNS = (("source", "Source", 30), ("reason", "Reason", None))
 WIDE = 100
+_LAYOUT_LOCK = threading.Lock()
 EMPTY = (
     "[b]No manifest yet.[/b] Preprocess writes [b]data/output/manifest.csv[/b] (every input "
     "file, kept or rejected with its reason).\nPut recordings in data/input/<Label>/ (or run "
@@ -104,10 +104,6 @@ class DataScreen(ForwardWorkerErrors, Screen):
             yield DataTable(id="rejected", cursor_type="row", zebra_stripes=True)
         yield Footer(compact=True)
 
-    @property
-    def manifest_path(self) -> Path:
-        return self.app.workspace.output_dir / "manifest.csv"
-
     def on_mount(self) -> None:
         self._layout(self.app.size.width)
         self.query_one("#data-title", Static).update("Reading the manifest…")
@@ -128,31 +124,28 @@ class DataScreen(ForwardWorkerErrors, Screen):
             self._show(self.summary)
 
     def _check(self, force: bool = False) -> None:
-        try:
-            stat = os.stat(self.manifest_path)
-            stamp = (stat.st_mtime_ns, stat.st_size)
-        except OSError:
-            stamp = (0, -1)
+        stamp = self.app.manifest_summaries.stamp()
         if force or stamp != self._stamp:
             self._stamp = stamp
-            self._load(self.manifest_path)
+            self._load(stamp, force)
 
     def action_reload(self) -> None:
         self._check(force=True)
 
     @work(thread=True, group="manifest", exclusive=True, exit_on_error=False, name="manifest")
-    def _load(self, path: Path) -> None:
-        """Read and lay out off the UI thread: a 100 000-row manifest takes most of a second
-        to summarise, and the screen stays responsive meanwhile."""
+    def _load(self, stamp: tuple[int, int], force: bool = False) -> None:
+        """Read and lay out off the UI thread: a 100 000-row manifest takes about half a
+        second to summarise (the app reads it ahead, so usually it is there already), and the
+        screen stays responsive meanwhile. ``force`` (r): read the file again whatever its
+        stamp says."""
+        cache = self.app.manifest_summaries
         try:
-            summary = read_manifest(path)
-        except FileNotFoundError:
-            summary = None
+            summary = cache.read(stamp, fresh=force)
         except (OSError, ValueError) as exc:
             self.post_message(Problem(f"cannot read the manifest: {exc}"))
             summary = None
         wide = self.wide
-        rows = table_rows(summary, wide) if summary else ([], [])
+        rows = laid_out(summary, wide) if summary else ([], [])
         self.app.call_from_thread(self._show, summary, rows if wide == self.wide else None)
 
     def _show(self, summary: ManifestSummary | None, rows: TableRows | None = None) -> None:
@@ -166,7 +159,7 @@ class DataScreen(ForwardWorkerErrors, Screen):
             title.update(EMPTY)
             return
         title.update(title_text(summary))
-        label_rows, rejected_rows = rows or table_rows(summary, self.wide)
+        label_rows, rejected_rows = rows or laid_out(summary, self.wide)
         for key, cells in label_rows:
             labels.add_row(*cells[: len(labels.columns)], key=key)
         for key, cells in rejected_rows:
@@ -174,6 +167,17 @@ class DataScreen(ForwardWorkerErrors, Screen):
 
 
 TableRows = tuple[list[tuple[str, list]], list[tuple[str, list]]]
+
+
+def laid_out(summary: ManifestSummary, wide: bool) -> TableRows:
+    """:func:`table_rows`, made once per summary and layout (the app lays the rows out ahead,
+    with the summary, so that the Data screen only fills its tables; a screen that asks
+    meanwhile waits for those rows rather than making them a second time)."""
+    with _LAYOUT_LOCK:
+        rows = summary.layouts.get(wide)
+        if rows is None:
+            rows = summary.layouts[wide] = table_rows(summary, wide)
+        return rows
 
 
 def table_rows(summary: ManifestSummary, wide: bool) -> TableRows:

@@ -246,6 +246,13 @@ def test_manifest_reader_takes_old_reordered_and_guarded_manifests(tmp_path: Pat
     write_manifest(rows, path)
     assert read_manifest(path) == rows
     assert read_columns(path)["duration_in"] == [None, 1.25]
+    # only the columns asked for, in the order asked, decoded and typed the same way
+    some = read_columns(path, ("speaker", "source", "channels_in"))
+    assert list(some) == ["speaker", "source", "channels_in"]
+    assert some == {"speaker": ["@spk", None], "source": [rows[0].source, "a/b.wav"],
+                    "channels_in": [None, 2]}  # fmt: skip
+    with pytest.raises(ValueError, match="no manifest column \\['bogus'\\]"):
+        read_columns(path, ("source", "bogus"))
     lines = path.read_text(encoding="utf-8").splitlines()
     table = [line.split(",") for line in lines]
     old = [cells[:-2] for cells in table]  # no folder, no split

@@ -13,13 +13,14 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from kwsops.config import TrainSettings
 from kwsops.ml import stacked
 from kwsops.ml.features import load_split
 from kwsops.ml.model import TCResNet, load_model, read_model_meta
-from kwsops.ml.training import HISTORY_FIELDS, train_fold
+from kwsops.ml.training import HISTORY_FIELDS, step_dtype, train_fold
 from tests.helpers.clips import tiny_spec_dir
 
 # batch 16 on ~50 clips per fold: four steps, the last one short and of another length per
@@ -166,3 +167,52 @@ def test_callbacks_and_bad_arguments(spec_dir, tmp_path):
         stacked.train_folds(spec_dir, {0: tmp_path / "x"}, settings, folds=[0, 1])
     with pytest.raises(ValueError, match="twice"):
         stacked.train_folds(spec_dir, {0: tmp_path / "x"}, settings, folds=[0, 0])
+
+
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_the_training_steps_run_in_the_precision_asked(spec_dir, tmp_path, monkeypatch, precision):
+    """Both ways of training: the training steps' convolutions run in the precision asked, the
+    weights, the validation scores and the model file stay float32, and metrics.json says it."""
+    seen: set[torch.dtype] = set()
+    real_conv2d, real_conv1d = F.conv2d, F.conv1d
+
+    def conv2d(*args, **kwargs):
+        out = real_conv2d(*args, **kwargs)
+        seen.add(out.dtype)
+        return out
+
+    def conv1d(*args, **kwargs):
+        out = real_conv1d(*args, **kwargs)
+        seen.add(out.dtype)
+        return out
+
+    monkeypatch.setattr(F, "conv2d", conv2d)
+    monkeypatch.setattr(F, "conv1d", conv1d)
+    settings = dataclasses.replace(SETTINGS, epochs=2, precision=precision)
+    one = train_fold(spec_dir, tmp_path / "one", settings, 0, threads=1, device="cpu")
+    together = stacked.train_folds(spec_dir, {0: tmp_path / "a", 1: tmp_path / "b"}, settings,
+                                   lanes=1, device="cpu")  # fmt: skip
+    expected = {torch.float32} | ({torch.bfloat16} if precision == "bfloat16" else set())
+    assert seen == expected  # validation passes are float32 either way
+    for result in [one, *together]:
+        metrics = json.loads((result.model_path.parent / "metrics.json").read_text())
+        assert metrics["precision"] == precision
+        assert 0 < result.val_loss < 10 and 0 <= result.val_acc <= 1
+        weights = load_file(str(result.model_path))
+        assert {w.dtype for w in weights.values() if w.is_floating_point()} == {torch.float32}
+        assert read_model_meta(result.model_path)["params"]["precision"] == precision
+
+
+def test_auto_precision_is_bfloat16_only_on_a_cpu_that_has_it(monkeypatch):
+    caps = {"avx512_bf16": False, "amx_bf16": False}
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: dict(caps))
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    assert step_dtype("auto", cpu) is None and step_dtype("float32", cpu) is None
+    caps["avx512_bf16"] = True
+    assert step_dtype("auto", cpu) is torch.bfloat16
+    assert step_dtype("auto", gpu) is None  # launch-bound there: float32
+    assert step_dtype("bfloat16", gpu) is torch.bfloat16
+    with pytest.raises(ValueError, match="'half': use auto, float32 or bfloat16"):
+        step_dtype("half", cpu)
+    with pytest.raises(ValueError, match="training precision 'half'"):
+        TrainSettings(precision="half")

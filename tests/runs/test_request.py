@@ -23,6 +23,7 @@ from kwsops.runs.state import RunState
         ({"fail_below": 1.5}, "--fail-below 1.5: must be a number from 0 to 1"),
         ({"revisions": ["bogus"]}, "--revisions bogus: use workspace:batch_32"),
         ({"revisions": ["last:0"]}, "--revisions last:0: use"),
+        ({"precision": "half"}, "--precision half: use one of auto, float32, bfloat16"),
     ],
 )
 def test_each_bad_value_is_named_with_its_range(changes: dict, message: str) -> None:
@@ -109,3 +110,39 @@ def test_a_target_before_validate_keeps_the_batch_sizes_asked_for(
     assert resolve(asked).batch_sizes == [16, 32]
     assert resolve(RunRequest(target="VersionModels")).batch_sizes == [16, 32, 64]
     assert resolve(RunRequest(batch_sizes=[64])).batch_sizes == [64]
+
+
+def test_the_training_precision_is_resolved_recorded_and_repeated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--precision goes to [Train] precision like every training flag: params.json records the
+    value Luigi resolved (luigi.cfg's or the default), a rerun asks for it again, and a value
+    luigi.cfg cannot mean stops the run before anything is recorded."""
+    from tasks.request import resolve
+
+    monkeypatch.chdir(tmp_path)
+    assert resolve(RunRequest(batch_sizes=[16])).precision == "auto"
+    chosen = resolve(RunRequest(batch_sizes=[16], precision="float32"))
+    assert chosen.params()["precision"] == "float32"
+    assert chosen.arguments()[chosen.arguments().index("--precision") + 1] == "float32"
+    assert RunRequest.from_params(chosen.params()).precision == "float32"
+    assert "precision" not in RunRequest(command="validate", precision="bfloat16").params()
+
+    assert resolve(RunRequest(batch_sizes=[16])).fold_tasks is None  # stacked, the default
+    import luigi.configuration
+
+    config = tmp_path / "luigi.cfg"
+    try:
+        config.write_text("[Train]\nstacked = false\nprecision = float32\n")
+        luigi.configuration.get_config().reload()
+        spread = resolve(RunRequest(batch_sizes=[16]))
+        assert (spread.fold_tasks, spread.precision) == (True, "float32")  # as a rerun asks
+        assert "--fold-tasks" in spread.arguments()
+
+        config.write_text("[Train]\nprecision = half\n")
+        luigi.configuration.get_config().reload()
+        with pytest.raises(RequestError, match=r"^luigi\.cfg \[Train\] precision: half is not"):
+            resolve(RunRequest(batch_sizes=[16]))
+    finally:
+        config.unlink()
+        luigi.configuration.get_config().reload()

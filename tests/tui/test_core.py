@@ -15,7 +15,7 @@ from kwsops.runs.show import best_accuracy
 from kwsops.runs.state import RunState
 from kwsops.tui.launcher import Launcher, LaunchError, cancel_run
 from kwsops.tui.luigid import LuigidSource, scheduler_address
-from kwsops.tui.manifest import read_manifest
+from kwsops.tui.manifest import NO_LABEL, read_manifest
 from kwsops.tui.monitor import Monitor
 from kwsops.tui.rows import task_rows
 from kwsops.workspace import Workspace
@@ -172,6 +172,45 @@ def test_manifest_summary(tmp_path: Path) -> None:
         read_manifest(bad)
 
 
+def test_manifest_summary_agrees_with_the_rows_one_by_one(tmp_path: Path) -> None:
+    """The summary gathers labels a column at a time; every figure is what walking the typed
+    rows one by one gives: kept, noise, list and rejected rows, folder spellings, no label."""
+    from kwsops.audio.manifest import ManifestRow, write_manifest
+    from kwsops.audio.manifest import read_manifest as manifest_rows
+
+    rows = []
+    for n in range(300):
+        label = ("gun", "Gun", "rock", None)[n % 4]
+        status = ("kept", "kept", "rejected", "noise", "list")[n % 5]
+        rows.append(ManifestRow(
+            f"src/{n}.wav", None if status in ("noise", "list") else (label or "").lower() or None,
+            f"spk{n % 7}" if n % 3 else None, status, "too short: 0.1 s" if status == "rejected"
+            else "", f"out/{n}.wav" if status in ("kept", "noise") else None,
+            None if n % 11 == 0 else 1 + n / 1000, 0.5 if status == "kept" else None,
+            folder=label and f"ML/{label}",
+        ))  # fmt: skip
+    path = tmp_path / "manifest.csv"
+    write_manifest(rows, path)
+    summary = read_manifest(path)
+    typed = manifest_rows(path)
+    assert summary.lists == [r.source for r in typed if r.status == "list"]
+    counted = [r for r in typed if r.status not in ("list", "noise")]
+    for stats in summary.labels:
+        mine = [r for r in counted if (r.label or NO_LABEL) == stats.label]
+        kept = [r for r in mine if r.status == "kept"]
+        assert (stats.kept, stats.rejected) == (len(kept), len(mine) - len(kept))
+        assert stats.speakers == {r.speaker for r in kept if r.speaker}
+        assert stats.durations_in == [r.duration_in for r in mine if r.duration_in is not None]
+        assert stats.durations_out == [r.duration_out for r in kept if r.duration_out is not None]
+        assert stats.spellings == {r.folder.rsplit("/", 1)[-1] for r in mine if r.folder}
+    assert sum(s.total for s in summary.labels) == len(counted)
+    noise = [r for r in typed if r.status == "noise"]
+    assert (summary.noise.kept, summary.noise.rejected) == (len(noise), 0)
+    assert [r.source for r in summary.rejected] == sorted(
+        r.source for r in counted if r.status == "rejected"
+    )
+
+
 SLOW_TASK = """\
 import sys, time, luigi
 class Preprocess(luigi.Task):
@@ -225,3 +264,36 @@ def test_scheduler_address_defaults_to_local(tmp_path: Path) -> None:
     cfg.write_text("not an ini file [")
     assert scheduler_address(cfg) is None
     assert scheduler_address(tmp_path / "missing.cfg") is None
+
+
+def test_summary_cache_reads_a_manifest_once_per_stamp(tmp_path: Path, monkeypatch) -> None:
+    """The console reads the manifest ahead; the Data screen then gets that summary (one read
+    for two readers, even at once), a changed file is read again, and r reads it whatever."""
+    import threading
+
+    from kwsops.tui import manifest as summaries
+
+    root = make_workspace(tmp_path / "ws", active=False)
+    path = root / "data" / "output" / "manifest.csv"
+    reads: list[Path] = []
+    real = summaries.read_manifest
+
+    def counted(p):
+        reads.append(p)
+        return real(p)
+
+    monkeypatch.setattr(summaries, "read_manifest", counted)
+    cache = summaries.SummaryCache(path)
+    results = []
+    readers = [threading.Thread(target=lambda: results.append(cache.read())) for _ in range(2)]
+    for reader in readers:
+        reader.start()
+    for reader in readers:
+        reader.join()
+    assert len(reads) == 1 and results[0] is results[1] and results[0].kept == 36
+    assert cache.read(cache.stamp()) is results[0] and len(reads) == 1
+    assert cache.read(cache.stamp(), fresh=True) is not results[0] and len(reads) == 2
+    path.write_text(path.read_text() + "extra.wav,gun,,rejected,too short: 0.1 s,,,,,,,\n")
+    assert "extra.wav" in [r.source for r in cache.read().rejected] and len(reads) == 3
+    path.unlink()
+    assert cache.read() is None and cache.stamp() == (0, -1)
