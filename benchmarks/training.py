@@ -17,8 +17,9 @@ last one's end, read from the run's events), the CPU seconds of the whole run's 
 accuracy on the held-out test split (unseen speakers: mean of the fold models, and of their
 ensemble, scored by the code Validate runs). The modes run one after the other, in the order
 given, and each is compared with the last one (by default ``fold-tasks-float32``: the default
-run before stacking and bfloat16); the machine may be shared, so compare figures of one
-invocation only.
+run before stacking and bfloat16). The machine may be shared, so compare figures of one
+invocation only; ``--repeat N`` runs the modes N times, every other round in reverse order,
+and compares the median times (a slower spell of the machine then falls on every mode).
 
 ``--device cuda``: trains every batch size's folds stacked in this process on the GPU (no
 pipeline around it: the GPU target is the training itself) and prints the wall time per batch
@@ -32,6 +33,7 @@ import json
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -94,6 +96,7 @@ def held_out(ws: Workspace, batch_size: int) -> tuple[float, float]:
 
 def run_mode(source: Workspace, where: Path, mode: str, args: argparse.Namespace) -> dict:
     copy = Workspace(where / mode)
+    shutil.rmtree(copy.root, ignore_errors=True)  # an earlier round's copy
     shutil.copytree(source.root, copy.root, symlinks=True)
     shutil.rmtree(copy.models_dir, ignore_errors=True)
     flags = ["--batch-sizes", *map(str, args.batch_sizes), "--epochs", str(args.epochs),
@@ -115,6 +118,18 @@ def run_mode(source: Workspace, where: Path, mode: str, args: argparse.Namespace
         flush=True,
     )
     return result
+
+
+def median_result(runs: list[dict]) -> dict:
+    """A mode's figures over rounds: the median time, the mean accuracy."""
+    return {
+        "mode": runs[0]["mode"],
+        "rounds": runs,
+        **{key: statistics.median(r[key] for r in runs) for key in ("train_wall_s", "run_s",
+                                                                  "cpu_s")},
+        "accuracy": {b: tuple(statistics.mean(r["accuracy"][b][i] for r in runs) for i in (0, 1))
+                     for b in runs[0]["accuracy"]},
+    }  # fmt: skip
 
 
 def compare(results: list[dict]) -> None:
@@ -167,6 +182,8 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--modes", nargs="+", choices=list(MODES),
                         default=["stacked", "fold-tasks-float32"])  # fmt: skip
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="rounds of the modes, every other one in reverse order; medians")  # fmt: skip
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
@@ -182,7 +199,16 @@ def main() -> None:
             return
         print(f"batch sizes {args.batch_sizes}, {args.folds} folds, {args.epochs} epochs; "
               f"{len(os.sched_getaffinity(0))} CPU cores; load {os.getloadavg()[0]:.1f}")  # fmt: skip
-        results = [run_mode(ws, Path(tmp), mode, args) for mode in args.modes]
+        rounds = []
+        for index in range(args.repeat):  # ABC CBA ...: a slow spell of the machine hits all
+            order = args.modes if index % 2 == 0 else args.modes[::-1]
+            rounds.append({mode: run_mode(ws, Path(tmp), mode, args) for mode in order})
+        results = [median_result([r[mode] for r in rounds]) for mode in args.modes]
+        if args.repeat > 1:
+            print(f"medians of {args.repeat} rounds:")
+            for result in results:
+                print(f"  {result['mode']:<18} training wall {result['train_wall_s']:7.1f} s   "
+                      f"run CPU {result['cpu_s']:7.1f} s")  # fmt: skip
         compare(results)
         if args.json:
             args.json.write_text(json.dumps(results, indent=2))

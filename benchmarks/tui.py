@@ -171,8 +171,8 @@ def child(argv: list[str]) -> None:
         summary_cpu = time.process_time() - began
 
         async def measure(settle: float) -> dict:
-            """Press 5 ``settle`` s after the dashboard has its data: 0, before the app's
-            read-ahead of the manifest is done (it starts then); 2, after it."""
+            """Press 5 ``settle`` s after the dashboard has its data: 0, while the app's
+            read-ahead of the manifest (started with the app) is still at work; 2, after it."""
             app = KwsApp(root, poll_interval=0.2)
             async with app.run_test(size=(120, 40)) as pilot:
                 while app.snapshot is None:
@@ -298,7 +298,8 @@ def main() -> None:
             f"Data screen, {data['rows']:,}-row manifest: summary {data['summary_cpu_s']:.2f} "
             f"CPU s; key press -> {data['labels']} labels and {data['rejected']:,} rejected "
             f"files on screen after {data['open_warm_s']:.2f} s (the manifest read ahead), "
-            f"{data['open_s']:.2f} s when pressed as the dashboard first shows its data"
+            f"{data['open_s']:.2f} s when pressed as the dashboard first shows its data "
+            f"(the read-ahead still at work)"
         )
     finally:
         if args.keep:

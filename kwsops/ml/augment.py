@@ -231,16 +231,18 @@ class Augmenter:
             x = (x + offset.to(x.device)[:, None, None]).clamp_min(_LOG_FLOOR)
         if s.eq:
             x = (x + self._eq_curve(batch).to(x.device)[:, :, None]).clamp_min(_LOG_FLOOR)
-        if s.reverb:
-            x = self._reverb(x)
-        if s.noise and self.bank is not None and len(self.bank):
-            x = self._add_noise(x)
+        noise = s.noise and self.bank is not None and len(self.bank) > 0
+        if s.reverb or noise:  # both in linear power: one exp and one log for the two
+            linear = x.exp()
+            if s.reverb:
+                linear = self._reverb(linear)
+            if noise:
+                linear = self._add_noise(linear)
+            x = torch.log(linear.clamp_min(LOG_FLOOR))
         if s.time_shift or s.speed or s.pitch:
             x = self._warp(x)
-        if s.time_mask:
-            x = self._mask(x, axis=2, count=s.time_masks, width=s.time_mask_fraction * frames)
-        if s.freq_mask:
-            x = self._mask(x, axis=1, count=s.freq_masks, width=s.freq_mask_fraction * n_mels)
+        if s.time_mask or s.freq_mask:
+            x = self._masks(x)
         if s.mixup:
             return self._mixup(x, y)
         return x, y
@@ -262,41 +264,46 @@ class Augmenter:
         curve += limits * (self._rand(batch) < 0.5).float()[:, None]
         return curve * _DB_TO_LOG * self._chosen(batch)[:, None]
 
-    def _reverb(self, x: torch.Tensor) -> torch.Tensor:
-        """A room tail: each band's power convolved with an exponential decay (FFT, causal)."""
-        s, batch, frames = self.settings, x.shape[0], x.shape[2]
+    def _reverb(self, linear: torch.Tensor) -> torch.Tensor:
+        """A room tail on linear mel power: each band convolved with an exponential decay (FFT,
+        causal). The tail stops at -90 dB of the longest rt60 (what it leaves out is below
+        float32's resolution of the sum), so the FFT is ~360 long for 261 frames, not 540."""
+        s, batch, frames = self.settings, linear.shape[0], linear.shape[2]
         hop_s = self.features.hop_length / self.features.sample_rate
         rt60 = self._uniform(batch, *s.reverb_rt60)
         wet = self._uniform(batch, *s.reverb_wet)
         chosen = torch.nonzero(self._chosen(batch)).flatten()
         if len(chosen) == 0:
-            return x
+            return linear
+        length = min(frames, math.ceil(1.5 * max(s.reverb_rt60) / hop_s) + 1)
         decay = torch.pow(10.0, -6.0 * hop_s / rt60[chosen])  # power per frame: -60 dB at rt60
-        tail = decay[:, None] ** torch.arange(frames, dtype=torch.float32)[None, :]
+        tail = decay[:, None] ** torch.arange(length, dtype=torch.float32)[None, :]
         tail[:, 0] = 0.0
         tail = tail / tail.sum(dim=1, keepdim=True).clamp_min(1e-8)
-        linear = x[chosen.to(x.device)].exp()
-        n = _fft_size(2 * frames - 1)  # linear, not circular, convolution
-        spectrum = torch.fft.rfft(linear, n=n) * torch.fft.rfft(tail.to(x.device), n=n)[:, None, :]
+        rows = chosen.to(linear.device)
+        direct = linear[rows]
+        n = _fft_size(frames + length - 1)  # linear, not circular, convolution
+        spectrum = (
+            torch.fft.rfft(direct, n=n) * torch.fft.rfft(tail.to(linear.device), n=n)[:, None]
+        )
         reverberant = torch.fft.irfft(spectrum, n=n)[..., :frames].clamp_min(0)
-        out = x.clone()
-        mixed = linear + wet[chosen].to(x.device)[:, None, None] * reverberant
-        out[chosen.to(x.device)] = torch.log(mixed).clamp_min(_LOG_FLOOR)
+        out = linear.clone()
+        out[rows] = direct + wet[chosen].to(linear.device)[:, None, None] * reverberant
         return out
 
-    def _add_noise(self, x: torch.Tensor) -> torch.Tensor:
-        s, batch, frames = self.settings, x.shape[0], x.shape[2]
+    def _add_noise(self, linear: torch.Tensor) -> torch.Tensor:
+        """Noise from the bank mixed into linear mel power at a random SNR."""
+        s, batch, frames = self.settings, linear.shape[0], linear.shape[2]
         pick = torch.randint(len(self.bank), (batch,), generator=self.gen)
         noise = self.bank[pick]
         if noise.shape[2] != frames:  # bank built for another clip length: tile/crop to fit
             noise = noise.repeat(1, 1, math.ceil(frames / noise.shape[2]))[:, :, :frames]
         shift = int(torch.randint(frames, (1,), generator=self.gen))
-        noise = torch.roll(noise, shift, dims=2).to(x.device)
-        snr = torch.pow(10, self._uniform(batch, *s.noise_snr_db) / 10).to(x.device)
-        linear = x.exp()
+        noise = torch.roll(noise, shift, dims=2).to(linear.device)
+        snr = torch.pow(10, self._uniform(batch, *s.noise_snr_db) / 10).to(linear.device)
         scale = linear.mean(dim=(1, 2)) / noise.mean(dim=(1, 2)) / snr
-        scale = scale * self._chosen(batch).to(x.device)
-        return torch.log((linear + scale[:, None, None] * noise).clamp_min(LOG_FLOOR))
+        scale = scale * self._chosen(batch).to(linear.device)
+        return linear + scale[:, None, None] * noise
 
     def _warp(self, x: torch.Tensor) -> torch.Tensor:
         """Time shift, speed (time stretch) and pitch (vocal tract length warp) in one resampling."""
@@ -334,18 +341,26 @@ class Augmenter:
         )
         return out.squeeze(1) + background
 
-    def _mask(self, x: torch.Tensor, axis: int, count: int, width: float) -> torch.Tensor:
-        batch, size = x.shape[0], x.shape[axis]
+    def _masks(self, x: torch.Tensor) -> torch.Tensor:
+        """Time and frequency masks, filled with each clip's mean level, in one pass."""
+        s, (batch, n_mels, frames) = self.settings, x.shape
         fill = x.mean(dim=(1, 2), keepdim=True)
-        positions = torch.arange(size)
+        mask = torch.zeros(batch, n_mels, frames, dtype=torch.bool)
+        if s.time_mask:
+            mask |= self._spans(batch, frames, s.time_masks, s.time_mask_fraction)[:, None, :]
+        if s.freq_mask:
+            mask |= self._spans(batch, n_mels, s.freq_masks, s.freq_mask_fraction)[:, :, None]
+        return torch.where(mask.to(x.device), fill, x)
+
+    def _spans(self, batch: int, size: int, count: int, fraction: float) -> torch.Tensor:
+        """``[batch, size]``: ``count`` random spans of up to ``fraction`` of ``size`` each."""
+        positions, width = torch.arange(size), fraction * size
         masked = torch.zeros(batch, size, dtype=torch.bool)
         for _ in range(count):
             widths = (self._rand(batch) * width * self._chosen(batch)).long()
             starts = (self._rand(batch) * (size - widths).clamp_min(1)).long()
             masked |= (positions >= starts[:, None]) & (positions < (starts + widths)[:, None])
-        masked = masked.to(x.device)
-        mask = masked[:, None, :] if axis == 2 else masked[:, :, None]
-        return torch.where(mask, fill, x)
+        return masked
 
     def _mixup(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         lam = float(self.rng.beta(self.settings.mixup_alpha, self.settings.mixup_alpha))

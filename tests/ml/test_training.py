@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from pathlib import Path
 
@@ -140,3 +141,33 @@ def test_augmentations_switch_off_by_name_and_keep_shapes(spec_dir):
 def test_fold_out_of_range_is_refused(spec_dir, tmp_path):
     with pytest.raises(ValueError, match="fold 3 out of range"):
         train_fold(spec_dir, tmp_path, SETTINGS, 3)
+
+
+def test_reverb_is_the_causal_exponential_tail_of_every_band(spec_dir):
+    """Reverb alone, on every clip: each band's power is the direct sound plus ``wet`` times
+    the earlier frames weighted by the room's whole normalised exponential decay (computed
+    here by direct convolution in float64; the augmenter's float32 FFT cuts the tail at
+    -90 dB)."""
+    split = load_split(spec_dir, "train")
+    x, y = split.features[:4], split.labels[:4]
+    settings = dataclasses.replace(AugmentSettings.none().with_("reverb"), prob=1.0)
+    out, _ = Augmenter(settings, 3, split.feature_settings, None, seed=5)(x, y)
+    gen = torch.Generator().manual_seed(5)  # the augmenter's draws, in its order
+    low, high = settings.reverb_rt60
+    rt60 = low + (high - low) * torch.rand(4, generator=gen)
+    low, high = settings.reverb_wet
+    wet = low + (high - low) * torch.rand(4, generator=gen)
+    hop_s = split.feature_settings.hop_length / split.feature_settings.sample_rate
+    linear = x.double().exp().numpy()
+    frames = x.shape[2]
+    for b in range(4):
+        decay = 10.0 ** (-6.0 * hop_s / float(rt60[b]))
+        tail = decay ** np.arange(frames)
+        tail[0] = 0.0
+        tail /= tail.sum()
+        room = np.stack([np.convolve(band, tail)[:frames] for band in linear[b]])
+        expected = linear[b] + float(wet[b]) * room
+        # to float32 FFT precision: relative to each clip's loudest bin (quiet bins 1e-7 of it)
+        got = out[b].double().exp().numpy()
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6 * expected.max())
+    assert not torch.allclose(out, x)
