@@ -86,3 +86,13 @@ def stamp_matches(folder: str | os.PathLike, key: str) -> bool:
 def write_stamp(folder: str | os.PathLike, key: str, **info: Any) -> Path:
     """Write the stamp last, inside the (still temporary) output folder."""
     return atomic_write_json(stamp_path(folder), {"key": key, **info})
+
+
+def file_stamp(path: str | os.PathLike) -> tuple[int, int]:
+    """``(mtime_ns, size)`` of a file, ``(0, -1)`` when it cannot be read: one stat, the cheap
+    check whether a file changed before reading it again."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return (0, -1)
+    return (stat.st_mtime_ns, stat.st_size)

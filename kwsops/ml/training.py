@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from kwsops.atomic import atomic_write_json
-from kwsops.config import TrainSettings, resolve_threads
+from kwsops.config import PRECISIONS, TrainSettings, resolve_threads
 from kwsops.ml.augment import Augmenter, AugmentSettings, noise_bank
 from kwsops.ml.features import SpecSplit, load_noise, load_split, training_clips
 from kwsops.ml.model import build_model, count_parameters, default_arch, save_model
@@ -76,7 +76,9 @@ def step_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     if precision == "bfloat16":
         return torch.bfloat16
     if precision != "auto":
-        raise ValueError(f"training precision {precision!r}: use auto, float32 or bfloat16")
+        raise ValueError(
+            f"training precision {precision!r}: use {', '.join(PRECISIONS[:-1])} or {PRECISIONS[-1]}"
+        )
     if device.type != "cpu":
         return None
     capabilities = getattr(torch.cpu, "get_capabilities", dict)()

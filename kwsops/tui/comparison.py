@@ -8,7 +8,6 @@ maps, the parameters that differ), and ``w`` opens the HTML page in a web browse
 from __future__ import annotations
 
 import contextlib
-import os
 from pathlib import Path
 
 from rich.text import Text
@@ -19,6 +18,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import ContentSwitcher, Footer, Markdown, MarkdownViewer, Static
 
+from kwsops.stamps import file_stamp
 from kwsops.text import clean_text
 from kwsops.tui.messages import ReportLoaded
 from kwsops.tui.topbar import TopBar
@@ -105,11 +105,7 @@ class ReportScreen(ForwardWorkerErrors, Screen):
         """Cheap: one stat; the file is read in a worker only when it changed."""
         if self.path is None:
             return
-        try:
-            stat = os.stat(self.path)
-            stamp = (stat.st_mtime_ns, stat.st_size)
-        except OSError:
-            stamp = (0, -1)
+        stamp = file_stamp(self.path)
         if stamp != self._stamp:
             self._stamp = stamp
             self._read(self.path, stamp[0] / 1e9)

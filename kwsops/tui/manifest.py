@@ -3,13 +3,13 @@ summarised per label, with the background-noise recordings and the official spli
 
 from __future__ import annotations
 
-import os
 import statistics
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from kwsops.audio import manifest
+from kwsops.stamps import file_stamp
 
 NO_LABEL = "(no label)"
 NOISE = "(noise)"
@@ -150,11 +150,7 @@ class SummaryCache:
         self._summary: ManifestSummary | None = None
 
     def stamp(self) -> Stamp:
-        try:
-            stat = os.stat(self.path)
-        except OSError:
-            return (0, -1)
-        return (stat.st_mtime_ns, stat.st_size)
+        return file_stamp(self.path)
 
     def read(self, stamp: Stamp | None = None, *, fresh: bool = False) -> ManifestSummary | None:
         """The summary of the manifest as of ``stamp`` (default: its stamp now); None when
