@@ -36,6 +36,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     path = Path(args.path) if args.path else workspace_of(args).require().comparison_report
     if path.is_dir():
         raise ValueError(f"{path} is a folder; give a comparison report (.md or .json)")
+    if args.path and not path.exists():  # "no report yet" is for the workspace's own
+        raise ValueError(f"{path}: no such file; give a comparison report (.md or .json)")
     print_report(path, report_console(args.color, args.width))
     return exitcodes.OK
 

@@ -113,7 +113,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_tui(args: argparse.Namespace) -> int:
     from kwsops.tui.app import main as tui_main
 
-    return tui_main(workspace_of(args).root)
+    # outside a workspace: the one-line error every command gives, not an empty console
+    return tui_main(workspace_of(args).require().root)
 
 
 def build_parser() -> argparse.ArgumentParser:

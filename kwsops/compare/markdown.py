@@ -17,6 +17,7 @@ from kwsops.text import escape_md, md_url, plot_text
 
 CI = "95 % CI"
 JSON_NAME = "comparison_versions.json"
+COMPARISON_TITLE = "# Comparison of model revisions"  # the first line of every Markdown report
 
 
 def display_name(spec: str) -> str:
@@ -282,7 +283,7 @@ def misclassified_section(rev: dict) -> list[str]:
 def render_markdown(data: dict) -> str:
     test, gate = data["test"], data.get("gate") or {}
     best = data["revisions"][0]
-    lines = ["# Comparison of model revisions", ""]
+    lines = [COMPARISON_TITLE, ""]
     lines.append(
         f"{plural(test['clips'], 'held-out test clip')} of {data_phrase(test)} "
         f"(data/spec\\_ds test split), written {escape_md(data['created'])}."

@@ -24,6 +24,7 @@ from rich.text import Text
 from kwsops.compare.breakdown import SHOWN
 from kwsops.compare.markdown import (
     CI,
+    COMPARISON_TITLE,
     JSON_NAME,
     data_phrase,
     display_name,
@@ -286,13 +287,25 @@ def print_report(path: Path, console: Console) -> None:
             f"{path}: no comparison report yet; run `kwsops run` or `kwsops validate` first"
         )
     else:
-        view = Markdown(clean_markdown(path.read_text(encoding="utf-8", errors="replace")))
+        text = path.read_text(encoding="utf-8", errors="replace")
+        if path.suffix != ".md" or not is_comparison_markdown(text):
+            raise ReportError(
+                f"{path}: not a comparison report; give reports/comparison_versions.md "
+                "(or its .json), or run `kwsops report` in the workspace"
+            )
+        view = Markdown(clean_markdown(text))
     if console.is_terminal:
         console.print(view)
         return
     with console.capture() as captured:  # piped: no padding at the ends of lines
         console.print(view)
     console.file.write("\n".join(line.rstrip() for line in captured.get().splitlines()) + "\n")
+
+
+def is_comparison_markdown(text: str) -> bool:
+    """Whether ``text`` is a report Validate wrote (its first line is the report's title)."""
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return first == COMPARISON_TITLE
 
 
 def clean_markdown(text: str) -> str:
