@@ -22,7 +22,7 @@ from tasks.process import TaskCancelled
 def failure_fields(exception: BaseException) -> dict:
     """The one-line error and, when the exception names one, the run's exit code."""
     if isinstance(exception, TaskCancelled):  # "cancelled by SIGTERM" says it all
-        return {"error": str(exception)}
+        return {"error": str(exception), "cancelled": True}  # a cancelled stage, not a failed one
     code = getattr(exception, "exit_code", None)
     return {"error": error_line(exception), **({"exit_code": code} if code else {})}
 

@@ -68,11 +68,32 @@ def train_fold_stage(
         result = train_fold(ws.spec_dir, tmp, settings, fold, threads=threads, progress=progress,
                             on_epoch=epoch_done)  # fmt: skip
         write_stamp(tmp, key, fold=fold, val_accuracy=result.val_accuracy)
-    detail = (
-        f"batch {settings.batch_size} fold {fold}: val acc {result.val_accuracy:.3f} "
-        f"after {result.epochs_run} epochs"
+    log_stopped_early(settings, [result])
+    ran = epochs_phrase([result.epochs_run], settings.epochs)
+    detail = f"batch {settings.batch_size} fold {fold}: val acc {result.val_accuracy:.3f}, {ran}"
+    return StageResult(
+        detail, {"val_accuracy": result.val_accuracy, **epochs_fields([result.epochs_run], settings)}
     )
-    return StageResult(detail, {"val_accuracy": result.val_accuracy, "epochs": result.epochs_run})
+
+
+def epochs_phrase(ran: list[int], planned: int) -> str:
+    """``15, 14 of 80 epochs, stopped early``: what the folds ran, not what was planned."""
+    if all(n >= planned for n in ran):
+        return f"{planned} epochs" + (" each" if len(ran) > 1 else "")
+    return f"{', '.join(map(str, ran))} of {planned} epochs, stopped early"
+
+
+def epochs_fields(ran: list[int], settings: TrainSettings) -> dict:
+    """The summary's epochs run per fold, planned, and whether any fold stopped early."""
+    return {"epochs": ran, "epochs_planned": settings.epochs,
+            "stopped_early": any(n < settings.epochs for n in ran)}  # fmt: skip
+
+
+def log_stopped_early(settings: TrainSettings, results: list) -> None:
+    for r in results:
+        if r.stopped_early:
+            log.info(f"batch {settings.batch_size} fold {r.fold} stopped early at epoch "
+                     f"{r.epochs_run} of {settings.epochs} (best epoch {r.best_epoch})")  # fmt: skip
 
 
 def train_folds_stage(
@@ -103,9 +124,12 @@ def train_folds_stage(
         for result in results:
             write_stamp(tmps[result.fold], keys[result.fold], fold=result.fold,
                         val_accuracy=result.val_accuracy)  # fmt: skip
+    log_stopped_early(settings, results)
     accuracies = ", ".join(f"{r.val_accuracy:.3f}" for r in results)
-    detail = f"batch {settings.batch_size} folds {sorted(keys)}: val acc {accuracies}"
-    return StageResult(detail, {"folds": len(results)})
+    ran = [r.epochs_run for r in results]
+    detail = (f"batch {settings.batch_size} folds {sorted(keys)}: val acc {accuracies}; "
+              f"{epochs_phrase(ran, settings.epochs)}")  # fmt: skip
+    return StageResult(detail, {"folds": len(results), **epochs_fields(ran, settings)})
 
 
 def read_history(path: Path) -> list[dict]:
@@ -158,5 +182,8 @@ def collect_folds_stage(
     atomic_write_json(batch_dir / "metrics.json", record)
     atomic_write_json(stamp_file, {"key": key, "summary": summary})
     mean = summary.get("val_accuracy_mean", 0.0)
-    detail = f"batch {settings.batch_size}: mean val acc {mean:.3f} over {settings.folds} folds"
-    return StageResult(detail, {"val_accuracy_mean": mean, "task_id": tracker.task_id})
+    ran = [int(m.get("epochs_run", settings.epochs)) for m in fold_metrics]
+    detail = (f"batch {settings.batch_size}: mean val acc {mean:.3f} over {settings.folds} folds;"
+              f" {epochs_phrase(ran, settings.epochs)}")  # fmt: skip
+    return StageResult(detail, {"val_accuracy_mean": mean, "task_id": tracker.task_id,
+                                **epochs_fields(ran, settings)})  # fmt: skip

@@ -20,6 +20,8 @@ from kwsops.tui.rows import TaskRow
 from kwsops.tui.topbar import TopBar
 
 WIDE = 100  # from here the tables show progress bars and the run's origin
+# the Detail column takes what is left and wraps (a row grows); narrow, the stage's count
+# goes into it rather than into a column of its own that would cut "864/864 files"
 STAGE_COLUMNS = (
     ("stage", "Stage", 21),
     ("state", "State", 12),
@@ -28,10 +30,9 @@ STAGE_COLUMNS = (
     ("detail", "Detail", None),
 )
 NARROW_STAGE_COLUMNS = (
-    ("stage", "Stage", 19),
+    ("stage", "Stage", 20),
     ("state", "State", 12),
-    ("progress", "Done", 10),
-    ("duration", "Time", 6),
+    ("duration", "Time", 7),
     ("detail", "Detail", None),
 )
 RECENT_COLUMNS = (
@@ -46,7 +47,7 @@ NARROW_RECENT_COLUMNS = (
     ("run", "Run", 20),
     ("kind", "Command", 8),
     ("status", "Outcome", 11),
-    ("duration", "Time", 6),
+    ("duration", "Time", 7),
     ("accuracy", "Acc", 5),
     ("params", "Params", None),
 )
@@ -57,12 +58,23 @@ SHORT_UNITS = {"revisions": "rev", "epochs": "ep", "step": ""}
 
 
 def progress_text(row: TaskRow, wide: bool) -> str:
-    """``██░░░░ 2/3 revisions``: what the stage counts (a group row counts its tasks)."""
+    """``██░░░░ 2/3 revisions``: what the stage counts (a group row counts its tasks); a
+    trained task, the epochs its folds ran (``15,14/80 ep``)."""
     stage = STAGE_BY_FAMILY.get(row.family)
     unit = "" if row.group or stage is None else stage.unit
     if not wide:
         unit = SHORT_UNITS.get(unit, unit)
+    if row.counted:
+        return f"{row.counted} {unit}".rstrip()
     return fmt.progress_bar(row.done, row.total, unit, width=6 if wide else 0)
+
+
+def detail_text(row: TaskRow, wide: bool) -> Text:
+    """The Detail cell, whole (it wraps); narrow, led by the count the Done column showed."""
+    detail = row.detail
+    if not wide and not row.group and (row.counted or row.total > 1):
+        detail = " · ".join(part for part in (progress_text(row, wide), detail) if part)
+    return rich_text(detail, "red" if row.state == "failed" else "", 400)
 
 
 def stage_cells(row: TaskRow, last_child: bool, wide: bool = True) -> tuple:
@@ -73,13 +85,10 @@ def stage_cells(row: TaskRow, last_child: bool, wide: bool = True) -> tuple:
         )
     else:
         label = Text(row.label, style="bold" if row.state == "running" else "")
-    return (
-        label,
-        fmt.state_text(row.state),
-        progress_text(row, wide),
-        fmt.duration(row.duration),
-        fmt.cut_text(row.detail, "red" if row.state == "failed" else ""),
-    )
+    state, time = fmt.state_text(row.state), fmt.duration(row.duration)
+    if not wide:
+        return label, state, time, detail_text(row, wide)
+    return label, state, progress_text(row, wide), time, detail_text(row, wide)
 
 
 def recent_cells(run: RunSummary, params_width: int) -> tuple:
@@ -104,9 +113,21 @@ def set_columns(table: DataTable, columns: tuple, width: int) -> int:
     return flexible
 
 
-def fill_table(table: DataTable, keys: list[str], cells: list[tuple]) -> None:
-    """Update in place when the rows are the same ones, else rebuild keeping the cursor."""
+def fill_table(
+    table: DataTable, keys: list[str], cells: list[tuple], *, wrap: bool = False
+) -> None:
+    """Update in place when the rows are the same ones, else rebuild keeping the cursor.
+    ``wrap``: rows as tall as their cells (DataTable measures a row's height when it is
+    added, so a changed row means a rebuild)."""
     current = [row.value for row in table.rows]
+    if wrap and current == keys:
+        if all(
+            table.get_cell(key, column) == value
+            for key, row in zip(keys, cells, strict=True)
+            for column, value in zip(table.columns, row, strict=True)
+        ):
+            return
+        current = []
     if current == keys:
         for key, row in zip(keys, cells, strict=True):
             for column, value in zip(table.columns, row, strict=True):
@@ -116,7 +137,7 @@ def fill_table(table: DataTable, keys: list[str], cells: list[tuple]) -> None:
     cursor, scroll = table.cursor_row, table.scroll_y
     table.clear()
     for key, row in zip(keys, cells, strict=True):
-        table.add_row(*row, key=key)
+        table.add_row(*row, key=key, height=None if wrap else 1)
     if keys:
         table.move_cursor(row=min(cursor, len(keys) - 1), animate=False, scroll=False)
     table.scroll_to(y=scroll, animate=False)
@@ -170,6 +191,7 @@ class DashboardScreen(Screen):
             self.query_one("#stages", DataTable),
             [r.key for r in rows],
             [stage_cells(r, last, self.wide) for r, last in zip(rows, last_child, strict=True)],
+            wrap=True,
         )
         recent = list(snapshot.history[:RECENT_COUNT])
         fill_table(

@@ -27,6 +27,7 @@ class TaskRow:
     total: int = 0
     child: bool = False
     group: bool = False  # the row above a stage's instances: it counts finished tasks
+    counted: str = ""  # what the progress column says instead of done/total (epochs run)
 
 
 def _int(value: Any) -> int:
@@ -80,6 +81,18 @@ def _state(task: TaskState, run_status: str) -> str:
     return str(task.status)
 
 
+def epochs_counted(summary: dict) -> str:
+    """``15,14/80``: the epochs each fold ran of those planned (a trained task's summary), so
+    folds that stopped early never read as the planned count; '' without the numbers."""
+    ran, planned = summary.get("epochs"), summary.get("epochs_planned")
+    ran = [ran] if isinstance(ran, int) else ran
+    if not isinstance(planned, int) or not isinstance(ran, list) or not ran:
+        return ""
+    if not all(isinstance(n, int) and not isinstance(n, bool) for n in ran):
+        return ""
+    return f"{','.join(map(str, ran))}/{planned}"
+
+
 def _row(task: TaskState, metrics: dict, run_status: str, child: bool) -> TaskRow:
     detail = str(task.error or task.detail or "")
     extra = metrics_text(metrics.get(task.task, {}), detail) if task.status == "running" else ""
@@ -97,6 +110,7 @@ def _row(task: TaskState, metrics: dict, run_status: str, child: bool) -> TaskRo
         done=_int(task.done),
         total=_int(task.total),
         child=child,
+        counted=epochs_counted(task.summary) if task.status == "done" else "",
     )
 
 
@@ -112,19 +126,30 @@ def _summary_row(family: str, children: list[TaskRow]) -> TaskRow:
             ("up to date" if set(states) == {"up to date"} else "done") if finished else ("pending")
         )
     finished_count = sum(s in ("done", "up to date") for s in states)
-    durations = [c.duration for c in children if c.duration is not None]
     return TaskRow(
         key=family,
         family=family,
         label=f"{family} ×{len(children)}",
         state=overall,
-        duration=sum(durations) if durations else None,
+        duration=wall_time(children),
         detail=f"{finished_count}/{len(children)} finished"
         + (f" · {states.count('running')} running" if "running" in states else ""),
         done=finished_count,
         total=len(children),
         group=True,
     )
+
+
+def wall_time(children: list[TaskRow]) -> float | None:
+    """From the first instance's start to the last one's end: instances run in parallel, so
+    the sum of their durations is no time anyone waited. None while one has not ended."""
+    spans = [(c.started, c.started + c.duration) for c in children
+             if c.started is not None and c.duration is not None]  # fmt: skip
+    if not spans or any(c.state == "running" for c in children):
+        return None
+    if len(spans) < sum(c.duration is not None for c in children):  # a start not recorded
+        return max(c.duration for c in children if c.duration is not None)
+    return max(end for _, end in spans) - min(start for start, _ in spans)
 
 
 def _merge_scheduler(state: RunState, scheduled: Iterable[SchedulerTask]) -> None:

@@ -39,22 +39,39 @@ class TopBar(Widget):
         self._spans: list[tuple[int, int, str]] = []
 
     def render(self) -> Text:
+        """Help and quit always show: the workspace name gives way first (cut, then dropped),
+        then the views' titles (their numbers stay)."""
         name = clean_text(self.app.workspace.root.name, 24)  # type: ignore[attr-defined]
-        text = Text.assemble((" ◉ ", "bold"), (name, "bold"), "  ")
+        width = self.size.width
+        long = Text.assemble(("?", "bold"), (" help  ", "dim"), ("q", "bold"), (" quit ", "dim"))
+        short = Text.assemble(("?", "bold"), " help ", ("q", "bold"), " quit ")
+        for titled in (True, False):
+            views_width = sum(
+                len(f" {n} ") + (len(f"{title} ") if titled else 0)
+                for n, (_, title) in enumerate(VIEW_TITLES, start=1)
+            )
+            for keys in (long, short):
+                room = width - views_width - keys.cell_len - 3  # " ◉ "
+                if room >= len(name) + 2:
+                    return self._line(name, titled, keys, width)
+            if room >= 6:  # a cut name still says which workspace
+                return self._line(name[: room - 3] + "…", titled, short, width)
+            if room >= 0:
+                return self._line("", titled, short, width)
+        return self._line("", False, Text.assemble(("?", "bold"), " ", ("q", "bold"), " "), width)
+
+    def _line(self, name: str, titled: bool, keys: Text, width: int) -> Text:
+        text = Text.assemble((" ◉ ", "bold"), (name, "bold"), "  " if name else "")
         self._spans = []
         for number, (mode, title) in enumerate(VIEW_TITLES, start=1):
             start = text.cell_len
             current = mode == self.mode
             text.append(f" {number} ", "bold reverse" if current else "bold")
-            text.append(f"{title} ", "bold" if current else "dim")
+            if titled:
+                text.append(f"{title} ", "bold" if current else "dim")
             self._spans.append((start, text.cell_len, mode))
-        long = Text.assemble(("?", "bold"), (" help  ", "dim"), ("q", "bold"), (" quit ", "dim"))
-        short = Text.assemble(("?", "bold"), " ", ("q", "bold"), " ")
-        for keys in (long, short):
-            room = self.size.width - text.cell_len - keys.cell_len
-            if room > 0:
-                return text.append(" " * room).append_text(keys)
-        return text
+        room = width - text.cell_len - keys.cell_len
+        return text.append(" " * max(room, 0)).append_text(keys)
 
     async def on_click(self, event: events.Click) -> None:
         for start, end, mode in self._spans:

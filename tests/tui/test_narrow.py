@@ -1,0 +1,96 @@
+"""The console at 80 columns: help and quit on screen, identifiers and counts whole, the
+Detail column wrapped rather than cut; trained stages say the epochs they ran."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.geometry import Region
+from textual.widget import Widget
+from textual.widgets import DataTable
+
+from kwsops.runs.folder import RunPaths
+from kwsops.tui.topbar import TopBar
+from tests.helpers.tui import cells, make_app, run_async, wait_for
+from tests.helpers.tui_workspace import NOW, event, make_workspace
+
+NARROW = (80, 24)
+RUN = "20231115-020000-dddd"
+LONG_DETAIL = "kept 864, rejected 0; 6 labels, 16 speakers; 12 noise files in _background_noise_"
+
+
+def shown(widget: Widget) -> str:
+    """What the widget draws, all of it (scrolled parts included), as plain lines."""
+    height = max(widget.virtual_size.height, widget.size.height)
+    return "\n".join(s.text for s in widget.render_lines(Region(0, 0, widget.size.width, height)))
+
+
+def write_parallel_run(root: Path) -> None:
+    """A finished run: 864 files preprocessed, three folds trained at once for five minutes,
+    each stopped early (planned 80 epochs)."""
+    paths = RunPaths(root / "reports" / "runs" / RUN)
+    paths.root.mkdir(parents=True)
+    start = NOW - 600
+    paths.params.write_text('{"epochs": 80, "folds": 3, "batch_sizes": [16]}')
+    event(paths.events, start, "run_started", run_id=RUN, params={"epochs": 80}, origin="cli")
+    event(paths.events, start, "task_started", task="Preprocess__1", family="Preprocess")
+    event(paths.events, start + 5, "task_progress", task="Preprocess__1", family="Preprocess",
+          done=864, total=864, detail="")  # fmt: skip
+    event(paths.events, start + 6, "task_done", task="Preprocess__1", family="Preprocess",
+          duration=6.0, detail=LONG_DETAIL, summary={})  # fmt: skip
+    for fold, ran in enumerate((15, 14, 80)):
+        task = f"TrainFold_16_{fold}"
+        event(paths.events, start + 10, "task_started", task=task, family="TrainFold",
+              params={"batch_size": "16", "fold": str(fold)})  # fmt: skip
+        event(paths.events, start + 300, "task_progress", task=task, family="TrainFold",
+              done=80, total=80, detail=f"fold {fold} stopped early")  # fmt: skip
+        event(paths.events, start + 310, "task_done", task=task, family="TrainFold",
+              duration=300.0, detail=f"batch 16 fold {fold}: val acc 0.800",
+              summary={"epochs": ran, "epochs_planned": 80, "stopped_early": ran < 80})  # fmt: skip
+    event(paths.events, start + 320, "run_finished", status="ok", exit_code=0, duration=320.0)
+    paths.status.write_text(
+        f'{{"run_id": "{RUN}", "status": "ok", "started": {start}, "exit_code": 0,'
+        f' "finished": {start + 320}, "duration": 320.0}}'
+    )
+
+
+def row_of(table: DataTable, label: str) -> list[str]:
+    return next(
+        cells(table, i) for i in range(table.row_count) if cells(table, i)[0].strip() == label
+    )
+
+
+class TestEightyColumns:
+    @run_async
+    async def test_help_and_quit_stay_on_the_top_line(self, tmp_path: Path) -> None:
+        ws = make_workspace(tmp_path / "kws-operations-console", active=False)
+        app = make_app(ws)
+        async with app.run_test(size=NARROW) as pilot:
+            await wait_for(pilot, lambda: app.snapshot is not None)
+            top = shown(app.screen.query_one(TopBar))
+            assert "? help" in top and "q quit" in top, top
+            assert "6 Curves" in top
+            await pilot.resize_terminal(120, 40)
+            await wait_for(
+                pilot, lambda: "kws-operations-console" in shown(app.screen.query_one(TopBar))
+            )
+
+    @run_async
+    async def test_dashboard_shows_counts_times_and_details_whole(self, tmp_path: Path) -> None:
+        ws = make_workspace(tmp_path / "ws", active=False)
+        write_parallel_run(ws)
+        app = make_app(ws)
+        async with app.run_test(size=NARROW) as pilot:
+            await wait_for(pilot, lambda: app.snapshot and app.snapshot.focus.run_id == RUN)
+            table = app.screen.query_one("#stages", DataTable)
+            await wait_for(pilot, lambda: table.row_count > 4)
+            text = " ".join(shown(table).split())
+            assert "864/864 files" in text
+            assert " ".join(LONG_DETAIL.split()) in text  # wrapped, never cut
+            # three folds side by side for five minutes: five minutes, not fifteen
+            assert row_of(table, "TrainFold ×3")[2] == "5m 00s"
+            fold0 = row_of(table, "├ bs 16 · fold 0")
+            assert fold0[3].startswith("15/80 ep") and "80/80" not in fold0[3]
+            assert row_of(table, "└ bs 16 · fold 2")[3].startswith("80/80 ep")
+            recent = app.screen.query_one("#recent", DataTable)
+            assert RUN in shown(recent)
