@@ -69,7 +69,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
     rows = [[run.cell(key) for key, *_ in RUN_COLUMNS] for run in runs]
     print_table(
         console, f"runs in {ws.root}", [title for _, title, *_ in RUN_COLUMNS], rows,
-        justify=[align for *_, align in RUN_COLUMNS], wrap=("reason",),
+        justify=[align for *_, align in RUN_COLUMNS], wrap=("Params", "Reason"), whole=("Run",),
+        optional=("Started", "Command", "Best acc"),  # the run id says when it started
     )  # fmt: skip
     return exitcodes.OK
 

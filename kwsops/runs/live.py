@@ -46,19 +46,37 @@ def print_error(console: Console, error: object, style: str = "red") -> None:
 
 def print_table(
     console: Console, title: str, headers: Sequence[str], rows: Sequence[Sequence[object]],
-    *, justify: Sequence[str] = (), wrap: Sequence[str] = (),
+    *, justify: Sequence[str] = (), wrap: Sequence[str] = (), whole: Sequence[str] = (),
+    optional: Sequence[str] = (),
 ) -> None:  # fmt: skip
     """A table on a terminal; elsewhere ``title`` and one line per row, columns two spaces
-    apart and nothing wrapped (``grep`` finds a whole row). Cells may be ``Text``."""
+    apart and nothing wrapped (``grep`` finds a whole row). Cells may be ``Text``.
+
+    On a terminal, the ``whole`` columns (identifiers) are never cut; where the table would
+    not fit the width, the ``optional`` columns are left out, in that order, first."""
     if console.is_terminal:
+        plain = [[str(getattr(cell, "plain", cell)) for cell in row] for row in rows]
+        widths = [max([len(h), *(len(r[i]) for r in plain)]) for i, h in enumerate(headers)]
+        shown = list(range(len(headers)))
+
+        def needed() -> int:  # folded columns can give way down to a few cells
+            return sum(min(widths[i], 20) if headers[i] in wrap else widths[i]
+                       for i in shown) + 3 * len(shown) + 1  # fmt: skip
+
+        for name in optional:
+            if needed() <= console.width:
+                break
+            shown = [i for i in shown if headers[i] != name]
         table = Table(title=title or None, title_justify="left", header_style="bold")
-        for index, header in enumerate(headers):
+        for index in shown:
+            header = headers[index]
             align = justify[index] if index < len(justify) else "left"
             table.add_column(header, justify=align, overflow="fold" if header in wrap else "ellipsis",  # type: ignore[arg-type]
-                             no_wrap=header not in wrap)  # fmt: skip
+                             no_wrap=header not in wrap,
+                             min_width=widths[index] if header in whole else None)  # fmt: skip
         for row in rows:
-            table.add_row(*(cell if isinstance(cell, Text) else rich_text(cell, limit=2000)
-                            for cell in row))  # fmt: skip
+            table.add_row(*(row[i] if isinstance(row[i], Text) else rich_text(row[i], limit=2000)
+                            for i in shown))  # fmt: skip
         console.print(table)
         return
     plain = [[clean_text(getattr(cell, "plain", cell), 2000) for cell in row] for row in rows]

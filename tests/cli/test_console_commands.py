@@ -3,6 +3,7 @@ every other command does: a file that is no comparison report, a missing file, n
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from kwsops import exitcodes
@@ -44,3 +45,16 @@ def test_tui_outside_a_workspace_says_so_on_one_line(tmp_path: Path) -> None:
     assert "not a kwsops workspace" in result.stderr and "kwsops init" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert "\x1b[?1049h" not in result.stdout  # the console never took over the screen
+
+
+def test_runs_on_a_narrow_terminal_shows_run_ids_whole(tmp_path: Path) -> None:
+    from tests.helpers.tui_workspace import RUN_ACTIVE, RUN_FAILED, RUN_OK, make_workspace
+
+    ws = make_workspace(tmp_path / "ws")
+    for columns in ("80", "120"):
+        terminal = {"TTY_COMPATIBLE": "1", "COLUMNS": columns}  # rich draws as on a terminal
+        out = re.sub(r"\x1b\[[0-9;]*m", "", run_cli(ws, "runs", env=terminal).stdout)
+        assert "┃ Run" in out, out  # drawn as a terminal table
+        for run_id in (RUN_ACTIVE, RUN_FAILED, RUN_OK):
+            assert run_id in out, f"{columns} columns:\n{out}"
+        assert max(len(line) for line in out.splitlines()) <= int(columns)
