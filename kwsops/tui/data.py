@@ -35,7 +35,7 @@ NARROW_LABEL_COLUMNS = (  # counts up to 999 999 kept, 99 999 speakers: Speech C
     ("label", "Label", 11),
     ("kept", "Kept", 6),
     ("rejected", "Rej", 4),
-    ("speakers", "Spk", 5),
+    ("speakers", "Spk", 7),  # "unknown"
     ("input", "In s min/med/max", 18),
     ("speech", "Speech s min/med/max", 20),
 )
@@ -50,9 +50,23 @@ EMPTY = (
 )
 
 
+def seconds_text(value: float) -> str:
+    """Three digits or so: ``1.18``, ``61.2``, ``3600`` (noise recordings run to minutes)."""
+    return f"{value:.2f}" if value < 10 else f"{value:.1f}" if value < 100 else f"{value:.0f}"
+
+
 def spread_text(values: list[float]) -> str:
     found = spread(values)
-    return "" if found is None else f"{found[0]:.2f} / {found[1]:.2f} / {found[2]:.2f}"
+    return "" if found is None else " / ".join(seconds_text(v) for v in found)
+
+
+def fitted_height(table: DataTable, cells: list) -> int | None:
+    """1 where every cell fits its column, else None: the row grows to show it whole (a
+    file name, a reason); measured only for such rows, so a long manifest stays fast."""
+    for cell, column in zip(cells, table.ordered_columns, strict=False):
+        if len(getattr(cell, "plain", str(cell))) > column.width:
+            return None
+    return 1
 
 
 def title_text(summary: ManifestSummary) -> Text:
@@ -161,9 +175,10 @@ class DataScreen(ForwardWorkerErrors, Screen):
         title.update(title_text(summary))
         label_rows, rejected_rows = rows or laid_out(summary, self.wide)
         for key, cells in label_rows:
-            labels.add_row(*cells[: len(labels.columns)], key=key)
+            shown = cells[: len(labels.columns)]
+            labels.add_row(*shown, key=key, height=fitted_height(labels, shown))
         for key, cells in rejected_rows:
-            rejected.add_row(*cells, key=key)
+            rejected.add_row(*cells, key=key, height=fitted_height(rejected, cells))
 
 
 TableRows = tuple[list[tuple[str, list]], list[tuple[str, list]]]
@@ -202,8 +217,8 @@ def table_rows(summary: ManifestSummary, wide: bool) -> TableRows:
     ]
     rejected_rows = []
     for index, item in enumerate(summary.rejected):
-        source = fmt.cut_text(item.source)
-        reason = fmt.cut_text(item.reason, "red")
+        source = rich_text(item.source, limit=400)  # whole: it names the file to fix
+        reason = rich_text(item.reason, "red", 400)
         cells = [source, rich_text(item.label, limit=60), reason] if wide else [source, reason]
         rejected_rows.append((f"{index}:{item.source}", cells))
     return label_rows, rejected_rows

@@ -94,3 +94,41 @@ class TestEightyColumns:
             assert row_of(table, "└ bs 16 · fold 2")[3].startswith("80/80 ep")
             recent = app.screen.query_one("#recent", DataTable)
             assert RUN in shown(recent)
+
+    @run_async
+    async def test_data_screen_shows_noise_labels_and_rejected_files_whole(
+        self, tmp_path: Path
+    ) -> None:
+        from kwsops.audio.manifest import ManifestRow, write_manifest
+
+        root = make_workspace(tmp_path / "ws", manifest=False)
+        out = root / "data" / "output"
+        out.mkdir(parents=True)
+        long_label = "turn_on_the_lights"
+        deep = "Whatsapp/2024-family-recordings/grandma/" + "voice-note-0001.opus"
+        rows = [
+            ManifestRow(f"{long_label}/a.wav", long_label, None, "kept", output="x/a.wav",
+                        duration_in=1.0, duration_out=0.5, folder=long_label),
+            *(ManifestRow(f"_background_noise_/{name}.wav", None, None, "noise",
+                          output=f"_noise/{name}.wav", duration_in=d, duration_out=d)
+              for name, d in (("tap", 61.0), ("pink", 95.4), ("street", 3600.0))),
+            ManifestRow(deep, None, None, "rejected", reason="no label folder: put it in a"
+                        " folder named after its word, e.g. data/input/<word>/"),
+        ]  # fmt: skip
+        write_manifest(rows, out / "manifest.csv")
+        app = make_app(root)
+        async with app.run_test(size=NARROW) as pilot:
+            await pilot.press("5")
+            await wait_for(pilot, lambda: app.screen.summary is not None)
+            labels = app.screen.query_one("#labels", DataTable)
+            await wait_for(pilot, lambda: labels.row_count >= 2)
+            text = " ".join(shown(labels).split())
+            assert "61.0 / 95.4 / 3600" in text
+            label_column = "".join(line[:13].strip() for line in shown(labels).splitlines())
+            assert long_label in label_column  # wrapped onto a second line, not cut
+            assert "unknown" in text  # the speakers cell too
+            rejected = app.screen.query_one("#rejected", DataTable)
+            await wait_for(pilot, lambda: rejected.row_count == 1)
+            lines = shown(rejected).splitlines()
+            assert deep in "".join(line[:32].strip() for line in lines)  # the file, whole
+            assert "data/input/<word>/" in "".join(line[32:].strip() for line in lines)

@@ -134,7 +134,7 @@ class TestData:
             table = {cells(labels, i)[0]: cells(labels, i) for i in range(labels.row_count)}
             assert table["Rock"][1:4] == ["2", "0", "unknown"]
             assert table["(noise)"][1:4] == ["1", "0", ""]
-            assert table["(noise)"][4] == "61.00 / 61.00 / 61.00"
+            assert table["(noise)"][4] == "61.0 / 61.0 / 61.0"
 
     @run_async
     async def test_speech_commands_sized_counts_fit_their_columns_at_80(
