@@ -62,9 +62,12 @@ def render_markdown(paths: RunPaths, state: RunState, status: dict, params: dict
         f"- params: {_md(_params(params))}",
         f"- log: `{paths.log.name}`, events: `{paths.events.name}`",
         "",
-        "| task | outcome | start | duration | detail | read | wrote |",
-        "| --- | --- | --- | ---: | --- | --- | --- |",
+        "| task | outcome | start | duration | detail |",
+        "| --- | --- | --- | ---: | --- |",
     ]
+    # what each task read and wrote as a list, which wraps: in the table, at 80 columns,
+    # seven columns cut the task names and the paths
+    files = ["", "What each task read and wrote:", ""]
     for task in task_rows(state):
         stage = STAGE_BY_FAMILY.get(task.family)
         duration = f"{task.duration:.1f} s" if task.duration is not None else ""
@@ -73,9 +76,12 @@ def render_markdown(paths: RunPaths, state: RunState, status: dict, params: dict
         read = stage.reads if stage and task.status != "up to date" else ""
         wrote = stage.writes if stage and task.status == "done" else ""
         lines.append(
-            f"| {_md(task.label)} | {task.status} | {started} | {duration} | {_md(detail)} "
-            f"| {_md(read)} | {_md(wrote)} |"
+            f"| {_md(task.label)} | {task.status} | {started} | {duration} | {_md(detail)} |"
         )
+        if read or wrote:
+            said = [f"read {_md(read)}" if read else "", f"wrote {_md(wrote)}" if wrote else ""]
+            files.append(f"- {_md(task.label)}: {'; '.join(part for part in said if part)}")
+    lines += files if len(files) > 3 else []
     return "\n".join(lines) + "\n"
 
 

@@ -16,7 +16,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import ContentSwitcher, Footer, Markdown, MarkdownViewer, Static
+from textual.widgets import ContentSwitcher, Footer, Markdown, MarkdownViewer, Static, Tree
 
 from kwsops.stamps import file_stamp
 from kwsops.text import clean_text
@@ -53,6 +53,13 @@ class ReportViewer(MarkdownViewer):
         else:
             self.notify(f"{href} is a figure: v shows the figures in text, w opens the page.",
                         timeout=4)  # fmt: skip
+
+    def _on_markdown_table_of_contents_selected(
+        self, message: Markdown.TableOfContentsSelected
+    ) -> None:
+        super()._on_markdown_table_of_contents_selected(message)
+        if self.has_class("-contents-over"):  # the contents covered the report: uncover it
+            self.show_table_of_contents = False
 
 
 class ReportScreen(ForwardWorkerErrors, Screen):
@@ -108,15 +115,15 @@ class ReportScreen(ForwardWorkerErrors, Screen):
         stamp = file_stamp(self.path)
         if stamp != self._stamp:
             self._stamp = stamp
-            self._read(self.path, stamp[0] / 1e9)
+            self._read(self.path)
 
     @work(thread=True, group="report", exclusive=True, exit_on_error=False, name="report read")
-    def _read(self, path: Path, mtime: float) -> None:
+    def _read(self, path: Path) -> None:
         try:
             text: str | None = path.read_text(encoding="utf-8", errors="replace")
         except FileNotFoundError:
             text = None
-        self.post_message(ReportLoaded(path, text, mtime))
+        self.post_message(ReportLoaded(path, text))
 
     async def on_report_loaded(self, message: ReportLoaded) -> None:
         if message.path != self.path:
@@ -138,12 +145,17 @@ class ReportScreen(ForwardWorkerErrors, Screen):
         viewer.scroll_to(y=keep, animate=False)
 
     def on_resize(self, event: events.Resize) -> None:
-        """The contents sidebar only when the report keeps room for its tables."""
-        self.query_one(ReportViewer).show_table_of_contents = event.size.width >= NARROW
+        """The contents sidebar only when the report keeps room for its tables; narrower, the
+        contents (t) cover the report, their headings whole, until one is chosen."""
+        viewer = self.query_one(ReportViewer)
+        viewer.show_table_of_contents = event.size.width >= NARROW
+        viewer.set_class(event.size.width < NARROW, "-contents-over")
 
     def action_toggle_contents(self) -> None:
         viewer = self.query_one(ReportViewer)
         viewer.show_table_of_contents = not viewer.show_table_of_contents
+        if viewer.show_table_of_contents and viewer.has_class("-contents-over"):
+            viewer.table_of_contents.query_one(Tree).focus()  # enter picks a heading
 
     def action_comparison(self) -> None:
         self.show(None)

@@ -74,4 +74,3 @@ class LogFound(Message):
 class ReportLoaded(Message):
     path: Path
     text: str | None  # None: the file does not exist
-    mtime: float

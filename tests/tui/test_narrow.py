@@ -21,8 +21,9 @@ LONG_DETAIL = "kept 864, rejected 0; 6 labels, 16 speakers; 12 noise files in _b
 
 def shown(widget: Widget) -> str:
     """What the widget draws, all of it (scrolled parts included), as plain lines."""
-    height = max(widget.virtual_size.height, widget.size.height)
-    return "\n".join(s.text for s in widget.render_lines(Region(0, 0, widget.size.width, height)))
+    height = max(widget.virtual_size.height, widget.outer_size.height)
+    width = widget.outer_size.width  # padding included
+    return "\n".join(s.text for s in widget.render_lines(Region(0, 0, width, height)))
 
 
 def write_parallel_run(root: Path) -> None:
@@ -132,3 +133,33 @@ class TestEightyColumns:
             lines = shown(rejected).splitlines()
             assert deep in "".join(line[:32].strip() for line in lines)  # the file, whole
             assert "data/input/<word>/" in "".join(line[32:].strip() for line in lines)
+
+    @run_async
+    async def test_run_report_and_contents_show_names_whole(self, tmp_path: Path) -> None:
+        from textual.widgets import MarkdownViewer, Tree
+
+        from kwsops.runs.pages import write_run_report
+        from tests.helpers.tui_workspace import RUN_OK
+
+        ws = make_workspace(tmp_path / "ws", active=False)
+        run = RunPaths(ws / "reports" / "runs" / RUN_OK)
+        run.report_md.unlink()
+        write_run_report(run)  # as kwsops writes it at the end of a run
+        app = make_app(ws)
+        async with app.run_test(size=NARROW) as pilot:
+            await wait_for(pilot, lambda: app.snapshot is not None)
+            await pilot.press("3")
+            await wait_for(pilot, lambda: "Comparison" in (app.screen.loaded_text or ""))
+            viewer = app.screen.query_one(MarkdownViewer)
+            await pilot.press("t")
+            tree = viewer.table_of_contents.query_one(Tree)
+            await wait_for(pilot, lambda: "workspace:batch_32" in shown(tree))
+            assert "Comparison of model revisions" in shown(tree)
+            await pilot.press("down", "down", "enter")  # a heading: the report again
+            await wait_for(pilot, lambda: not viewer.show_table_of_contents)
+            app.screen.show(run.report_md, f"Report of run {RUN_OK}")
+            await wait_for(pilot, lambda: "VersionSpectrograms" in (app.screen.loaded_text or ""))
+            await pilot.pause()
+            drawn = ["".join(shown(cell).split()) for cell in viewer.query(".cell")]
+            for name in ("VersionSpectrograms", "MakeSpectrograms", "TrainFold batch 16 fold 1"):
+                assert name.replace(" ", "") in drawn, drawn  # a cell that shows it whole
