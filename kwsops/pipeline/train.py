@@ -72,7 +72,8 @@ def train_fold_stage(
     ran = epochs_phrase([result.epochs_run], settings.epochs)
     detail = f"batch {settings.batch_size} fold {fold}: val acc {result.val_accuracy:.3f}, {ran}"
     return StageResult(
-        detail, {"val_accuracy": result.val_accuracy, **epochs_fields([result.epochs_run], settings)}
+        detail,
+        {"val_accuracy": result.val_accuracy, **epochs_fields([result.epochs_run], settings)},
     )
 
 
