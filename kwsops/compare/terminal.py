@@ -158,12 +158,13 @@ def _first_rows(
         return Text()
     if not rows:
         return Text(f"{title}: {empty}\n", "dim")
-    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
+    table = Table(box=box.SIMPLE_HEAD)
     for n, (name, justify) in enumerate(columns.items()):
         table.add_column(name, justify=justify, overflow="fold", ratio=1 if n == 0 else None)
     for row in rows[:SHOWN]:
         table.add_row(*cells(row))
-    return Group(table, _more(len(rows), what))
+    # the title above the table, not in it: a table's title wraps at the table's width
+    return Group(Text(title, "italic"), table, _more(len(rows), what))
 
 
 def speaker_table(rev: dict) -> RenderableType:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import io
 import re
 
@@ -248,3 +249,17 @@ def test_unknown_speakers_and_each_split_kind_are_said_plainly(comparison):
     assert "Test split: the official one, the clips sc/testing\\_list.txt names." in md
     comparison["test"]["split"] = {"kind": "speaker", "test_size": 0.1, "seed": 42}
     assert "held-out speakers (test\\_size 0.1, seed 42)" in render_markdown(comparison)
+
+
+def test_table_titles_stay_on_one_line(comparison):
+    """The misclassified table is narrower than its title: the title wrapped at any width."""
+    title = "misclassified test clips, most confident first (ensemble)"
+    comparison = copy.deepcopy(comparison)
+    for rev in comparison["revisions"]:  # short names: a table narrower than its title
+        rev["misclassified"] = [
+            {"source": "a.wav", "true": "gun", "predicted": "rock", "probability": 0.9}
+        ]
+    for width in (80, 120, 200):
+        out = io.StringIO()
+        Console(file=out, width=width, color_system=None).print(comparison_view(comparison))
+        assert title in [line.strip() for line in out.getvalue().splitlines()], width
