@@ -219,9 +219,27 @@ class LogView(ForwardWorkerErrors, ScrollView, can_focus=True):
         row = message.line
         if self.filtered is not None:
             row = self.filtered.index(message.line) if message.line in self.filtered else 0
-        self.scroll_to(y=max(0, row - self.size.height // 2), animate=False, force=True)
+        self.scroll_to(y=max(0, row - self.size.height // 2), x=self._hit_x(message),
+                       animate=False, force=True)  # fmt: skip
         self._cache.clear()
         self.refresh()
+
+    def _hit_x(self, found: LogFound) -> float:
+        """Sideways to the hit when it is off screen (a long line), else where it is."""
+        assert self.index is not None and found.line is not None
+        line = clean_text(self.index.line(found.line), 1 << 20)
+        hit = re.search(re.escape(found.query), line, re.IGNORECASE)
+        if hit is None:
+            return self.scroll_x
+        if Text(line).cell_len > self._max_width:  # not drawn yet: room to scroll to it
+            self._max_width = Text(line).cell_len
+            self._resize()
+        start = Text(line[: hit.start()]).cell_len
+        end = start + Text(hit.group()).cell_len
+        body = self.size.width - len(str(max(self.line_count, 1))) - 1
+        if self.scroll_x <= start and end <= self.scroll_x + body:
+            return self.scroll_x
+        return max(0, start - body // 4)
 
     # scrolling -------------------------------------------------------------------------------
     @property

@@ -163,3 +163,24 @@ class TestEightyColumns:
             drawn = ["".join(shown(cell).split()) for cell in viewer.query(".cell")]
             for name in ("VersionSpectrograms", "MakeSpectrograms", "TrainFold batch 16 fold 1"):
                 assert name.replace(" ", "") in drawn, drawn  # a cell that shows it whole
+
+    @run_async
+    async def test_log_search_goes_sideways_to_a_hit_off_screen(self, tmp_path: Path) -> None:
+        from kwsops.tui.logview import LogView
+        from tests.helpers.tui_workspace import RUN_FAILED
+
+        ws = make_workspace(tmp_path / "ws", active=False)
+        log = RunPaths(ws / "reports" / "runs" / RUN_FAILED).log  # the newest run's
+        with open(log, "a", encoding="utf-8") as handle:
+            handle.write("2023-11-14 22:30:00,000 INFO kwsops: " + "x" * 150 + " needle here\n")
+        app = make_app(ws)
+        async with app.run_test(size=NARROW) as pilot:
+            await wait_for(pilot, lambda: app.snapshot is not None)
+            await pilot.press("2")
+            view = app.screen.query_one(LogView)
+            await wait_for(pilot, lambda: view.line_count >= 4)
+            assert view.scroll_x == 0
+            await pilot.press("slash", *"needle", "enter")
+            await wait_for(pilot, lambda: view.current is not None)
+            await wait_for(pilot, lambda: "needle" in shown(view))
+            assert view.scroll_x > 0
