@@ -57,6 +57,13 @@ def comparison_curves(path: Path) -> list[Curve]:
     ]
 
 
+def epoch_ticks(last: int, most: int = 8) -> list[int]:
+    """Whole epochs for the x axis, at most ``most`` of them (plotext's own ticks are
+    fractions: 1.5 epochs)."""
+    step = max(1, -(-last // max(most, 1)))
+    return list(range(1, last + 1, step))
+
+
 class CurvesScreen(ForwardWorkerErrors, Screen):
     BINDINGS = [Binding("b", "next_batch", "Batch size")]
 
@@ -132,9 +139,14 @@ class CurvesScreen(ForwardWorkerErrors, Screen):
             plt.clear_figure()
             plt.title(name)
             plt.xlabel("epoch")
+            last = 0
             for label, rows in curves:
                 points = [(r["epoch"], r[metric]) for r in rows if metric in r and "epoch" in r]
                 if points:
                     xs, ys = zip(*points, strict=True)
                     plt.plot(list(xs), list(ys), label=label, marker="braille")
+                    last = max(last, *map(int, xs))
+            if last:
+                room = plot.size.width or self.app.size.width  # 0 before the first layout
+                plt.xticks(epoch_ticks(last, max(2, room // 10)))
             plot.refresh()

@@ -3,6 +3,7 @@ Detail column wrapped rather than cut; trained stages say the epochs they ran.""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from textual.geometry import Region
@@ -184,3 +185,19 @@ class TestEightyColumns:
             await wait_for(pilot, lambda: view.current is not None)
             await wait_for(pilot, lambda: "needle" in shown(view))
             assert view.scroll_x > 0
+
+    @run_async
+    async def test_curves_count_whole_epochs(self, tmp_path: Path) -> None:
+        from textual_plotext import PlotextPlot
+
+        ws = make_workspace(tmp_path / "ws")  # the active run has trained three epochs
+        app = make_app(ws)
+        async with app.run_test(size=NARROW) as pilot:
+            await wait_for(pilot, lambda: app.snapshot is not None)
+            await pilot.press("6")
+            await wait_for(pilot, lambda: app.screen.curves)
+            plot = app.screen.query_one("#accuracy-plot", PlotextPlot)
+            lines = [re.sub(r"\x1b\[[0-9;]*m", "", line) for line in plot.plt.build().splitlines()]
+            axis = next(i for i, line in enumerate(lines) if "epoch" in line)
+            ticks = lines[axis - 1].split()
+            assert ticks == ["1", "2", "3"], lines[axis - 1]
