@@ -52,15 +52,6 @@ def interval(point: float, samples: np.ndarray, level: float = LEVEL) -> dict:
     return {"mean": float(point), "low": float(low), "high": float(high)}
 
 
-def bootstrap_mean(
-    values: np.ndarray, n_boot: int = N_BOOT, seed: int = SEED, level: float = LEVEL
-) -> dict:
-    """Mean of per-clip ``values`` and its percentile bootstrap interval."""
-    values = np.asarray(values, dtype=float)
-    weights = resample_weights(len(values), n_boot, seed)
-    return interval(values.mean(), weights @ values / len(values), level)
-
-
 def class_scores(
     weights: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, k: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -77,10 +77,6 @@ class Tracker:
         self._warned: set[str] = set()
         self._outcome: tuple[str, str | None] | None = None
 
-    @property
-    def overhead_seconds(self) -> float:
-        return self.record.tracking_seconds
-
     def _guard(self, what: str, action: Callable[[], Any]) -> None:
         if self._task is None:
             return

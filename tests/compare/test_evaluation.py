@@ -11,7 +11,6 @@ from sklearn.metrics import precision_recall_fscore_support
 from kwsops.compare.evaluation import (
     EvaluationError,
     align_labels,
-    bootstrap_mean,
     class_scores,
     confusion_counts,
     differing_params,
@@ -39,16 +38,21 @@ def test_resampling_is_seeded_and_draws_n_clips():
 
 
 def test_bootstrap_interval_holds_the_estimate_and_narrows_with_more_clips():
+    """The accuracy interval score_folds reports (the one the report shows)."""
     rng = np.random.default_rng(0)
     widths = []
     for n in (20, 80, 320):
-        correct = (rng.random(n) < 0.8).astype(float)
-        ci = bootstrap_mean(correct, n_boot=1000, seed=1)
+        y_true = rng.integers(0, 3, n)
+        correct = rng.random(n) < 0.8
+        predicted = np.where(correct, y_true, (y_true + 1) % 3)
+        probs = np.eye(3)[predicted]
+        ci = score_folds([probs], y_true, ["a", "b", "c"], n_boot=1000, seed=1)["accuracy"]
         assert ci["low"] <= ci["mean"] <= ci["high"]
         assert ci["mean"] == pytest.approx(correct.mean())
         widths.append(ci["high"] - ci["low"])
     assert widths[0] > widths[1] > widths[2]
-    assert bootstrap_mean(np.ones(10)) == {"mean": 1.0, "low": 1.0, "high": 1.0}
+    every = score_folds([np.eye(2)[[0, 1] * 5]], np.array([0, 1] * 5), ["a", "b"])["accuracy"]
+    assert (every["mean"], every["low"], every["high"]) == (1.0, 1.0, 1.0)
 
 
 @pytest.mark.parametrize(
