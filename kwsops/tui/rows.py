@@ -201,7 +201,7 @@ def task_rows(
                     family=family,
                     label=family,
                     state="up to date",
-                    detail="not re-checked: a later stage ran",
+                    detail="unchecked: a later stage ran",  # one line at 80 columns
                 )
             )
         elif not tasks:
