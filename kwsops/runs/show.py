@@ -24,6 +24,7 @@ from kwsops.runs.state import RunState, TaskState
 from kwsops.text import clean_text, rich_text
 
 BAR_WIDTH = 24
+BAR_ROOM = 100  # narrower, `runs show` leaves the timeline bars out
 # (key, title, alignment): the columns of a run list, in the CLI and the console
 RUN_COLUMNS = (
     ("run", "Run", "left"),
@@ -290,7 +291,7 @@ def render_run(
         console.print(rich_text(line, limit=4000), soft_wrap=True)
     tasks = task_rows(state)
     if console.is_terminal:
-        console.print(timeline_table(tasks))
+        console.print(timeline_table(tasks, console.width))
     else:
         rows = [[task_label(t), t.status, f"{t.duration:.1f}" if t.duration is not None else "",
                  outcome_detail(t)] for t in tasks]  # fmt: skip
@@ -300,16 +301,21 @@ def render_run(
                       soft_wrap=True)  # fmt: skip
 
 
-def timeline_table(tasks: list[TaskState]) -> Table:
+def timeline_table(tasks: list[TaskState], width: int = 120) -> Table:
+    """Task names whole; below ``BAR_ROOM`` columns the timeline bars give way (the seconds
+    stay), so that the detail keeps room."""
     timed = [t for t in tasks if t.started]
     t0 = min((t.started for t in timed), default=0.0)
     t1 = max(((t.finished or t.started) for t in timed), default=0.0)
     span = max(t1 - t0, 1e-6)
+    bars = width >= BAR_ROOM
     table = Table(show_header=True, header_style="bold", expand=False)
-    table.add_column("task", overflow="fold")
-    table.add_column("outcome")
-    table.add_column("s", justify="right")
-    table.add_column("timeline", no_wrap=True)
+    table.add_column("task", no_wrap=True,
+                     min_width=max((len(task_label(t)) for t in tasks), default=4))  # fmt: skip
+    table.add_column("outcome", no_wrap=True)
+    table.add_column("s", justify="right", no_wrap=True)
+    if bars:
+        table.add_column("timeline", no_wrap=True)
     table.add_column("detail", overflow="fold")
     for task in tasks:
         colour = states.style(task.status)
@@ -319,6 +325,7 @@ def timeline_table(tasks: list[TaskState]) -> Table:
             else ""
         )
         duration = f"{task.duration:.1f}" if task.duration is not None else ""
-        table.add_row(task_label(task), Text(task.status, colour), duration, Text(bar, colour),
+        table.add_row(task_label(task), Text(task.status, colour), duration,
+                      *([Text(bar, colour)] if bars else []),
                       rich_text(outcome_detail(task), limit=2000))  # fmt: skip
     return table

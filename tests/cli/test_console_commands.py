@@ -58,3 +58,15 @@ def test_runs_on_a_narrow_terminal_shows_run_ids_whole(tmp_path: Path) -> None:
         for run_id in (RUN_ACTIVE, RUN_FAILED, RUN_OK):
             assert run_id in out, f"{columns} columns:\n{out}"
         assert max(len(line) for line in out.splitlines()) <= int(columns)
+
+
+def test_runs_show_on_a_narrow_terminal_keeps_task_names_whole(tmp_path: Path) -> None:
+    from tests.helpers.tui_workspace import RUN_OK, make_workspace
+
+    ws = make_workspace(tmp_path / "ws", active=False)
+    terminal = {"TTY_COMPATIBLE": "1", "COLUMNS": "80"}
+    out = re.sub(r"\x1b\[[0-9;]*m", "", run_cli(ws, "runs", "show", RUN_OK, env=terminal).stdout)
+    assert "┃ task" in out, out
+    for name in ("VersionSpectrograms", "MakeSpectrograms", "TrainFold batch 16 fold 1"):
+        assert name in out, out
+    assert "best workspace:batch_16" in out.replace("\n", " ")  # the detail: folded, not cut
