@@ -86,15 +86,20 @@ def epochs_phrase(ran: list[int], planned: int) -> str:
 
 def epochs_fields(ran: list[int], settings: TrainSettings) -> dict:
     """The summary's epochs run per fold, planned, and whether any fold stopped early."""
-    return {"epochs": ran, "epochs_planned": settings.epochs,
-            "stopped_early": any(n < settings.epochs for n in ran)}  # fmt: skip
+    return {
+        "epochs": ran,
+        "epochs_planned": settings.epochs,
+        "stopped_early": any(n < settings.epochs for n in ran),
+    }
 
 
 def log_stopped_early(settings: TrainSettings, results: list) -> None:
     for r in results:
         if r.stopped_early:
-            log.info(f"batch {settings.batch_size} fold {r.fold} stopped early at epoch "
-                     f"{r.epochs_run} of {settings.epochs} (best epoch {r.best_epoch})")  # fmt: skip
+            log.info(
+                f"batch {settings.batch_size} fold {r.fold} stopped early at epoch "
+                f"{r.epochs_run} of {settings.epochs} (best epoch {r.best_epoch})"
+            )
 
 
 def train_folds_stage(
@@ -128,8 +133,10 @@ def train_folds_stage(
     log_stopped_early(settings, results)
     accuracies = ", ".join(f"{r.val_accuracy:.3f}" for r in results)
     ran = [r.epochs_run for r in results]
-    detail = (f"batch {settings.batch_size} folds {sorted(keys)}: val acc {accuracies}; "
-              f"{epochs_phrase(ran, settings.epochs)}")  # fmt: skip
+    detail = (
+        f"batch {settings.batch_size} folds {sorted(keys)}: val acc {accuracies}; "
+        f"{epochs_phrase(ran, settings.epochs)}"
+    )
     return StageResult(detail, {"folds": len(results), **epochs_fields(ran, settings)})
 
 
@@ -184,7 +191,11 @@ def collect_folds_stage(
     atomic_write_json(stamp_file, {"key": key, "summary": summary})
     mean = summary.get("val_accuracy_mean", 0.0)
     ran = [int(m.get("epochs_run", settings.epochs)) for m in fold_metrics]
-    detail = (f"batch {settings.batch_size}: mean val acc {mean:.3f} over {settings.folds} folds;"
-              f" {epochs_phrase(ran, settings.epochs)}")  # fmt: skip
-    return StageResult(detail, {"val_accuracy_mean": mean, "task_id": tracker.task_id,
-                                **epochs_fields(ran, settings)})  # fmt: skip
+    detail = (
+        f"batch {settings.batch_size}: mean val acc {mean:.3f} over {settings.folds} folds;"
+        f" {epochs_phrase(ran, settings.epochs)}"
+    )
+    return StageResult(
+        detail,
+        {"val_accuracy_mean": mean, "task_id": tracker.task_id, **epochs_fields(ran, settings)},
+    )

@@ -310,8 +310,9 @@ def timeline_table(tasks: list[TaskState], width: int = 120) -> Table:
     span = max(t1 - t0, 1e-6)
     bars = width >= BAR_ROOM
     table = Table(show_header=True, header_style="bold", expand=False)
-    table.add_column("task", no_wrap=True,
-                     min_width=max((len(task_label(t)) for t in tasks), default=4))  # fmt: skip
+    table.add_column(
+        "task", no_wrap=True, min_width=max((len(task_label(t)) for t in tasks), default=4)
+    )
     table.add_column("outcome", no_wrap=True)
     table.add_column("s", justify="right", no_wrap=True)
     if bars:

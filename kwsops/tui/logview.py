@@ -219,8 +219,9 @@ class LogView(ForwardWorkerErrors, ScrollView, can_focus=True):
         row = message.line
         if self.filtered is not None:
             row = self.filtered.index(message.line) if message.line in self.filtered else 0
-        self.scroll_to(y=max(0, row - self.size.height // 2), x=self._hit_x(message),
-                       animate=False, force=True)  # fmt: skip
+        self.scroll_to(
+            y=max(0, row - self.size.height // 2), x=self._hit_x(message), animate=False, force=True
+        )
         self._cache.clear()
         self.refresh()
 

@@ -143,8 +143,11 @@ def _summary_row(family: str, children: list[TaskRow]) -> TaskRow:
 def wall_time(children: list[TaskRow]) -> float | None:
     """From the first instance's start to the last one's end: instances run in parallel, so
     the sum of their durations is no time anyone waited. None while one has not ended."""
-    spans = [(c.started, c.started + c.duration) for c in children
-             if c.started is not None and c.duration is not None]  # fmt: skip
+    spans = [
+        (c.started, c.started + c.duration)
+        for c in children
+        if c.started is not None and c.duration is not None
+    ]
     if not spans or any(c.state == "running" for c in children):
         return None
     if len(spans) < sum(c.duration is not None for c in children):  # a start not recorded

@@ -47,5 +47,7 @@ def test_training_says_the_epochs_run_and_stopped_early() -> None:
     assert epochs_phrase([15, 14], 80) == "15, 14 of 80 epochs, stopped early"
     assert epochs_phrase([80, 80], 80) == "80 epochs each"
     assert epochs_fields([15, 80], settings) == {
-        "epochs": [15, 80], "epochs_planned": 80, "stopped_early": True,
-    }  # fmt: skip
+        "epochs": [15, 80],
+        "epochs_planned": 80,
+        "stopped_early": True,
+    }

@@ -36,19 +36,56 @@ def write_parallel_run(root: Path) -> None:
     paths.params.write_text('{"epochs": 80, "folds": 3, "batch_sizes": [16]}')
     event(paths.events, start, "run_started", run_id=RUN, params={"epochs": 80}, origin="cli")
     event(paths.events, start, "task_started", task="Preprocess__1", family="Preprocess")
-    event(paths.events, start + 5, "task_progress", task="Preprocess__1", family="Preprocess",
-          done=864, total=864, detail="")  # fmt: skip
-    event(paths.events, start + 6, "task_done", task="Preprocess__1", family="Preprocess",
-          duration=6.0, detail=LONG_DETAIL, summary={})  # fmt: skip
+    event(
+        paths.events,
+        start + 5,
+        "task_progress",
+        task="Preprocess__1",
+        family="Preprocess",
+        done=864,
+        total=864,
+        detail="",
+    )
+    event(
+        paths.events,
+        start + 6,
+        "task_done",
+        task="Preprocess__1",
+        family="Preprocess",
+        duration=6.0,
+        detail=LONG_DETAIL,
+        summary={},
+    )
     for fold, ran in enumerate((15, 14, 80)):
         task = f"TrainFold_16_{fold}"
-        event(paths.events, start + 10, "task_started", task=task, family="TrainFold",
-              params={"batch_size": "16", "fold": str(fold)})  # fmt: skip
-        event(paths.events, start + 300, "task_progress", task=task, family="TrainFold",
-              done=80, total=80, detail=f"fold {fold} stopped early")  # fmt: skip
-        event(paths.events, start + 310, "task_done", task=task, family="TrainFold",
-              duration=300.0, detail=f"batch 16 fold {fold}: val acc 0.800",
-              summary={"epochs": ran, "epochs_planned": 80, "stopped_early": ran < 80})  # fmt: skip
+        event(
+            paths.events,
+            start + 10,
+            "task_started",
+            task=task,
+            family="TrainFold",
+            params={"batch_size": "16", "fold": str(fold)},
+        )
+        event(
+            paths.events,
+            start + 300,
+            "task_progress",
+            task=task,
+            family="TrainFold",
+            done=80,
+            total=80,
+            detail=f"fold {fold} stopped early",
+        )
+        event(
+            paths.events,
+            start + 310,
+            "task_done",
+            task=task,
+            family="TrainFold",
+            duration=300.0,
+            detail=f"batch 16 fold {fold}: val acc 0.800",
+            summary={"epochs": ran, "epochs_planned": 80, "stopped_early": ran < 80},
+        )
     event(paths.events, start + 320, "run_finished", status="ok", exit_code=0, duration=320.0)
     paths.status.write_text(
         f'{{"run_id": "{RUN}", "status": "ok", "started": {start}, "exit_code": 0,'
@@ -109,14 +146,37 @@ class TestEightyColumns:
         long_label = "turn_on_the_lights"
         deep = "Whatsapp/2024-family-recordings/grandma/" + "voice-note-0001.opus"
         rows = [
-            ManifestRow(f"{long_label}/a.wav", long_label, None, "kept", output="x/a.wav",
-                        duration_in=1.0, duration_out=0.5, folder=long_label),
-            *(ManifestRow(f"_background_noise_/{name}.wav", None, None, "noise",
-                          output=f"_noise/{name}.wav", duration_in=d, duration_out=d)
-              for name, d in (("tap", 61.0), ("pink", 95.4), ("street", 3600.0))),
-            ManifestRow(deep, None, None, "rejected", reason="no label folder: put it in a"
-                        " folder named after its word, e.g. data/input/<word>/"),
-        ]  # fmt: skip
+            ManifestRow(
+                f"{long_label}/a.wav",
+                long_label,
+                None,
+                "kept",
+                output="x/a.wav",
+                duration_in=1.0,
+                duration_out=0.5,
+                folder=long_label,
+            ),
+            *(
+                ManifestRow(
+                    f"_background_noise_/{name}.wav",
+                    None,
+                    None,
+                    "noise",
+                    output=f"_noise/{name}.wav",
+                    duration_in=d,
+                    duration_out=d,
+                )
+                for name, d in (("tap", 61.0), ("pink", 95.4), ("street", 3600.0))
+            ),
+            ManifestRow(
+                deep,
+                None,
+                None,
+                "rejected",
+                reason="no label folder: put it in a"
+                " folder named after its word, e.g. data/input/<word>/",
+            ),
+        ]
         write_manifest(rows, out / "manifest.csv")
         app = make_app(root)
         async with app.run_test(size=NARROW) as pilot:
