@@ -1,0 +1,92 @@
+"""`kwsops promote` / `kwsops registry`: GTO tags that gto's own API reads back, and the
+production stage as the default revision of predict."""
+
+from __future__ import annotations
+
+import subprocess
+
+from gto import api as gto_api
+
+from kwsops import exitcodes
+from kwsops.cli.main import main
+from kwsops.compare.predict import default_revision
+from kwsops.versioning.runner import run_git, tool
+from tests.helpers.trained import Trained
+
+
+def tags(ws) -> set[str]:
+    return set(run_git(ws.root, ["tag", "-l"]).stdout.split())
+
+
+def test_promoted_versions_and_stages_are_gto_tags_gto_reads(trained_copy: Trained, capsys):
+    ws = trained_copy.ws
+    weak = f"git:{trained_copy.weak_sha}:batch_4"
+    assert main(["promote", weak, "--stage", "staging", "--version", "1.0.0", "--no-export"]) == 0
+    assert main(["promote", "workspace:batch_4", "--no-export"]) == 0  # HEAD: strong, committed
+    assert {"kws@v1.0.0", "kws@v1.1.0", "kws#staging#1", "kws#production#2"} <= tags(ws)
+
+    shown = {v["version"]: v for v in gto_api.show(str(ws.root), "kws")}
+    assert shown["v1.0.0"]["commit_hexsha"] == trained_copy.weak_sha
+    assert shown["v1.1.0"]["commit_hexsha"] == trained_copy.strong_sha
+    assert [s["stage"] for s in shown["v1.0.0"]["stages"]] == ["staging"]
+    (production,) = gto_api.find_versions_in_stage(str(ws.root), "kws", "production")
+    assert production.version == "v1.1.0"
+    table = subprocess.run([tool("gto"), "show"], cwd=ws.root, capture_output=True, text=True)
+    assert table.returncode == 0 and "v1.1.0" in table.stdout, table.stderr
+
+    # a second batch size of one commit gets its own commit (same tree): GTO's one version
+    # per commit; its version still loads that batch's models
+    assert main(["promote", f"git:{trained_copy.strong_sha}:batch_4", "--no-export"]) == 0
+    assert "kws#production" not in capsys.readouterr().err
+    capsys.readouterr()
+    assert main(["registry"]) == 0
+    out = capsys.readouterr().out
+    assert "kws@v1.1.0" in out and "production" in out and "staging" in out
+
+
+def test_promoting_twice_reuses_the_version_and_moves_the_stage(trained_copy: Trained, capsys):
+    ws = trained_copy.ws
+    weak = f"git:{trained_copy.weak_sha}:batch_4"
+    strong = f"git:{trained_copy.strong_sha}:batch_4"
+    assert main(["promote", weak, "--no-export"]) == 0
+    assert main(["promote", strong, "--no-export"]) == 0
+    assert main(["promote", weak, "--no-export"]) == 0  # back: v1.0.0 again, no new version
+    versions = gto_api.show(str(ws.root), "kws")
+    assert sorted(v["version"] for v in versions) == ["v1.0.0", "v1.1.0"]
+    # the latest assignment holds the stage, as `gto show` reads it
+    assert gto_api.show(str(ws.root))["kws"]["stage"]["production"] == "v1.0.0"
+
+
+def test_predict_uses_the_production_version_when_there_is_one(trained_copy: Trained, capsys):
+    ws = trained_copy.ws
+    clip = str(next((ws.output_dir).glob("catch/*.wav")))
+    before = default_revision(ws)
+    assert "@" not in before  # no registry yet: the best of the report, or the workspace
+    assert main(["promote", f"git:{trained_copy.weak_sha}:batch_4", "--no-export"]) == 0
+    assert default_revision(ws) == "kws@v1.0.0"
+    capsys.readouterr()
+    assert main(["predict", clip]) == 0
+    assert "revision kws@v1.0.0 (production)" in capsys.readouterr().err
+
+    assert main(["promote", f"git:{trained_copy.strong_sha}:batch_4", "--no-export"]) == 0
+    assert default_revision(ws) == "kws@v1.1.0"
+    capsys.readouterr()
+    assert main(["predict", clip]) == 0
+    assert "revision kws@v1.1.0 (production)" in capsys.readouterr().err
+    # a version, or a stage, is a revision everywhere the comparison takes one
+    assert main(["predict", "--revision", "kws#production", clip]) == 0
+    assert main(["predict", "--revision", "kws@v1.0.0", clip]) == 0
+
+
+def test_bad_stage_version_or_revision_is_one_line_and_exit_4(trained_copy: Trained, capsys):
+    ws = trained_copy.ws
+    assert main(["promote", "workspace:batch_4", "--stage", "Prod uction", "--no-export"]) == 4
+    assert main(["promote", "workspace:batch_4", "--version", "1.x", "--no-export"]) == 4
+    assert main(["promote", "workspace:batch_999", "--no-export"]) == exitcodes.BAD_CONFIG
+    assert main(["predict", "--revision", "kws@v9.9.9", "x.wav"]) == exitcodes.BAD_CONFIG
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 4, err
+    assert "stage 'Prod uction'" in lines[0] and "version '1.x'" in lines[1]
+    assert "batch_999" in lines[2] and "kws@v9.9.9" in lines[3]
+    assert tags(ws) == set()
