@@ -51,6 +51,7 @@ class Ensemble(nn.Module):
         self.models = nn.ModuleList(models)
         for i, cols in enumerate(columns):
             self.register_buffer(f"columns_{i}", torch.tensor(cols, dtype=torch.long))
+        self.requires_grad_(False)  # an inference graph: a traced file returns plain tensors
         self.eval()
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:

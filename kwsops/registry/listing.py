@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from kwsops.workspace import Workspace
@@ -47,3 +48,57 @@ def registry_rows(ws: Workspace) -> list[RegistryRow]:
             )
         )
     return rows
+
+
+@dataclass(frozen=True)
+class Production:
+    """The version in the production stage and the run whose VersionModels made its commit."""
+
+    ref: str  # kws@v1.2.0
+    commit: str
+    run_id: str | None
+
+
+def producing_run(ws: Workspace, commits: set[str], limit: int = 200) -> str | None:
+    """The newest run whose VersionModels committed one of ``commits`` (its events say so)."""
+    from kwsops.runs.folder import list_runs
+
+    for paths in list_runs(ws.runs_dir, limit=limit):
+        events = paths.events
+        try:
+            raw = events.read_bytes()
+        except OSError:
+            continue
+        if not any(c.encode() in raw for c in commits):  # most runs: one scan, no JSON
+            continue
+        for line in raw.decode("utf-8", "replace").splitlines():
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            summary = event.get("summary") if isinstance(event, dict) else None
+            if (event.get("event") == "task_done" and isinstance(summary, dict)
+                    and summary.get("commit") in commits):  # fmt: skip
+                return paths.run_id
+    return None
+
+
+def production(ws: Workspace) -> Production | None:
+    """What the console shows: the production version and the run that produced it."""
+    from kwsops.compare.revisions import RevisionError, parse_spec
+    from kwsops.versioning.tags import RegistryError, in_stage
+
+    try:
+        version = in_stage(ws.root)
+    except RegistryError:
+        return None
+    if version is None:
+        return None
+    commits = {version.commit}
+    try:
+        kind, parts = parse_spec(version.revision)
+        if kind == "git":
+            commits.add(parts["rev"])
+    except RevisionError:
+        pass
+    return Production(version.ref, version.commit, producing_run(ws, commits))
