@@ -175,6 +175,14 @@ def read_versions(ws_root: Path, name: str | None = None) -> list[RegistryVersio
     return versions
 
 
+def has_stage(ws_root: Path, stage: str = PRODUCTION, name: str | None = None) -> bool:
+    """Whether any tag ever assigned ``stage`` (one git call, no gto): a cheap first look."""
+    name = name or model_name(ws_root)
+    found = run_git(ws_root, ["for-each-ref", "--count=1", "--format=%(refname)",
+                              f"refs/tags/{name}#{stage}#*"], check=False)  # fmt: skip
+    return found.returncode == 0 and bool(found.stdout.strip())
+
+
 def in_stage(ws_root: Path, stage: str = PRODUCTION, name: str | None = None) -> RegistryVersion | None:
     """The version that holds ``stage`` now, or None: the latest assignment wins, as ``gto show``
     and DVC Studio read it (``gto.api.find_versions_in_stage`` orders by semver instead, so a

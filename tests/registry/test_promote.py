@@ -90,3 +90,23 @@ def test_bad_stage_version_or_revision_is_one_line_and_exit_4(trained_copy: Trai
     assert "stage 'Prod uction'" in lines[0] and "version '1.x'" in lines[1]
     assert "batch_999" in lines[2] and "kws@v9.9.9" in lines[3]
     assert tags(ws) == set()
+
+
+def test_a_runs_comparison_includes_and_marks_the_production_version(trained_copy: Trained):
+    from kwsops.compare.markdown import open_lines
+    from tasks.validate import Validate
+
+    assert Validate(batch_sizes=[4]).specs() == ["workspace:batch_4"]
+    assert main(["promote", f"git:{trained_copy.weak_sha}:batch_4", "--no-export"]) == 0
+    validate = Validate(batch_sizes=[4])
+    assert validate.specs() == ["workspace:batch_4", "kws#production"]
+    new, production = validate.resolve()
+    assert production.spec == f"git:{trained_copy.weak_sha}:batch_4"
+    assert production.origin["registry"] == "kws@v1.0.0 (production)"
+    assert "- registry version **kws@v1.0.0 (production)**" in open_lines(
+        {"origin": production.origin}
+    )
+    # promoting another version changes what Validate compares, so its key: it runs again
+    before = validate.key_inputs()
+    assert main(["promote", f"git:{trained_copy.strong_sha}:batch_4", "--no-export"]) == 0
+    assert Validate(batch_sizes=[4]).key_inputs() != before
