@@ -29,10 +29,16 @@ def _say_export(result) -> None:
 
 def cmd_promote(args: argparse.Namespace) -> int:
     from kwsops.registry.promote import promote_revision
+    from kwsops.runs.live import print_error
+    from kwsops.runs.lock import AlreadyRunning
 
     ws = workspace_of(args).require()
-    result = promote_revision(ws, args.revision, args.stage, args.version,
-                              export=not args.no_export)  # fmt: skip
+    try:
+        result = promote_revision(ws, args.revision, args.stage, args.version,
+                                  export=not args.no_export)  # fmt: skip
+    except AlreadyRunning as exc:
+        print_error(err, exc, style="yellow")
+        return exitcodes.ALREADY_RUNNING
     version = result.version
     if result.committed:
         err.print(Text(f"committed the workspace's models: {result.committed[:10]}", style="dim"))

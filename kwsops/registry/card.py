@@ -91,18 +91,19 @@ def write_card(ws: Workspace, result, meta: dict,
     accuracy = (entry or {}).get("ensemble_accuracy", {}).get("mean") if entry else None
     miss = miss_rate(entry)
     params = meta.get("params") or {}
+    training = ", ".join(f"{k}={v}" for k, v in sorted(params.items())
+                         if not isinstance(v, dict | list))  # fmt: skip
     lines = [
         f"# {escape_md(result.revision)}: keyword spotter",
         "",
-        f"`{escape_md(result.path.name)}` ({result.format}) holds the log-mel front end and "
-        f"{result.folds} fold models of revision "
-        f"`{escape_md(md['revision'])}`; it takes raw audio and returns the fold ensemble's "
-        "class probabilities.",
+        f"{escape_md(result.path.name)} ({result.format}) holds the log-mel front end and "
+        f"{result.folds} fold models of revision {escape_md(md['revision'])}; it takes raw "
+        "audio and returns the fold ensemble's class probabilities.",
         "",
         "## What it recognises",
         "",
-        f"Words: {', '.join(f'`{escape_md(w)}`' for w in words) or MISSING}.",
-        f"Classes, in output order: {', '.join(f'`{escape_md(x)}`' for x in labels)}.",
+        f"Words: {', '.join(escape_md(w, 80) for w in words) or MISSING}.",
+        f"Classes, in output order: {', '.join(escape_md(x, 80) for x in labels)}.",
         f"A word counts as said when its probability reaches the operating threshold "
         f"{md['threshold']}.",
         "",
@@ -110,7 +111,7 @@ def write_card(ws: Workspace, result, meta: dict,
         "",
         f"- trained on {trained_on.get('clips', MISSING)} clips from "
         f"{len(trained_on.get('speakers') or []) or 'unknown'} speakers "
-        f"(digest `{escape_md(md['training_clips_sha256'][:16] or MISSING)}`)",
+        f"(clip list digest {escape_md(md['training_clips_sha256'][:16] or MISSING)})",
         f"- tested on {result.clips} held-out clips (data/spec_ds's test split)",
         f"- clips: {md['sample_rate']} Hz mono, {md['clip_seconds']} s, cut to start at the word "
         "and padded with low noise (data/output's layout: `data/output/<label>/<clip>.wav`)",
@@ -132,10 +133,11 @@ def write_card(ws: Workspace, result, meta: dict,
         "",
         "## Parameters",
         "",
-        f"- architecture: `{escape_md(json.dumps(meta.get('arch', {}), sort_keys=True), 400)}`",
-        f"- features: `{escape_md(json.dumps(meta.get('features', {}), sort_keys=True), 400)}`",
-        f"- training: {escape_md(', '.join(f'{k}={v}' for k, v in sorted(params.items())), 400)}",
-        f"- git commit: `{escape_md(md['commit'] or MISSING)}`",
+        f"- {result.parameters:,} weights in all ({result.folds} folds)".replace(",", " "),
+        f"- architecture: {escape_md(json.dumps(meta.get('arch', {}), sort_keys=True), 400)}",
+        f"- features: {escape_md(json.dumps(meta.get('features', {}), sort_keys=True), 400)}",
+        f"- training: {escape_md(training, 400)}",
+        f"- git commit: {escape_md(md['commit'] or MISSING)}",
         "",
         "## How to feed it",
         "",
@@ -160,6 +162,6 @@ def feeding_onnx(result) -> list[str]:
 
 def feeding_torchscript(result) -> list[str]:
     return [
-        f"`torch.jit.load(\"{escape_md(result.path.name)}\")(audio)`; the labels, threshold and "
-        f"provenance are in `{escape_md(result.path.with_suffix('.json').name)}`.",
+        f"torch.jit.load(\"{escape_md(result.path.name)}\")(audio); the labels, threshold and "
+        f"provenance are in {escape_md(result.path.with_suffix('.json').name)}.",
     ]

@@ -32,6 +32,7 @@ from kwsops.workspace import Workspace
 
 FORMATS = ("onnx", "torchscript")
 TOLERANCE = 1e-4
+SHARED = 0o644
 OPSET = 17
 LATENCY_REPEATS = 20
 _CHECK_BATCH = 32
@@ -55,6 +56,7 @@ class ExportResult:
     revision: str  # as shown: kws@v1.2.0 (production), workspace:batch_32
     metadata: dict[str, str]
     folds: int = 0
+    parameters: int = 0  # weights of every fold together
     clips: int = 0  # test clips checked
     max_difference: float = 0.0  # largest |exported - PyTorch| probability
     argmax_agree: int = 0
@@ -176,6 +178,11 @@ class _TorchScript:
         return self.module(torch.from_numpy(audio)).numpy()
 
 
+def card_path(path: Path, fmt: str) -> Path:
+    """``kws-v1.2.0.md`` beside the ONNX file, ``kws-v1.2.0.pt.md`` beside a TorchScript one."""
+    return path.with_suffix(".md") if fmt == "onnx" else path.with_name(f"{path.name}.md")
+
+
 def default_output(ws: Workspace, stem: str, fmt: str) -> Path:
     return ws.root / "exports" / f"{stem}.{'onnx' if fmt == 'onnx' else 'pt'}"
 
@@ -191,6 +198,7 @@ def export_revision(
     from kwsops.compare.predict import load_ensemble, resolve_one
     from kwsops.compare.revisions import materialise
     from kwsops.keywords import DEFAULT_THRESHOLD, read_operating_point
+    from kwsops.ml.model import count_parameters
     from kwsops.registry.card import write_card
     from kwsops.registry.frontend import Ensemble
     from kwsops.versioning.tags import model_name
@@ -257,8 +265,8 @@ def export_revision(
         progress(3, 4, "measuring latency")
         one = audio[:1] if len(audio) else np.zeros((1, samples), dtype=np.float32)
         result = ExportResult(
-            path=path, card=path.with_suffix(".md"), format=fmt, revision=shown,
-            metadata=metadata, folds=len(models), clips=len(audio), max_difference=difference, argmax_agree=agree,
+            path=path, card=card_path(path, fmt), format=fmt, revision=shown,
+            metadata=metadata, folds=len(models), parameters=count_parameters(network), clips=len(audio), max_difference=difference, argmax_agree=agree,
             latency_ms=_latency_ms(runner, one),
             torch_latency_ms=_latency_ms(lambda a: _torch_probs(models, columns, settings, a), one),
         )  # fmt: skip
@@ -272,6 +280,9 @@ def export_revision(
             atomic_write_text(path.with_suffix(".json"), json.dumps(metadata, indent=1) + "\n")
         with atomic_file(path) as handle:  # last: a model file is there only once checked
             handle.write(candidate.read_bytes())
+        sidecar = [path.with_suffix(".json")] if fmt == "torchscript" else []
+        for written in (path, result.card, *sidecar):
+            written.chmod(SHARED)  # a file to hand on: not the temp file's 0600
         progress(4, 4, f"{path.name}: checked on {len(audio)} clips")
         return result
     finally:

@@ -86,11 +86,12 @@ def producing_run(ws: Workspace, commits: set[str], limit: int = 200) -> str | N
 def production(ws: Workspace) -> Production | None:
     """What the console shows: the production version and the run that produced it."""
     from kwsops.compare.revisions import RevisionError, parse_spec
-    from kwsops.versioning.tags import RegistryError, in_stage
+    from kwsops.versioning.errors import VersioningError
+    from kwsops.versioning.tags import RegistryError, has_stage, in_stage
 
-    try:
-        version = in_stage(ws.root)
-    except RegistryError:
+    try:  # one git call first: most workspaces have promoted nothing
+        version = in_stage(ws.root) if has_stage(ws.root) else None
+    except (RegistryError, VersioningError, OSError):
         return None
     if version is None:
         return None

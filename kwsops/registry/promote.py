@@ -65,8 +65,8 @@ def promote_revision(
     progress: ProgressFn = no_progress,
 ) -> PromoteResult:
     from kwsops.compare.revisions import resolve_revisions
-    from kwsops.versioning.git import resolve_commit
-    from kwsops.versioning.tags import check_stage, check_version, model_name, promote
+    from kwsops.runs.lock import WorkspaceLock
+    from kwsops.versioning.tags import check_stage, check_version, model_name
 
     name = model_name(ws.root)  # a bad name or stage fails before anything is written
     stage = check_stage(stage) if stage else None
@@ -75,8 +75,23 @@ def promote_revision(
     if len(resolved) != 1:
         raise ValueError(f"revision {spec} names {len(resolved)} model sets; promote one")
     revision = resolved[0]
-    committed = None
     progress(0, 3, f"registering {spec}")
+    # a run commits and tags too: not while one is active (AlreadyRunning, exit 3)
+    with WorkspaceLock(ws.lock_file).held("promote", origin="promote"):
+        registered, committed = _register(ws, revision, name, stage, version)
+    result = PromoteResult(registered, stage, committed)
+    if export:
+        progress(1, 3, f"exporting {registered.ref}")
+        _export_and_track(ws, result, progress)
+    progress(3, 3, f"{registered.ref} promoted")
+    return result
+
+
+def _register(ws: Workspace, revision, name: str, stage: str | None, version: str | None):
+    from kwsops.versioning.git import resolve_commit
+    from kwsops.versioning.tags import promote
+
+    committed = None
     if revision.kind == "workspace":
         commit, committed = _commit_workspace(ws, revision.batch)
         target = f"git:{commit}:{revision.batch}"
@@ -90,12 +105,7 @@ def promote_revision(
     scores = scores_of(ws, [revision.spec, revision.requested, target])
     registered = promote(ws.root, commit, target, stage=stage, version=version, scores=scores,
                          name=name)  # fmt: skip
-    result = PromoteResult(registered, stage, committed)
-    if export:
-        progress(1, 3, f"exporting {registered.ref}")
-        _export_and_track(ws, result, progress)
-    progress(3, 3, f"{registered.ref} promoted")
-    return result
+    return registered, committed
 
 
 def _export_and_track(ws: Workspace, result: PromoteResult, progress: ProgressFn) -> None:

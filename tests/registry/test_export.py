@@ -99,9 +99,11 @@ def test_torchscript_export_is_checked_too(trained_copy: Trained, tmp_path: Path
                  "--output", str(output)]) == 0  # fmt: skip
     network = torch.jit.load(str(output))
     audio = torch.from_numpy(sf.read(clips(trained_copy.ws, 1)[0], dtype="float32")[0])[None]
-    probabilities = network(audio)
+    with torch.no_grad():
+        probabilities = network(audio)
     assert probabilities.shape == (1, 3) and abs(float(probabilities.sum()) - 1) < 1e-5
     assert json.loads(output.with_suffix(".json").read_text())["revision"] == "workspace:batch_4"
+    assert "torch.jit.load" in (tmp_path / "spotter.pt.md").read_text(encoding="utf-8")
 
 
 def test_promote_exports_and_keeps_a_promote_model_task_offline(trained_copy: Trained, capsys):
@@ -125,3 +127,11 @@ def test_promote_exports_and_keeps_a_promote_model_task_offline(trained_copy: Tr
     capsys.readouterr()
     assert main(["export", "--output", str(ws.root / "again.onnx")]) == 0
     assert "revision kws@v1.0.0 (production)" in capsys.readouterr().out
+
+
+def test_bad_export_arguments_are_one_line_and_exit_4(trained_copy: Trained, tmp_path, capsys):
+    assert main(["export", "workspace:batch_4", "--output", str(tmp_path)]) == 4
+    assert main(["export", "workspace:batch_99"]) == 4
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 2 and "is a folder" in err[0] and "batch_99" in err[1]
+    assert not (trained_copy.ws.root / "exports").exists()

@@ -110,3 +110,36 @@ def test_a_runs_comparison_includes_and_marks_the_production_version(trained_cop
     before = validate.key_inputs()
     assert main(["promote", f"git:{trained_copy.strong_sha}:batch_4", "--no-export"]) == 0
     assert Validate(batch_sizes=[4]).key_inputs() != before
+
+
+def test_promote_waits_for_no_run_and_registry_shows_the_comparisons_scores(
+    trained_copy: Trained, capsys
+):
+    import json
+
+    from kwsops.runs.lock import WorkspaceLock
+
+    ws = trained_copy.ws
+    weak = f"git:{trained_copy.weak_sha}:batch_4"
+    with WorkspaceLock(ws.lock_file).held("20261207-000000-abcd"):
+        assert main(["promote", weak, "--no-export"]) == exitcodes.ALREADY_RUNNING
+    assert tags(ws) == set()
+    assert "another kwsops run is active" in capsys.readouterr().err
+
+    # the miss rate is shown when the comparison has it, "—" when not
+    ws.reports_dir.mkdir(parents=True, exist_ok=True)
+    comparison = {"best": weak, "revisions": [
+        {"spec": weak, "accuracy": {"mean": 0.8}, "ensemble_accuracy": {"mean": 0.875},
+         "miss_rate": {"mean": 0.125}},
+        {"spec": f"git:{trained_copy.strong_sha}:batch_4", "accuracy": {"mean": 0.9},
+         "ensemble_accuracy": {"mean": 0.95}},
+    ]}  # fmt: skip
+    ws.comparison_report.with_suffix(".json").write_text(json.dumps(comparison))
+    assert main(["promote", weak, "--no-export"]) == 0
+    assert main(["promote", f"git:{trained_copy.strong_sha}:batch_4", "--stage", "staging",
+                 "--no-export"]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main(["registry"]) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[2:]}
+    assert "87.5 %" in rows["kws@v1.0.0"] and "12.5 %" in rows["kws@v1.0.0"]
+    assert "95.0 %" in rows["kws@v1.1.0"] and "—" in rows["kws@v1.1.0"]
