@@ -89,7 +89,11 @@ def write_card(ws: Workspace, result, meta: dict,
     entry = comparison_entry(ws, [resolved.spec, resolved.requested,
                                   f"workspace:{resolved.batch}" if resolved.batch else ""])  # fmt: skip
     accuracy = (entry or {}).get("ensemble_accuracy", {}).get("mean") if entry else None
+    point = result.operating_point
     miss = miss_rate(entry)
+    if miss is None and point is not None:
+        miss = point.miss_rate
+    budget = f" ({point.false_alarms_per_hour:g} false alarms per hour)" if point else ""
     params = meta.get("params") or {}
     training = ", ".join(f"{k}={v}" for k, v in sorted(params.items())
                          if not isinstance(v, dict | list))  # fmt: skip
@@ -120,7 +124,7 @@ def write_card(ws: Workspace, result, meta: dict,
         "",
         f"- ensemble accuracy on the test clips: {pct(result.accuracy)} "
         f"(last comparison: {pct(accuracy)})",
-        f"- miss rate at the false-alarm budget: {pct(miss)}",
+        f"- miss rate at the false-alarm budget{budget}: {pct(miss)}",
         f"- exported file vs PyTorch: argmax equal on {result.argmax_agree} of {result.clips} "
         f"clips, largest probability difference {result.max_difference:.1e}",
         f"- latency per clip, one thread: {result.latency_ms:.1f} ms "

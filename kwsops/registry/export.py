@@ -62,6 +62,7 @@ class ExportResult:
     argmax_agree: int = 0
     latency_ms: float = 0.0  # per clip, one thread, the exported file
     torch_latency_ms: float = 0.0  # the same with PyTorch's fold models and log_mel
+    operating_point: object | None = None  # kwsops.keywords.OperatingPoint, when kept
     accuracy: float | None = None  # the ensemble on the test clips
     per_class: list[dict] = field(default_factory=list)
 
@@ -266,7 +267,8 @@ def export_revision(
         one = audio[:1] if len(audio) else np.zeros((1, samples), dtype=np.float32)
         result = ExportResult(
             path=path, card=card_path(path, fmt), format=fmt, revision=shown,
-            metadata=metadata, folds=len(models), parameters=count_parameters(network), clips=len(audio), max_difference=difference, argmax_agree=agree,
+            metadata=metadata, folds=len(models), parameters=count_parameters(network),
+            operating_point=point, clips=len(audio), max_difference=difference, argmax_agree=agree,
             latency_ms=_latency_ms(runner, one),
             torch_latency_ms=_latency_ms(lambda a: _torch_probs(models, columns, settings, a), one),
         )  # fmt: skip

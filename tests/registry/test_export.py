@@ -135,3 +135,19 @@ def test_bad_export_arguments_are_one_line_and_exit_4(trained_copy: Trained, tmp
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(err) == 2 and "is a folder" in err[0] and "batch_99" in err[1]
     assert not (trained_copy.ws.root / "exports").exists()
+
+
+def test_the_revisions_operating_point_travels_in_the_file_and_the_card(
+    trained_copy: Trained, tmp_path: Path
+):
+    from kwsops.keywords import OperatingPoint, write_operating_point
+
+    ws = trained_copy.ws
+    write_operating_point(ws.models_dir / "batch_4", OperatingPoint(0.73, 2.0, miss_rate=0.125))
+    output = tmp_path / "spotter.onnx"
+    assert main(["export", "workspace:batch_4", "--output", str(output)]) == 0
+    props = {p.key: p.value for p in onnx.load(str(output)).metadata_props}
+    assert props["threshold"] == "0.73"
+    card = output.with_suffix(".md").read_text(encoding="utf-8")
+    assert "miss rate at the false-alarm budget (2 false alarms per hour): 12.5 %" in card
+    assert "operating threshold 0.73" in card

@@ -37,7 +37,11 @@ def test_promoted_versions_and_stages_are_gto_tags_gto_reads(trained_copy: Train
     # a second batch size of one commit gets its own commit (same tree): GTO's one version
     # per commit; its version still loads that batch's models
     assert main(["promote", f"git:{trained_copy.strong_sha}:batch_4", "--no-export"]) == 0
-    assert "kws#production" not in capsys.readouterr().err
+    (third,) = [v for v in gto_api.show(str(ws.root), "kws") if v["version"] == "v1.2.0"]
+    own = third["commit_hexsha"]
+    assert own != trained_copy.strong_sha
+    tree = run_git(ws.root, ["rev-parse", f"{own}^{{tree}}", f"{trained_copy.strong_sha}^{{tree}}"])
+    assert len(set(tree.stdout.split())) == 1  # the same models, on a commit of its own
     capsys.readouterr()
     assert main(["registry"]) == 0
     out = capsys.readouterr().out
