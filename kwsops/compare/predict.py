@@ -55,10 +55,10 @@ def default_revision(ws: Workspace) -> str:
     the ``production`` stage (``kws@v1.2.0``), else the best revision of the last comparison
     report, else ``workspace:batch_<first>``."""
     from kwsops.compare.terminal import ReportError, load_comparison
-    from kwsops.versioning.tags import PRODUCTION, RegistryError, in_stage
+    from kwsops.versioning.tags import PRODUCTION, RegistryError, has_stage, in_stage
 
-    try:
-        production = in_stage(ws.root, PRODUCTION)
+    try:  # one git call first; gto reads the tags only when a stage was ever assigned
+        production = in_stage(ws.root, PRODUCTION) if has_stage(ws.root, PRODUCTION) else None
     except RegistryError:  # a bad [registry] model_name: said by `kwsops registry`, not here
         production = None
     if production is not None:

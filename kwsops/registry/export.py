@@ -208,8 +208,9 @@ def export_revision(
         raise ExportError(f"format {fmt!r} is not known; use {' or '.join(FORMATS)}")
     resolved, shown = resolve_one(ws, revision)
     version = resolved.origin.get("version", "")
-    stem = (version.replace("@", "-") if version else
-            f"{model_name(ws.root)}-{resolved.spec.split(':')[-1]}")  # fmt: skip
+    stem = version.replace("@", "-") if version else "-".join(
+        [model_name(ws.root), *filter(None, [resolved.sha[:8], resolved.batch, resolved.task_id])]
+    )  # kws-v1.2.0, kws-batch_32, kws-1a2b3c4d-batch_32, kws-<task id>
     path = Path(output) if output else default_output(ws, stem, fmt)
     if path.is_dir():
         raise ExportError(f"--output {path} is a folder; give a file name (e.g. {path}/{stem}.onnx)")
