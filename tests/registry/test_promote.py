@@ -34,9 +34,9 @@ def test_promoted_versions_and_stages_are_gto_tags_gto_reads(trained_copy: Train
     table = subprocess.run([tool("gto"), "show"], cwd=ws.root, capture_output=True, text=True)
     assert table.returncode == 0 and "v1.1.0" in table.stdout, table.stderr
 
-    # a second batch size of one commit gets its own commit (same tree): GTO's one version
-    # per commit; its version still loads that batch's models
-    assert main(["promote", f"git:{trained_copy.strong_sha}:batch_4", "--no-export"]) == 0
+    # a second revision on one commit (a ClearML revision is tagged on HEAD, which holds
+    # v1.1.0) gets a commit of its own with the same tree: GTO's one version per commit
+    assert main(["promote", f"clearml:{trained_copy.strong_task}", "--no-export"]) == 0
     (third,) = [v for v in gto_api.show(str(ws.root), "kws") if v["version"] == "v1.2.0"]
     own = third["commit_hexsha"]
     assert own != trained_copy.strong_sha
