@@ -15,6 +15,17 @@ from tasks.base import KwsTask, StampTarget
 from tasks.pipeline import VersionModels
 
 
+def production_spec(ws) -> list[str]:
+    """``[kws#production]`` when a version holds the stage (a bad model name: none)."""
+    from kwsops.versioning.tags import PRODUCTION, RegistryError, has_stage, model_name
+
+    try:
+        name = model_name(ws.root)
+        return [f"{name}#{PRODUCTION}"] if has_stage(ws.root, PRODUCTION, name) else []
+    except RegistryError:
+        return []
+
+
 class Validate(KwsTask):
     batch_sizes = luigi.OptionalListParameter(
         default=None, description="batch sizes to train and compare (default: VersionModels')"
@@ -39,13 +50,15 @@ class Validate(KwsTask):
         return [VersionModels(batch_sizes=self.sizes())]
 
     def specs(self) -> list[str]:
-        """The new models of every batch size, then the revisions asked for; standalone, the
-        revisions asked for alone (none: the workspace's models of every batch size)."""
+        """The new models of every batch size, then the revisions asked for and the production
+        version (``kws#production``: is the new model better than the one in use?);
+        standalone, the revisions asked for alone (none: the workspace's models of every batch
+        size)."""
         extra = [str(spec) for spec in self.revisions]
         if self.standalone and extra:
             return extra
         new = default_specs(self.sizes())
-        return new + [spec for spec in extra if spec not in new]
+        return new + [spec for spec in [*extra, *production_spec(self.ws)] if spec not in new]
 
     def resolve(self) -> list:
         return resolve_revisions(self.ws, self.specs(), self.sizes())

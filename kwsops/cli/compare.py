@@ -90,5 +90,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "files", nargs="+", metavar="FILE", help="recordings (wav, ogg, opus, mp3, flac)"
     )
-    p.add_argument("--revision", help=f"{FORMS_HELP} (default: best of the last report)")
+    p.add_argument("--revision", help=f"{FORMS_HELP} (default: the production version, else "
+                                      "the best of the last report)")
     p.set_defaults(handler=cmd_predict)

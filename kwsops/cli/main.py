@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from kwsops import exitcodes
-from kwsops.cli import compare, ops
+from kwsops.cli import compare, ops, registry
 from kwsops.cli.common import (
     add_hidden_run_options,
     add_run_options,
@@ -206,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_tui)
     compare.register(sub)
     ops.register(sub)
+    registry.register(sub)
     return parser
 
 

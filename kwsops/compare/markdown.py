@@ -117,6 +117,8 @@ def _table(header: list[str], rows: list[list[str]], align: str = "") -> list[st
 def open_lines(rev: dict) -> list[str]:
     """How to open a revision: ClearML link or session, git commit, workspace folder."""
     origin, lines = rev.get("origin") or {}, []
+    if origin.get("registry"):
+        lines.append(f"- registry version **{escape_md(origin['registry'])}**")
     if origin.get("commit"):
         subject = escape_md(origin.get("subject") or "")
         lines.append(

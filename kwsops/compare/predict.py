@@ -51,8 +51,18 @@ def first_batch_size(ws: Workspace) -> int:
 
 
 def default_revision(ws: Workspace) -> str:
-    """The best revision of the last comparison report, else ``workspace:batch_<first>``."""
+    """The revision a command uses when none is given (predict, detect, export): the version in
+    the ``production`` stage (``kws@v1.2.0``), else the best revision of the last comparison
+    report, else ``workspace:batch_<first>``."""
     from kwsops.compare.terminal import ReportError, load_comparison
+    from kwsops.versioning.tags import PRODUCTION, RegistryError, has_stage, in_stage
+
+    try:  # one git call first; gto reads the tags only when a stage was ever assigned
+        production = in_stage(ws.root, PRODUCTION) if has_stage(ws.root, PRODUCTION) else None
+    except RegistryError:  # a bad [registry] model_name: said by `kwsops registry`, not here
+        production = None
+    if production is not None:
+        return production.ref
 
     try:
         data = load_comparison(ws.comparison_report)
@@ -125,20 +135,29 @@ def classify(paths: list[Path], files: list[str]) -> list[Prediction]:
     return results
 
 
-def predict_files(
-    ws: Workspace, files: list[str], revision: str | None = None
-) -> tuple[str, list[Prediction]]:
-    """(the revision used, a prediction per file); fetches a git/ClearML revision first."""
-    from kwsops.compare.revisions import RevisionError, materialise, resolve_revisions
+def resolve_one(ws: Workspace, revision: str | None):
+    """``(ResolvedRevision, how to name it)`` for ``revision`` (None: :func:`default_revision`);
+    a registry version is named with its stages: ``kws@v1.2.0 (production)``."""
+    from kwsops.compare.revisions import RevisionError, resolve_revisions
 
     spec = revision or default_revision(ws)
     resolved = resolve_revisions(ws, [spec], [])
     if len(resolved) != 1:
         raise RevisionError(f"revision {spec} names {len(resolved)} model sets; pick one")
+    return resolved[0], resolved[0].origin.get("registry") or spec
+
+
+def predict_files(
+    ws: Workspace, files: list[str], revision: str | None = None
+) -> tuple[str, list[Prediction]]:
+    """(the revision used, a prediction per file); fetches a git/ClearML revision first."""
+    from kwsops.compare.revisions import materialise
+
+    resolved, shown = resolve_one(ws, revision)
     ws.state_dir.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="predict-", dir=ws.state_dir))
     try:
-        fetched = materialise(ws, resolved[0], scratch / "models")
-        return spec, classify(fetched.model_paths, files)
+        fetched = materialise(ws, resolved, scratch / "models")
+        return shown, classify(fetched.model_paths, files)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

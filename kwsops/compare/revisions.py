@@ -6,6 +6,8 @@ A revision is one trained set of fold models for one batch size (DESIGN.md "Mode
 - ``git:<rev>:batch_32``   data/models/batch_32 as committed at a git revision (DVC cache/remote)
 - ``clearml:<task-id>``    the fold artifacts of a `train model` task (online or offline session)
 - ``last:N``               the last N `train model` tasks, each as ``clearml:<task-id>``
+- ``kws@v1.2.0``, ``kws#production``  a registered version, or the one in a stage
+  (:mod:`kwsops.versioning.tags`): the revision it was promoted from
 
 ``resolve_revisions`` is cheap (git rev-parse, the ClearML index, small file hashes) so the
 Validate stamp key can name exactly what was compared; ``materialise`` does the fetching.
@@ -30,8 +32,12 @@ _FORMS = {
     "git": re.compile(rf"^git:(?P<rev>[\w./@^~{{}}][\w./@^~{{}}:-]*):(?P<batch>{_BATCH})$"),
     "clearml": re.compile(r"^clearml:(?P<task>[\w-]+)$"),
     "last": re.compile(r"^last:(?P<n>[1-9]\d{0,2})$"),
+    "registry": re.compile(r"^(?P<ref>[a-z0-9][a-z0-9/-]*(@v?\d+\.\d+\.\d+|#[a-z0-9-]+))$"),
 }
-FORMS_HELP = "workspace:batch_32, git:<rev>:batch_32, clearml:<task-id> or last:N"
+FORMS_HELP = (
+    "workspace:batch_32, git:<rev>:batch_32, clearml:<task-id>, last:N, kws@v1.2.0 or "
+    "kws#production"
+)
 _FOLD = re.compile(r"^fold_(\d+)$")
 
 
@@ -160,6 +166,27 @@ def _resolve_last(ws: Workspace, spec: str, count: int) -> list[ResolvedRevision
     return [_from_record(record, spec) for record in records[:count]]
 
 
+def _resolve_registry(ws: Workspace, spec: str) -> ResolvedRevision:
+    from dataclasses import replace
+
+    from kwsops.versioning.tags import RegistryError, find_version
+
+    try:
+        version = find_version(ws.root, spec)
+    except RegistryError as exc:
+        raise RevisionError(f"revision {spec}: {exc}") from None
+    kind, parts = parse_spec(version.revision or "-")
+    if kind == "git":
+        found = _resolve_git(ws, spec, parts["rev"], parts["batch"])
+    elif kind == "clearml":
+        found = _resolve_clearml(ws, spec, parts["task"])
+    else:
+        raise RevisionError(f"revision {spec}: {version.ref} names no revision it can load")
+    stages = f" ({', '.join(version.stages)})" if version.stages else ""
+    origin = {**found.origin, "registry": f"{version.ref}{stages}", "version": version.ref}
+    return replace(found, origin=origin)
+
+
 def resolve_revisions(ws: Workspace, specs: list[str], batch_sizes: list[int]) -> list:
     """Specs (empty: ``workspace:batch_<bs>`` for each batch size) to pinned revisions, in
     order, without duplicates. Raises :class:`RevisionError` naming the first bad one."""
@@ -172,6 +199,8 @@ def resolve_revisions(ws: Workspace, specs: list[str], batch_sizes: list[int]) -
             found = [_resolve_git(ws, spec, parts["rev"], parts["batch"])]
         elif kind == "clearml":
             found = [_resolve_clearml(ws, spec, parts["task"])]
+        elif kind == "registry":
+            found = [_resolve_registry(ws, spec)]
         else:
             found = _resolve_last(ws, spec, int(parts["n"]))
         for revision in found:

@@ -213,6 +213,8 @@ def confusion_grid(rev: dict, labels: list[str]) -> Table:
 
 def origin_text(rev: dict) -> Text:
     origin, text = rev.get("origin") or {}, Text()
+    if origin.get("registry"):
+        text.append("registry ", "dim").append(_t(origin["registry"], "bold green")).append("\n")
     if origin.get("commit"):
         text.append("git ", "dim").append(origin["commit"][:12], "cyan")
         text.append("  ").append(_t(origin.get("subject") or "", limit=70)).append("\n")

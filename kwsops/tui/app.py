@@ -77,6 +77,8 @@ class KwsApp(App[None]):
     ]  # fmt: skip
 
     snapshot: var[Snapshot | None] = var(None)
+    # the production version and the run that made it (kwsops.registry.listing.Production)
+    production: var[Any] = var(None)
 
     def __init__(
         self,
@@ -127,6 +129,9 @@ class KwsApp(App[None]):
             )
         self._monitor()
         self._read_manifest_ahead()
+        self._tags_stamp: tuple = ()
+        self.set_interval(2.0, self._check_tags)
+        self._check_tags()
 
     @work(thread=True, exit_on_error=False, name="workspace monitor", group="monitor")
     def _monitor(self) -> None:
@@ -155,6 +160,21 @@ class KwsApp(App[None]):
 
     def on_snapshot_ready(self, message: SnapshotReady) -> None:
         self.snapshot = message.snapshot
+
+    def _check_tags(self) -> None:
+        from kwsops.tui.promote import tags_stamp
+
+        stamp = tags_stamp(self.workspace.root)
+        if stamp != self._tags_stamp:
+            self._tags_stamp = stamp
+            self.refresh_production()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, name="registry read", group="registry")
+    def refresh_production(self) -> None:
+        from kwsops.registry.listing import production
+
+        found = production(self.workspace)
+        self.call_from_thread(setattr, self, "production", found)
 
     @work(thread=True, exit_on_error=False, name="manifest read-ahead", group="read-ahead")
     def _read_manifest_ahead(self) -> None:

@@ -68,6 +68,7 @@ class ReportScreen(ForwardWorkerErrors, Screen):
         Binding("t", "toggle_contents", "TOC"),
         Binding("b", "comparison", "Back"),
         Binding("w", "browser", "Web"),
+        Binding("p", "promote", "Promote"),
     ]
 
     def __init__(self) -> None:
@@ -191,3 +192,34 @@ class ReportScreen(ForwardWorkerErrors, Screen):
         """The HTML page of what is shown: a run's report.html, or the comparison's."""
         shown = self.path or self.app.workspace.comparison_report  # type: ignore[attr-defined]
         self.app.open_in_browser(shown.with_suffix(".html"))  # type: ignore[attr-defined]
+
+    def action_promote(self) -> None:
+        """A dialog for the revision (the comparison's best first), stage and version."""
+        from kwsops.compare.predict import default_revision
+        from kwsops.compare.terminal import ReportError, load_comparison
+        from kwsops.tui.promote import PromoteDialog
+
+        workspace = self.app.workspace  # type: ignore[attr-defined]
+        try:
+            data = load_comparison(workspace.comparison_report) or {}
+        except ReportError:
+            data = {}
+        choices = [str(r.get("spec", "")) for r in data.get("revisions") or [] if r.get("spec")]
+        first = str(data.get("best") or "") or (choices[0] if choices else "")
+        self.app.push_screen(PromoteDialog(first or default_revision(workspace), choices),
+                             self._promote)  # fmt: skip
+
+    def _promote(self, request: object) -> None:
+        if request is not None:
+            self.notify(f"promoting {request.revision} to {request.stage}…")  # type: ignore[attr-defined]
+            self._run_promote(request)
+
+    @work(thread=True, group="promote", exit_on_error=False, name="promote")
+    def _run_promote(self, request: object) -> None:
+        from kwsops.tui.promote import run_promote
+
+        app = self.app
+        ok, line = run_promote(app.launcher.command(), request, str(app.workspace.root))  # type: ignore[attr-defined,arg-type]
+        app.call_from_thread(self.notify, line, severity="information" if ok else "error",
+                             timeout=8)  # fmt: skip
+        app.call_from_thread(app.refresh_production)  # type: ignore[attr-defined]

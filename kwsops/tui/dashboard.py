@@ -162,6 +162,7 @@ class DashboardScreen(Screen):
     def on_mount(self) -> None:
         self._layout_columns(self.app.size.width)
         self.watch(self.app, "snapshot", self.show_snapshot)
+        self.watch(self.app, "production", lambda _: self._tick())
         self.set_interval(1.0, self._tick)
 
     def _layout_columns(self, width: int) -> None:
@@ -206,10 +207,10 @@ class DashboardScreen(Screen):
     def banner(self) -> Text:
         snapshot = getattr(self.app, "snapshot", None)
         if snapshot is None or snapshot.focus is None:
-            return Text.from_markup(
+            return self._with_production(Text.from_markup(
                 "[b]No runs yet.[/b] Press [b reverse] s [/] to start one "
                 "(or run [b]kwsops run[/b] in a shell)."
-            )
+            ))  # fmt: skip
         run = snapshot.focus
         text = Text()
         if snapshot.active:
@@ -236,6 +237,16 @@ class DashboardScreen(Screen):
         text.append_text(params)
         if snapshot.scheduler:
             text.append_text(rich_text(f"  ·  {snapshot.scheduler}", "dim", 200))
+        return self._with_production(text)
+
+    def _with_production(self, text: Text) -> Text:
+        """``production kws@v1.2.0`` on a line of its own, once a version holds the stage."""
+        production = getattr(self.app, "production", None)
+        if production is not None:
+            text.append("\n").append("production ", style="bold green")
+            text.append_text(rich_text(production.ref, "bold", 60))
+            if production.run_id:
+                text.append_text(rich_text(f"  from run {production.run_id}", "dim", 60))
         return text
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:

@@ -68,7 +68,14 @@ class RunsScreen(Screen):
     def on_mount(self) -> None:
         self._layout(self.app.size.width)
         self.watch(self.app, "snapshot", self.show_snapshot)
+        self.watch(self.app, "production",
+                   lambda _: self.show_snapshot(getattr(self.app, "snapshot", None)))  # fmt: skip
         self.query_one(DataTable).focus()
+
+    def production_run(self) -> str | None:
+        """The run whose models are the production version (marked ★)."""
+        production = getattr(self.app, "production", None)
+        return production.run_id if production is not None else None
 
     def _layout(self, width: int) -> None:
         self.columns = columns_for(width)
@@ -88,6 +95,8 @@ class RunsScreen(Screen):
                 found.append(fmt.state_text(run.status))
             elif key == "run" and run.run_id == self.marked:
                 found.append(Text(f"{run.run_id}", style="bold reverse"))
+            elif key == "run" and run.run_id == self.production_run():
+                found.append(Text.assemble(run.run_id, (" ★", "bold green")))
             else:
                 found.append(run.cell(key))
         return tuple(found)

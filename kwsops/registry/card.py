@@ -1,0 +1,171 @@
+"""The model card written beside an exported model (Markdown): what it recognises, the data it
+learnt from, how well it does, and how to feed it with onnxruntime and soundfile alone.
+
+Numbers the comparison may or may not hold (the miss rate at the false-alarm budget, added with
+the detector) are looked up defensively: "—" when absent. tests/registry run the card's code.
+"""
+
+from __future__ import annotations
+
+import json
+
+from kwsops.compare.revisions import ResolvedRevision
+from kwsops.keywords import is_word
+from kwsops.text import escape_md
+from kwsops.workspace import Workspace
+
+MISSING = "—"
+SNIPPET = '''import json
+
+import numpy as np
+import onnxruntime as ort
+import soundfile as sf
+
+MODEL = "{model}"
+CLIP = "clip.wav"  # 16 kHz mono, cut to start at the word, as data/output holds the clips
+
+session = ort.InferenceSession(MODEL, providers=["CPUExecutionProvider"])
+props = session.get_modelmeta().custom_metadata_map
+labels = json.loads(props["labels"])
+rate, samples = int(props["sample_rate"]), int(props["clip_samples"])
+threshold = float(props["threshold"])
+
+audio, sr = sf.read(CLIP, dtype="float32", always_2d=True)
+if sr != rate:
+    raise SystemExit(f"{{CLIP}}: resample to {{rate}} Hz first")
+audio = audio.mean(axis=1)[:samples]  # mono, at most {seconds} s
+audio = np.pad(audio, (0, samples - len(audio)))  # padded to {seconds} s
+probabilities = session.run(None, {{"audio": audio[None, :]}})[0][0]
+best = int(probabilities.argmax())
+said = labels[best] if probabilities[best] >= threshold else "nothing"
+print(labels[best], f"{{probabilities[best]:.3f}}", said)
+'''
+
+
+def miss_rate(entry: dict | None) -> float | None:
+    """The miss rate at the false-alarm budget in a comparison revision (or operating point)
+    entry, in whichever shape it is kept; None when it is not there."""
+    if not isinstance(entry, dict):
+        return None
+    for key in ("miss_rate", "miss_rate_at_budget", "detection"):
+        value = entry.get(key)
+        if isinstance(value, dict):
+            value = next((value[k] for k in ("mean", "value", "miss_rate") if k in value), None)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    return None
+
+
+def comparison_entry(ws: Workspace, specs: list[str]) -> dict | None:
+    """The last comparison's entry of the revision known by any of ``specs``, if any."""
+    from kwsops.compare.terminal import ReportError, load_comparison
+
+    try:
+        data = load_comparison(ws.comparison_report) or {}
+    except ReportError:
+        return None
+    wanted = {s for s in specs if s}
+    for rev in data.get("revisions") or []:
+        if isinstance(rev, dict) and ({rev.get("spec"), rev.get("requested")} & wanted):
+            return rev
+    return None
+
+
+def pct(value: float | None) -> str:
+    return MISSING if value is None else f"{100 * value:.1f} %"
+
+
+def snippet(model_file: str, clip_seconds: str) -> str:
+    return SNIPPET.format(model=model_file, seconds=clip_seconds)
+
+
+def write_card(ws: Workspace, result, meta: dict,
+               resolved: ResolvedRevision) -> str:  # fmt: skip
+    """The card's Markdown for an :class:`kwsops.registry.export.ExportResult`."""
+    labels = meta["labels"]
+    words = [label for label in labels if is_word(label)]
+    trained_on = meta.get("trained_on") or {}
+    md = result.metadata
+    entry = comparison_entry(ws, [resolved.spec, resolved.requested,
+                                  f"workspace:{resolved.batch}" if resolved.batch else ""])  # fmt: skip
+    accuracy = (entry or {}).get("ensemble_accuracy", {}).get("mean") if entry else None
+    point = result.operating_point
+    miss = miss_rate(entry)
+    if miss is None and point is not None:
+        miss = point.miss_rate
+    budget = f" ({point.false_alarms_per_hour:g} false alarms per hour)" if point else ""
+    params = meta.get("params") or {}
+    training = ", ".join(f"{k}={v}" for k, v in sorted(params.items())
+                         if not isinstance(v, dict | list))  # fmt: skip
+    lines = [
+        f"# {escape_md(result.revision)}: keyword spotter",
+        "",
+        f"{escape_md(result.path.name)} ({result.format}) holds the log-mel front end and "
+        f"{result.folds} fold models of revision {escape_md(md['revision'])}; it takes raw "
+        "audio and returns the fold ensemble's class probabilities.",
+        "",
+        "## What it recognises",
+        "",
+        f"Words: {', '.join(escape_md(w, 80) for w in words) or MISSING}.",
+        f"Classes, in output order: {', '.join(escape_md(x, 80) for x in labels)}.",
+        f"A word counts as said when its probability reaches the operating threshold "
+        f"{md['threshold']}.",
+        "",
+        "## Data",
+        "",
+        f"- trained on {trained_on.get('clips', MISSING)} clips from "
+        f"{len(trained_on.get('speakers') or []) or 'unknown'} speakers "
+        f"(clip list digest {escape_md(md['training_clips_sha256'][:16] or MISSING)})",
+        f"- tested on {result.clips} held-out clips (data/spec_ds's test split)",
+        f"- clips: {md['sample_rate']} Hz mono, {md['clip_seconds']} s, cut to start at the word "
+        "and padded with low noise (data/output's layout: `data/output/<label>/<clip>.wav`)",
+        "",
+        "## Accuracy",
+        "",
+        f"- ensemble accuracy on the test clips: {pct(result.accuracy)} "
+        f"(last comparison: {pct(accuracy)})",
+        f"- miss rate at the false-alarm budget{budget}: {pct(miss)}",
+        f"- exported file vs PyTorch: argmax equal on {result.argmax_agree} of {result.clips} "
+        f"clips, largest probability difference {result.max_difference:.1e}",
+        f"- latency per clip, one thread: {result.latency_ms:.1f} ms "
+        f"(PyTorch: {result.torch_latency_ms:.1f} ms)",
+        "",
+        "| class | precision | recall | clips |",
+        "| --- | ---: | ---: | ---: |",
+        *(f"| {escape_md(r['label'])} | {pct(r['precision'])} | {pct(r['recall'])} | "
+          f"{r['clips']} |" for r in result.per_class),  # fmt: skip
+        "",
+        "## Parameters",
+        "",
+        f"- {result.parameters:,} weights in all ({result.folds} folds)".replace(",", " "),
+        f"- architecture: {escape_md(json.dumps(meta.get('arch', {}), sort_keys=True), 400)}",
+        f"- features: {escape_md(json.dumps(meta.get('features', {}), sort_keys=True), 400)}",
+        f"- training: {escape_md(training, 400)}",
+        f"- git commit: {escape_md(md['commit'] or MISSING)}",
+        "",
+        "## How to feed it",
+        "",
+        "Input `audio`: float32 `[batch, samples]` at the `sample_rate` of its metadata, "
+        f"{md['clip_samples']} samples; output 0: probabilities `[batch, classes]`.",
+        "",
+        *(feeding_onnx(result) if result.format == "onnx" else feeding_torchscript(result)),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def feeding_onnx(result) -> list[str]:
+    return [
+        "With onnxruntime and soundfile only:",
+        "",
+        "```python",
+        snippet(result.path.name, result.metadata["clip_seconds"]).rstrip(),
+        "```",
+    ]
+
+
+def feeding_torchscript(result) -> list[str]:
+    return [
+        f"torch.jit.load(\"{escape_md(result.path.name)}\")(audio); the labels, threshold and "
+        f"provenance are in {escape_md(result.path.with_suffix('.json').name)}.",
+    ]
