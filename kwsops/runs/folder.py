@@ -33,6 +33,7 @@ from kwsops.atomic import atomic_write_json
 from kwsops.procs import identity, is_alive
 from kwsops.runs.events import EventLog, read_events
 from kwsops.runs.lock import WorkspaceLock
+from kwsops.runs.schema import DAMAGED, StatusFile, check, damaged, salvage
 
 RUN_ID = re.compile(r"^\d{8}-\d{6}-")  # new_run_id(): the start second, then a random tag
 
@@ -88,17 +89,20 @@ def create_run(
 
 def write_status(paths: RunPaths, **fields: Any) -> dict:
     current = _load_status(paths) or {"run_id": paths.run_id}
+    current.pop(DAMAGED, None)  # a damaged field read is dropped: what is written is whole
     current.update(fields)
-    atomic_write_json(paths.status, current)
+    atomic_write_json(paths.status, check(StatusFile, current, str(paths.status)))
     return current
 
 
 def _load_status(paths: RunPaths) -> dict | None:
+    """status.json as :class:`StatusFile` allows: a field of the wrong type is dropped and
+    named under ``damaged``; None when there is no JSON object at all."""
     try:
         status = json.loads(paths.status.read_text())
+        return salvage(StatusFile, status) if isinstance(status, dict) else None
     except (OSError, ValueError):
         return None
-    return status if isinstance(status, dict) else None
 
 
 def process_alive(status: dict) -> bool | None:
@@ -111,6 +115,8 @@ def effective_status(status: dict | None) -> str:
     """``running`` whose process is gone (by pid and start time) means the run was killed."""
     if not status:
         return "unknown"
+    if "status" in damaged(status):
+        return DAMAGED
     state = status.get("status", "unknown")
     if state == "running" and process_alive(status) is False:
         return "killed"
