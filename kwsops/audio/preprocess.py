@@ -97,9 +97,10 @@ class _Job:
 
 
 def scan_inputs(input_dir: Path) -> list[str]:
-    """Every non-hidden entry under ``input_dir`` but folders (symlinked folders included, not
-    followed), as sorted posix paths relative to it. Nothing is opened (:mod:`kwsops.entries`)."""
-    return sorted(entry.rel for entry in walk(input_dir, hidden=False))
+    """Every entry under ``input_dir`` but folders (symlinked folders included, not followed;
+    dot-entries too: DVC versions them, so the manifest lists them), as sorted posix paths
+    relative to it. Nothing is opened (:mod:`kwsops.entries`)."""
+    return sorted(entry.rel for entry in walk(input_dir))
 
 
 def output_name(rel: str, label: str) -> str:
@@ -118,6 +119,8 @@ def _row(rel: str, place: Placement, status: str, reason: str = "", **values) ->
 
 def _check(input_dir: Path, rel: str, place: Placement) -> ManifestRow | None:
     """The row decided without decoding, or None when the file goes to a worker."""
+    if place.kind == "hidden":
+        return _row(rel, place, "rejected", place.reason)
     entry = classify(input_dir / rel, rel)  # only a regular file (or a link to one) is opened
     if place.kind == "list" and entry.readable:
         return _row(rel, place, "list")
