@@ -13,6 +13,7 @@ from rich.text import Text
 
 from kwsops import exitcodes
 from kwsops.config import THREADS_ENV
+from kwsops.runs.capture import captured_output
 from kwsops.runs.folder import RunPaths
 from kwsops.runs.live import LiveRunView, print_error, print_outcome
 from kwsops.runs.lock import AlreadyRunning
@@ -77,17 +78,20 @@ def _run_locked(
     previous = cancel.install()
     drawing = not quiet and console.is_terminal
     live = LiveRunView(session.paths.events, console) if drawing else nullcontext()
-    # forked workers keep off the display's terminal: their output goes to the run log
-    install(stdio_log=str(session.paths.log) if drawing else None)
+    # forked workers keep off the terminal: their output goes to the run log (a live display
+    # may hold rich's locks at the fork; a --quiet run prints only kwsops's own lines)
+    install(stdio_log=str(session.paths.log))
     try:
-        target = build_target(request)
-        if workers > 1:
-            threads = max(1, (os.cpu_count() or 1) // workers)
-            os.environ.setdefault(THREADS_ENV, str(threads))
-            if needs_preload(target):  # only for stale stages that use torch or ClearML
-                preload_for_fork(ws)
-        with live:
-            result = luigi.build([target], **luigi_build_args(request))
+        # what libraries and their C code print (decoders, matplotlib) goes to run.log too
+        with captured_output(session.paths.log, stdout=not drawing):
+            target = build_target(request)
+            if workers > 1:
+                threads = max(1, (os.cpu_count() or 1) // workers)
+                os.environ.setdefault(THREADS_ENV, str(threads))
+                if needs_preload(target):  # only for stale stages that use torch or ClearML
+                    preload_for_fork(ws)
+            with live:
+                result = luigi.build([target], **luigi_build_args(request))
         if cancel.requested:
             raise Cancelled(cancel.requested)
         code = exit_code(session.state(), completed=build_succeeded(result))

@@ -152,8 +152,21 @@ def test_quiet_prints_nothing_on_success_and_the_gate_exits_5_from_luigi(demo_wo
     config["VersionModels"]["batch_sizes"] = "[16]"
     with (ws.root / "luigi.cfg").open("w") as handle:
         config.write(handle)
+    # what libraries say on stderr in runs that succeed: libmpg123 from C ("Xing stream size
+    # off ..." for a cut mp3), matplotlib's "Glyph 128077 missing" for a name in a plot title
+    import numpy as np
+    import soundfile as sf
+
+    tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(16000) / 16000)).astype(np.float32)
+    sf.write(ws.root / "cut.mp3", tone, 16000, format="MP3", subtype="MPEG_LAYER_III")
+    mp3 = (ws.root / "cut.mp3").read_bytes()
+    (ws.input_dir / "catch" / "spk77__cut.mp3").write_bytes(mp3[: len(mp3) // 2 + 7])
+    first = sorted(ws.input_dir.glob("catch/*.wav"))[0]
+    shutil.copy(first, ws.input_dir / "catch" / "0\N{THUMBS UP SIGN}__first.wav")
     result = run_cli(ws, "run", "--quiet")
     assert result.stdout == "" and result.stderr == ""
+    log = list_runs(ws.runs_dir)[0].log.read_text(errors="replace")
+    assert "Xing stream size off" in log and "Glyph 128077" in log, "captured, not lost"
     # the same pipeline, now up to date but for Validate, with a gate no model passes
     luigi = subprocess.run(
         [tool("luigi"), "--module", "tasks", "Validate", "--Validate-fail-below", "1.01"],

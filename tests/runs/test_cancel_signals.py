@@ -1,0 +1,63 @@
+"""A cancel is never raised inside a finaliser, where Python only prints it and drops it
+("Exception ignored in: <function Forward.__del__ ...> TaskCancelled"): it comes a moment later,
+where it unwinds the task. A real signal in a real process, for both handlers."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from tests.helpers.cli import REPO
+
+SCRIPT = textwrap.dedent(
+    """
+    import gc, os, signal, sys, time, weakref
+    from tasks.process import CancelHandler, Cancelled, TaskCancelled, cancel_task
+
+    if sys.argv[1] == "worker":
+        signal.signal(signal.SIGTERM, cancel_task)
+    else:
+        CancelHandler().install()
+
+    def busy(seconds):  # the signal lands while this finaliser runs Python code
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            pass
+
+    class Finalised:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGTERM)
+            busy(0.3)
+
+    class Watched:
+        pass
+
+    try:
+        if sys.argv[2] == "__del__":
+            Finalised()  # dropped at once: its __del__ runs here
+        else:
+            watched = Watched()
+            weakref.finalize(watched, lambda: (os.kill(os.getpid(), signal.SIGTERM), busy(0.3)))
+            del watched
+            gc.collect()
+        busy(10)
+        print("ran on")
+    except (TaskCancelled, Cancelled) as exc:
+        print("stopped:", type(exc).__name__, exc)
+    """
+)
+
+
+@pytest.mark.parametrize("finaliser", ["__del__", "weakref.finalize"])
+@pytest.mark.parametrize("where", ["worker", "run"])
+def test_a_cancel_landing_in_a_finaliser_is_delivered_after_it(where: str, finaliser: str):
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT, where, finaliser],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert "Exception ignored" not in result.stderr, result.stderr
+    assert result.stdout.startswith("stopped: "), (result.stdout, result.stderr)
+    assert "SIGTERM" in result.stdout
