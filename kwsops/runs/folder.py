@@ -35,6 +35,7 @@ from kwsops.runs.events import EventLog, read_events
 from kwsops.runs.lock import WorkspaceLock
 from kwsops.runs.schema import DAMAGED, StatusFile, check, damaged, salvage
 
+KILLED_REASON = "killed: the run's process ended without recording an outcome (kill -9, a crash)"
 RUN_ID = re.compile(r"^\d{8}-\d{6}-")  # new_run_id(): the start second, then a random tag
 
 
@@ -165,9 +166,12 @@ def finalise_killed(paths: RunPaths) -> dict | None:
         finished = last or status.get("started") or paths.root.stat().st_mtime
         duration = round(finished - (status.get("started") or finished), 3)
         EventLog(paths.events).emit(
-            "run_finished", status="killed", duration=duration, finalised_at=time.time()
+            "run_finished", status="killed", duration=duration, finalised_at=time.time(),
+            reason=KILLED_REASON,
+        )  # fmt: skip
+        return write_status(
+            paths, status="killed", finished=finished, duration=duration, reason=KILLED_REASON
         )
-        return write_status(paths, status="killed", finished=finished, duration=duration)
 
 
 def _second(run: Path) -> str:

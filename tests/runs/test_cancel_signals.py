@@ -61,3 +61,50 @@ def test_a_cancel_landing_in_a_finaliser_is_delivered_after_it(where: str, final
     assert "Exception ignored" not in result.stderr, result.stderr
     assert result.stdout.startswith("stopped: "), (result.stdout, result.stderr)
     assert "SIGTERM" in result.stdout
+
+
+WORKER = textwrap.dedent(
+    """
+    import multiprocessing, sys, time
+    from tasks.process import TaskCancelled, TaskProcessContext
+
+    def work(out):
+        with TaskProcessContext(None):  # as Luigi runs a task in a forked worker
+            try:
+                open(out + ".ready", "w").close()
+                while True:
+                    time.sleep(0.01)
+            except TaskCancelled as exc:
+                open(out, "w").write(str(exc))
+                raise
+
+    worker = multiprocessing.get_context("fork").Process(target=work, args=(sys.argv[1],))
+    worker.start()
+    print(worker.pid, flush=True)
+    worker.join()
+    """
+)
+
+
+@pytest.mark.parametrize("stop", ["cancel", "kill -9 of the run"])
+def test_a_worker_says_why_it_stopped_and_prints_no_traceback(stop: str, tmp_path):
+    import os
+    import signal
+    import time
+
+    out = tmp_path / "why"
+    run = subprocess.Popen([sys.executable, "-c", WORKER, str(out)], cwd=REPO, text=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    worker = int(run.stdout.readline())
+    deadline = time.monotonic() + 60
+    while not out.with_suffix(".ready").exists():
+        assert time.monotonic() < deadline, "the worker never started"
+        time.sleep(0.01)
+    if stop == "cancel":
+        os.kill(worker, signal.SIGTERM)
+    else:
+        run.kill()  # the kernel tells the worker (PR_SET_PDEATHSIG)
+    _, stderr = run.communicate(timeout=60)  # to EOF: the worker holds the pipe too
+    expected = "cancelled by SIGTERM" if stop == "cancel" else "the run's process died"
+    assert expected in out.read_text()
+    assert "Traceback" not in stderr, stderr
