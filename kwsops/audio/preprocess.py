@@ -14,6 +14,7 @@ import hashlib
 import multiprocessing
 import os
 import re
+import signal
 import stat
 import time
 from collections import Counter
@@ -206,6 +207,8 @@ def _init_worker(job: _Job) -> None:
     parent = multiprocessing.parent_process()
     if parent is not None:
         die_with_parent(parent.pid)
+    # Ctrl-C reaches the whole process group: the stage that started the pool stops it
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _WORKER_JOB = job
     rng = np.random.default_rng(0)
     warm = (np.sin(np.arange(8000) * 0.3) * np.hanning(8000)).astype(np.float32)

@@ -18,10 +18,24 @@ from tests.helpers.cli import run_cli
 GARBAGE_EVENTS = [
     {"event": "run_started", "ts": 1.0, "run_id": "r", "params": {"epochs": 2}},
     {"event": "task_started", "ts": 1.5, "task": "P", "family": "Preprocess", "params": [1]},
-    {"event": "task_progress", "ts": 1.6, "task": "P", "family": "Preprocess", "done": "5",
-     "total": 9, "detail": {"nested": 1}},  # fmt: skip
-    {"event": "task_done", "ts": 2.0, "task": "P", "family": "Preprocess", "duration": "long",
-     "detail": 17, "summary": "not a dict"},  # fmt: skip
+    {
+        "event": "task_progress",
+        "ts": 1.6,
+        "task": "P",
+        "family": "Preprocess",
+        "done": "5",
+        "total": 9,
+        "detail": {"nested": 1},
+    },  # fmt: skip
+    {
+        "event": "task_done",
+        "ts": 2.0,
+        "task": "P",
+        "family": "Preprocess",
+        "duration": "long",
+        "detail": 17,
+        "summary": "not a dict",
+    },  # fmt: skip
     {"event": "task_failed", "ts": "late", "task": "T", "family": "Train", "error": "x"},
     {"event": "task_finished_maybe", "ts": 2.5, "task": "T", "family": "Train"},
     {"event": "run_finished", "ts": 3.0, "status": 5, "exit_code": "one"},

@@ -276,3 +276,27 @@ def test_run_report_lists_what_each_task_read_and_wrote(demo_workspace):
     report = list_runs(ws.runs_dir)[0].report_md.read_text()
     assert "| Preprocess" in report and "data/input" in report and "data/output" in report
     assert "outcome: **ok**" in report
+
+
+def test_a_run_that_loses_its_scheduler_says_so_and_exits_1(demo_workspace, luigid):
+    """luigid dies mid-stage: not a configuration error (4), nor a cancel by SIGTERM."""
+    import configparser
+
+    ws = demo_workspace
+    config = configparser.ConfigParser(interpolation=None)
+    config.read(ws.luigi_cfg)
+    config["core"].update({"rpc-retry-attempts": "2", "rpc-retry-wait": "1"})  # not a minute
+    with ws.luigi_cfg.open("w") as handle:
+        config.write(handle)
+    proc = start_run(ws, *SMALL, "--scheduler-host", "127.0.0.1",
+                     "--scheduler-port", str(luigid.port))  # fmt: skip
+    wait_for_event(ws, "Preprocess")
+    luigid.stop()
+    out, errors = proc.communicate(timeout=300)
+    assert proc.returncode == exitcodes.TASK_FAILED, errors
+    assert "lost the scheduler" in errors and "Traceback" not in errors + out
+    run = list_runs(ws.runs_dir)[0]
+    status = read_status(run)
+    assert status["status"] == "failed" and "lost the scheduler" in status["reason"]
+    shown = run_cli(ws, "runs", "show", run.run_id).stdout
+    assert "cancelled by SIGTERM" not in shown
