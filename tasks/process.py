@@ -88,11 +88,11 @@ def redeliver(signum: int) -> None:
 
 def _unraisable(unraisable: sys.UnraisableHookArgs) -> None:
     """A cancel raised where Python could not raise it (a finaliser no frame named): delivered
-    again, and nothing printed. Anything else goes to Python's own hook."""
-    if not isinstance(unraisable.exc_value, TaskCancelled | Cancelled):
-        sys.__unraisablehook__(unraisable)
-        return
+    again, and nothing printed. Anything else goes to the hook that was there before."""
     exc = unraisable.exc_value
+    if not isinstance(exc, TaskCancelled | Cancelled):
+        _previous_unraisable(unraisable)
+        return
     if isinstance(exc, TaskCancelled):
         signum = exc.signum
         if threading.current_thread() is threading.main_thread():
@@ -106,6 +106,17 @@ def _unraisable(unraisable: sys.UnraisableHookArgs) -> None:
     redeliver(signum)
 
 
+_previous_unraisable = sys.unraisablehook
+
+
+def _watch_finalisers() -> None:
+    """Send cancels that a finaliser swallowed to :func:`_unraisable` (once per process)."""
+    global _previous_unraisable
+    if sys.unraisablehook is not _unraisable:
+        _previous_unraisable = sys.unraisablehook
+        sys.unraisablehook = _unraisable
+
+
 def cancel_task(signum: int, frame: FrameType | None) -> None:
     """SIGTERM/SIGINT in a forked worker: a cancel, or the kernel's word that the run's
     process died (``PR_SET_PDEATHSIG``)."""
@@ -114,6 +125,7 @@ def cancel_task(signum: int, frame: FrameType | None) -> None:
         return
     for sig in STOP_SIGNALS:
         signal.signal(sig, _ignore)
+    _watch_finalisers()  # should a finaliser no frame names swallow it after all
     if _parent_pid is not None and os.getppid() != _parent_pid:
         raise TaskCancelled(PARENT_DIED, signum=signum)
     raise TaskCancelled(f"cancelled by {signal.Signals(signum).name}", signum=signum)
@@ -148,7 +160,7 @@ class TaskProcessContext:
         if parent is None:  # the task runs in the run's own process (one worker)
             return self
         _parent_pid = parent.pid
-        sys.unraisablehook = _unraisable
+        _watch_finalisers()
         for sig in STOP_SIGNALS:
             signal.signal(sig, cancel_task)
         if _stdio_log:
@@ -218,5 +230,5 @@ class CancelHandler:
 
     def install(self) -> dict:
         """Handle SIGTERM and SIGINT; returns the previous handlers."""
-        sys.unraisablehook = _unraisable
+        _watch_finalisers()
         return {sig: signal.signal(sig, self) for sig in STOP_SIGNALS}
