@@ -16,9 +16,10 @@ With more than one worker, Luigi forks a process per task. Such a worker (Luigi'
   backstop for a finaliser no frame names). When the kernel's signal says the run's process
   died (``kill -9``), the task says so, not "cancelled"; after the task, a stop signal ends the
   worker without a traceback;
-- writes its stdout and stderr to the run's log while the run draws a live display: the
-  display's thread may hold rich's locks at the moment of the fork, and a child that wrote
-  through rich's stdout proxy (ClearML's ``Task.init`` does) would wait on them forever.
+- writes its stdout and stderr to the run's log (under `kwsops run`): the terminal gets only
+  kwsops's own lines, and a live display's thread may hold rich's locks at the moment of the
+  fork, so a child that wrote through rich's stdout proxy (ClearML's ``Task.init`` does)
+  would wait on them forever.
 
 The run's own process uses :class:`CancelHandler`.
 """
