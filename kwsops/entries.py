@@ -73,17 +73,17 @@ def classify(path: Path, rel: str) -> Entry:
     )
 
 
-def walk(root: str | os.PathLike, *, hidden: bool = True) -> Iterator[Entry]:
-    """Every entry under ``root`` but folders, in a stable order (sorted within each folder);
-    symlinked folders are entries, not followed; a folder that cannot be listed is a special
-    entry. ``hidden=False`` skips names starting with a dot, and what is under them."""
+def walk(root: str | os.PathLike) -> Iterator[Entry]:
+    """Every entry under ``root`` but folders, dot-entries included (DVC versions them; the
+    manifest lists them as skipped), in a stable order (sorted within each folder); symlinked
+    folders are entries, not followed; a folder that cannot be listed is a special entry."""
     root = Path(root)
     errors: list[OSError] = []
     for dirpath, dirnames, filenames in os.walk(root, onerror=errors.append):
         yield from _unlistable(root, errors)
         here = Path(dirpath)
-        dirnames[:] = sorted(d for d in dirnames if hidden or not d.startswith("."))
-        names = [n for n in filenames if hidden or not n.startswith(".")]
+        dirnames[:] = sorted(dirnames)
+        names = filenames
         links = [d for d in dirnames if (here / d).is_symlink()]
         dirnames[:] = [d for d in dirnames if d not in links]
         for name in sorted([*names, *links]):

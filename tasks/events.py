@@ -2,7 +2,8 @@
 
 Events go to the run named by ``KWSOPS_RUN_DIR`` (:func:`kwsops.runs.events.emit`). A failure
 carries its error as one line and, when the exception says what the run's exit code should be
-(``exit_code``, e.g. the quality gate's 5), that code: the run session decides by it.
+(``exit_code``, e.g. the quality gate's 5), that code: the run session decides by it. A
+cancel that lands once the task's output is complete records the task as done.
 """
 
 from __future__ import annotations
@@ -54,8 +55,19 @@ def _succeeded(task: KwsTask) -> None:
     )
 
 
+def _finished(task: KwsTask) -> bool:
+    """Whether the task's output is complete (written atomically, so it is whole)."""
+    try:
+        return bool(task.complete())
+    except Exception:
+        return False
+
+
 @KwsTask.event_handler(luigi.Event.FAILURE)
 def _failed(task: KwsTask, exception: BaseException) -> None:
+    if isinstance(exception, TaskCancelled) and _finished(task):
+        _succeeded(task)  # the stop landed after the stage's work: it is recorded as done
+        return
     started = getattr(task, "_kws_started", time.time())
     emit(
         "task_failed",

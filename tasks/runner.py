@@ -8,11 +8,13 @@ import signal
 from contextlib import nullcontext
 
 import luigi
+from luigi.rpc import RPCError
 from rich.console import Console
 from rich.text import Text
 
 from kwsops import exitcodes
 from kwsops.config import THREADS_ENV
+from kwsops.runs.capture import captured_output
 from kwsops.runs.folder import RunPaths
 from kwsops.runs.live import LiveRunView, print_error, print_outcome
 from kwsops.runs.lock import AlreadyRunning
@@ -20,7 +22,7 @@ from kwsops.runs.request import RequestError
 from kwsops.runs.session import RunSession, exit_code, run_environment
 from kwsops.runs.state import RunState
 from kwsops.workspace import Workspace, WorkspaceError
-from tasks.process import CancelHandler, Cancelled, install
+from tasks.process import STOP_SIGNALS, CancelHandler, Cancelled, install
 from tasks.request import (
     RunRequest,
     apply_overrides,
@@ -36,8 +38,16 @@ log = logging.getLogger("kwsops")
 
 
 def run_pipeline(
-    ws: Workspace, request: RunRequest, *, quiet: bool = False, console: Console | None = None
+    ws: Workspace,
+    request: RunRequest,
+    *,
+    quiet: bool = False,
+    console: Console | None = None,
+    exiting: bool = False,
 ) -> int:
+    """Run ``request``; its exit code. ``exiting``: the process ends after this (the CLI), so
+    a SIGTERM/SIGINT landing once the outcome is decided stays ignored to the end, and the
+    process exits with the code recorded, not 143."""
     console = console or Console(stderr=False)
     err = Console(stderr=True)
     try:  # every value and revision checked before anything is recorded as a run
@@ -52,13 +62,39 @@ def run_pipeline(
         print_error(err, exc, style="yellow")
         return exitcodes.ALREADY_RUNNING
     code, status = exitcodes.CANCELLED, "cancelled"
-    with run_environment(ws, session.paths):
-        try:
-            code, status = _run_locked(ws, request, session, quiet=quiet, console=console, err=err)
-        finally:
-            state = session.finish(code, status)
-    _report(state, session.paths, code, quiet=quiet, console=console, err=err)
+    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+    try:
+        with run_environment(ws, session.paths):
+            try:
+                code, status = _run_locked(
+                    ws, request, session, quiet=quiet, console=console, err=err
+                )
+            finally:
+                state = session.finish(code, status)
+        _report(state, session.paths, code, quiet=quiet, console=console, err=err)
+    finally:
+        if not exiting:
+            for sig, handler_fn in previous.items():
+                signal.signal(sig, handler_fn)
     return code
+
+
+def _outcome_decided() -> None:
+    """From here on a stop signal changes nothing: the run is recorded as what it did."""
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+
+
+def lost_scheduler(request: RunRequest, exc: RPCError) -> str:
+    """The one line for a run whose central scheduler stopped answering."""
+    where = f"{request.scheduler_host}:{request.scheduler_port or 8082}"
+    if not request.scheduler_host:
+        where = "the central scheduler (luigi.cfg [core])"
+    cause = exc.args[0] if exc.args else exc
+    return (
+        f"lost the scheduler: luigid at {where} stopped answering ({cause}); the stages "
+        "running were stopped. Start luigid again and rerun (done stages are kept)"
+    )
 
 
 def _run_locked(
@@ -74,36 +110,49 @@ def _run_locked(
     apply_overrides(request)
     workers = effective_workers(request)
     cancel = CancelHandler()
-    previous = cancel.install()
+    cancel.install()
     drawing = not quiet and console.is_terminal
     live = LiveRunView(session.paths.events, console) if drawing else nullcontext()
-    # forked workers keep off the display's terminal: their output goes to the run log
-    install(stdio_log=str(session.paths.log) if drawing else None)
+    # forked workers keep off the terminal: their output goes to the run log (a live display
+    # may hold rich's locks at the fork; a --quiet run prints only kwsops's own lines)
+    install(stdio_log=str(session.paths.log))
     try:
-        target = build_target(request)
-        if workers > 1:
-            threads = max(1, (os.cpu_count() or 1) // workers)
-            os.environ.setdefault(THREADS_ENV, str(threads))
-            if needs_preload(target):  # only for stale stages that use torch or ClearML
-                preload_for_fork(ws)
-        with live:
-            result = luigi.build([target], **luigi_build_args(request))
+        # what libraries and their C code print (decoders, matplotlib) goes to run.log too
+        with captured_output(session.paths.log, stdout=not drawing):
+            target = build_target(request)
+            if workers > 1:
+                threads = max(1, (os.cpu_count() or 1) // workers)
+                os.environ.setdefault(THREADS_ENV, str(threads))
+                if needs_preload(target):  # only for stale stages that use torch or ClearML
+                    preload_for_fork(ws)
+            with live:
+                result = luigi.build([target], **luigi_build_args(request))
+                if not cancel.requested:
+                    _outcome_decided()
         if cancel.requested:
             raise Cancelled(cancel.requested)
         code = exit_code(session.state(), completed=build_succeeded(result))
         return code, "ok" if code == exitcodes.OK else "failed"
     except Cancelled as exc:
+        _outcome_decided()
         log.warning("run cancelled by %s", exc)
         session.record_cancel(str(exc))
         return exitcodes.CANCELLED, "cancelled"
+    except RPCError as exc:  # the environment failed, not the configuration nor a task
+        _outcome_decided()
+        reason = lost_scheduler(request, exc)
+        log.error("%s", reason, exc_info=True)
+        session.record_stop(reason)
+        print_error(err, reason)
+        return exitcodes.TASK_FAILED, "failed"
     except Exception as exc:  # a scheduling or configuration error, not a task failure
+        _outcome_decided()
         log.exception("run could not start")
         print_error(err, exc)
         return exitcodes.BAD_CONFIG, "failed"
     finally:
+        _outcome_decided()
         install(stdio_log=None)
-        for sig, handler_fn in previous.items():
-            signal.signal(sig, handler_fn)
 
 
 def needs_preload(target: luigi.Task) -> bool:

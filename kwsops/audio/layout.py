@@ -17,6 +17,10 @@ The rules (docs/ARCHITECTURE.md "Speakers and labels"), for paths relative to da
 - Without a list, one label name in two different folders at the same depth (``alice/catch``
   and ``bob/catch``, or ``catch/s1`` and ``gun/s1``) is ambiguous: either could be the labels.
   That is refused (:class:`LayoutError`, the run exits 4) with the fix: list the labels.
+- A path with a dot-entry on it (a file or folder whose name, blanks stripped, starts with
+  ``.``: ``.DS_Store``, ``.hidden/``, ``...``, `` ..``) is skipped: listed with the reason
+  (``hidden: folder '.hidden' starts with a dot``), never a label, a recording or a split list. DVC
+  versions such files with the rest of data/input, so the manifest lists them too.
 - The speaker: ``[Preprocess] speaker_pattern`` when set (a regular expression with a group
   named ``speaker``, searched in the file name, or in the whole relative path when the pattern
   holds a ``/``); else ``<speaker>__<rest>`` or Speech Commands' ``<speaker>_nohash_<n>``.
@@ -52,7 +56,8 @@ class LayoutError(ValueError):
 @dataclass(frozen=True)
 class Placement:
     """What one input file is. ``kind``: ``recording`` (a label's or, with ``reason``, none),
-    ``noise`` (a background-noise recording), ``list`` (an official split list) or ``other``."""
+    ``noise`` (a background-noise recording), ``list`` (an official split list), ``hidden``
+    (under a dot-entry, with ``reason``) or ``other``."""
 
     kind: str
     label: str | None = None
@@ -135,6 +140,16 @@ def speaker_of(rel: str, pattern: re.Pattern | None = None) -> str | None:
     return match.group("speaker") if match else None
 
 
+def hidden_reason(rel: str) -> str:
+    """Why ``rel`` is skipped as a dot-entry ("" when it is not one)."""
+    parts = PurePosixPath(rel).parts
+    for index, name in enumerate(parts):
+        if name.strip().startswith("."):
+            what = "folder " if index < len(parts) - 1 else ""
+            return one_line(f"hidden: {what}{name!r} starts with a dot (kwsops skips dot-entries)")
+    return ""
+
+
 def _special_folder(folders: tuple[str, ...]) -> str | None:
     return next((name for name in folders if name.startswith("_")), None)
 
@@ -208,6 +223,8 @@ def plan_layout(
     label folder it sits in, if any, so its rejection counts under that label."""
     listed = check_labels(settings.labels)
     pattern = compile_speaker_pattern(settings.speaker_pattern)
+    hidden = {rel: reason for rel in rel_paths if (reason := hidden_reason(rel))}
+    rel_paths = [rel for rel in rel_paths if rel not in hidden]
     split, lists = official_split(rel_paths, read_text)
     ordered = sorted(rel_paths)
     recordings = [rel for rel in ordered if is_supported(rel) and rel not in lists]
@@ -260,6 +277,7 @@ def plan_layout(
                 index = _label_index(folders, holders, listed, recording=False)
             label = None if index is None else display.get(folders[index].casefold())
             places[rel] = Placement("other", label)
+    places.update({rel: Placement("hidden", reason=reason) for rel, reason in hidden.items()})
     merged = {
         display[key]: sorted(found - {display[key]})
         for key, found in sorted(spellings.items())

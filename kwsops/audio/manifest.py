@@ -19,7 +19,7 @@ from kwsops.text import csv_cell, csv_value
 
 MANIFEST_NAME = "manifest.csv"
 _KINDS = "empty file|unreadable|silent|too long|too short|too large|too slow to decode|unsupported type|no label folder|error"
-REASON_KINDS = (*_KINDS.split("|"), "not a regular file", "not a label")
+REASON_KINDS = (*_KINDS.split("|"), "not a regular file", "not a label", "hidden")
 # kept: a clip of a label; noise: a background-noise recording for training (Speech Commands'
 # _background_noise_); list: an official split list; rejected: with its reason
 STATUSES = ("kept", "noise", "list", "rejected")

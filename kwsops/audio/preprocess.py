@@ -14,6 +14,7 @@ import hashlib
 import multiprocessing
 import os
 import re
+import signal
 import stat
 import time
 from collections import Counter
@@ -97,9 +98,10 @@ class _Job:
 
 
 def scan_inputs(input_dir: Path) -> list[str]:
-    """Every non-hidden entry under ``input_dir`` but folders (symlinked folders included, not
-    followed), as sorted posix paths relative to it. Nothing is opened (:mod:`kwsops.entries`)."""
-    return sorted(entry.rel for entry in walk(input_dir, hidden=False))
+    """Every entry under ``input_dir`` but folders (symlinked folders included, not followed;
+    dot-entries too: DVC versions them, so the manifest lists them), as sorted posix paths
+    relative to it. Nothing is opened (:mod:`kwsops.entries`)."""
+    return sorted(entry.rel for entry in walk(input_dir))
 
 
 def output_name(rel: str, label: str) -> str:
@@ -118,6 +120,8 @@ def _row(rel: str, place: Placement, status: str, reason: str = "", **values) ->
 
 def _check(input_dir: Path, rel: str, place: Placement) -> ManifestRow | None:
     """The row decided without decoding, or None when the file goes to a worker."""
+    if place.kind == "hidden":
+        return _row(rel, place, "rejected", place.reason)
     entry = classify(input_dir / rel, rel)  # only a regular file (or a link to one) is opened
     if place.kind == "list" and entry.readable:
         return _row(rel, place, "list")
@@ -203,6 +207,8 @@ def _init_worker(job: _Job) -> None:
     parent = multiprocessing.parent_process()
     if parent is not None:
         die_with_parent(parent.pid)
+    # Ctrl-C reaches the whole process group: the stage that started the pool stops it
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _WORKER_JOB = job
     rng = np.random.default_rng(0)
     warm = (np.sin(np.arange(8000) * 0.3) * np.hanning(8000)).astype(np.float32)

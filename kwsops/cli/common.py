@@ -63,7 +63,8 @@ def start(args: argparse.Namespace, request: RunRequest) -> int:
     enter_workspace(ws)
     from tasks.runner import run_pipeline
 
-    return run_pipeline(ws, request, quiet=args.quiet, console=console)
+    return run_pipeline(ws, request, quiet=args.quiet, console=console,
+                        exiting=getattr(args, "exiting", False))  # fmt: skip
 
 
 def _range(name: str) -> str:

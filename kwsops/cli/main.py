@@ -213,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.exiting = argv is None  # the process's own command: it ends when this returns
     try:
         return args.handler(args)
     except KeyboardInterrupt:

@@ -32,6 +32,7 @@ from kwsops.config import FeatureSettings, SplitSettings, TrainSettings, resolve
 from kwsops.ml.split import Clips, check_labels, fold_groups, plan_split
 from kwsops.ml.store import FeatureStore, SpectrogramDataError, read_tensor, stream_tensors
 from kwsops.progress import ProgressFn, no_progress
+from kwsops.text import plot_text
 
 # Power floor before the log: below the -70 dBFS padding noise, so it only clips digital silence.
 LOG_FLOOR = 1e-6
@@ -445,7 +446,7 @@ def spectrogram_examples(spec_dir: Path, path: Path, per_label: int = 1) -> Path
             cmap="magma",
             extent=(0, spec.shape[1] * hop_s, 0, spec.shape[0]),
         )
-        ax.set_title(f"{name} — {data.speakers[i] or '?'}", fontsize=9)
+        ax.set_title(plot_text(f"{name} — {data.speakers[i] or '?'}", 60), fontsize=9)
         ax.set_xlabel("s", fontsize=8)
         ax.set_ylabel("mel bin", fontsize=8)
     path = Path(path)

@@ -14,16 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kwsops.runs.schema import DAMAGED, EVENT_TYPES, Event, check, salvage
+
 RUN_DIR_ENV = "KWSOPS_RUN_DIR"
-EVENT_TYPES = (
-    "run_started",  # run_id, params, pid, origin
-    "task_started",  # task (luigi task id), family, params
-    "task_progress",  # task, family, done, total, detail, [metrics]
-    "task_done",  # task, family, duration, detail, [summary]
-    "task_up_to_date",  # task, family
-    "task_failed",  # task, family, duration, error (one line), [exit_code], [cancelled]
-    "run_finished",  # status, exit_code, duration
-)
 
 
 class EventLog:
@@ -38,7 +31,9 @@ class EventLog:
         if event not in EVENT_TYPES:
             raise ValueError(f"unknown event type {event!r}; expected one of {EVENT_TYPES}")
         record = {"ts": round(time.time(), 3), "event": event, **fields}
-        line = (json.dumps(record, default=str, ensure_ascii=False) + "\n").encode("utf-8")
+        text = json.dumps(record, default=str, ensure_ascii=False)
+        check(Event, json.loads(text), f"{self.path}: {event} event")  # as a reader will see it
+        line = (text + "\n").encode("utf-8")
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             os.write(fd, line)
@@ -57,7 +52,9 @@ class EventBatch:
 def read_events(path: str | os.PathLike, offset: int = 0) -> EventBatch:
     """Read complete lines from ``offset``; a half-written last line waits for the next call.
 
-    A line that is not valid JSON is reported in ``errors`` (with its byte offset) and skipped.
+    A line that is not an event (:class:`kwsops.runs.schema.Event`) is reported in ``errors``
+    (with its byte offset) and skipped; a field of the wrong type is dropped from its event,
+    named in the event's ``damaged`` list and reported too.
     """
     path = Path(path)
     try:
@@ -77,6 +74,10 @@ def read_events(path: str | os.PathLike, offset: int = 0) -> EventBatch:
                 record = json.loads(text)
                 if not isinstance(record, dict) or "event" not in record:
                     raise ValueError("not an event object")
+                record = salvage(Event, record)
+                if record.get(DAMAGED):
+                    errors.append(f"{path}: damaged event at byte {position}: "
+                                  f"{', '.join(record[DAMAGED])} of the wrong type")  # fmt: skip
                 events.append(record)
             except ValueError as exc:
                 errors.append(f"{path}: bad event at byte {position}: {exc}")

@@ -33,7 +33,9 @@ from kwsops.atomic import atomic_write_json
 from kwsops.procs import identity, is_alive
 from kwsops.runs.events import EventLog, read_events
 from kwsops.runs.lock import WorkspaceLock
+from kwsops.runs.schema import DAMAGED, StatusFile, check, damaged, salvage
 
+KILLED_REASON = "killed: the run's process ended without recording an outcome (kill -9, a crash)"
 RUN_ID = re.compile(r"^\d{8}-\d{6}-")  # new_run_id(): the start second, then a random tag
 
 
@@ -88,17 +90,20 @@ def create_run(
 
 def write_status(paths: RunPaths, **fields: Any) -> dict:
     current = _load_status(paths) or {"run_id": paths.run_id}
+    current.pop(DAMAGED, None)  # a damaged field read is dropped: what is written is whole
     current.update(fields)
-    atomic_write_json(paths.status, current)
+    atomic_write_json(paths.status, check(StatusFile, current, str(paths.status)))
     return current
 
 
 def _load_status(paths: RunPaths) -> dict | None:
+    """status.json as :class:`StatusFile` allows: a field of the wrong type is dropped and
+    named under ``damaged``; None when there is no JSON object at all."""
     try:
         status = json.loads(paths.status.read_text())
+        return salvage(StatusFile, status) if isinstance(status, dict) else None
     except (OSError, ValueError):
         return None
-    return status if isinstance(status, dict) else None
 
 
 def process_alive(status: dict) -> bool | None:
@@ -111,6 +116,8 @@ def effective_status(status: dict | None) -> str:
     """``running`` whose process is gone (by pid and start time) means the run was killed."""
     if not status:
         return "unknown"
+    if "status" in damaged(status):
+        return DAMAGED
     state = status.get("status", "unknown")
     if state == "running" and process_alive(status) is False:
         return "killed"
@@ -159,9 +166,12 @@ def finalise_killed(paths: RunPaths) -> dict | None:
         finished = last or status.get("started") or paths.root.stat().st_mtime
         duration = round(finished - (status.get("started") or finished), 3)
         EventLog(paths.events).emit(
-            "run_finished", status="killed", duration=duration, finalised_at=time.time()
+            "run_finished", status="killed", duration=duration, finalised_at=time.time(),
+            reason=KILLED_REASON,
+        )  # fmt: skip
+        return write_status(
+            paths, status="killed", finished=finished, duration=duration, reason=KILLED_REASON
         )
-        return write_status(paths, status="killed", finished=finished, duration=duration)
 
 
 def _second(run: Path) -> str:

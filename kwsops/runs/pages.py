@@ -14,13 +14,15 @@ from kwsops import states
 from kwsops.atomic import atomic_write_text
 from kwsops.runs.events import read_events
 from kwsops.runs.folder import RunPaths, effective_status, read_status
+from kwsops.runs.schema import damaged, shown
 from kwsops.runs.state import RunState, TaskState
 from kwsops.stages import STAGE_BY_FAMILY
 from kwsops.text import escape_md, html_text
 
 
 def load_run(paths: RunPaths) -> tuple[RunState, dict, dict]:
-    state = RunState().apply_all(read_events(paths.events).events)
+    batch = read_events(paths.events)
+    state = RunState(problems=batch.errors).apply_all(batch.events)
     status = read_status(paths) or {}
     try:
         params = json.loads(paths.params.read_text())
@@ -47,6 +49,14 @@ def _detail(task: TaskState) -> str:
     return task.error if task.status in ("failed", "cancelled") else task.detail
 
 
+def damage(paths: RunPaths, state: RunState, status: dict) -> list[str]:
+    """What of the run's files could not be read as written, one line each."""
+    found = [f"{paths.status.name}: {', '.join(damaged(status))} of the wrong type"]
+    return (found if damaged(status) else []) + [
+        line.replace(f"{paths.events}", paths.events.name) for line in state.problems
+    ]
+
+
 def task_rows(state: RunState) -> list[TaskState]:
     return [task for task in state.ordered() if task.status != "pending"]
 
@@ -56,11 +66,12 @@ def render_markdown(paths: RunPaths, state: RunState, status: dict, params: dict
     lines = [
         f"# Run {paths.run_id}",
         "",
-        f"- outcome: **{outcome}** (exit code {status.get('exit_code', '?')})",
+        f"- outcome: **{outcome}** (exit code {shown(status, 'exit_code')})",
         f"- started: {_clock(status.get('started'))}, duration: "
-        f"{status.get('duration', 0):.1f} s, origin: {_md(params.get('origin', '?'))}",
+        f"{shown(status, 'duration', '{:.1f} s')}, origin: {_md(params.get('origin', '?'))}",
         f"- params: {_md(_params(params))}",
         f"- log: `{paths.log.name}`, events: `{paths.events.name}`",
+        *[f"- damaged: {_md(line)}" for line in damage(paths, state, status)],
         "",
         "| task | outcome | start | duration | detail |",
         "| --- | --- | --- | ---: | --- |",
@@ -132,8 +143,9 @@ def render_html(paths: RunPaths, state: RunState, status: dict, params: dict) ->
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left}}</style></head>
 <body><h1>Run {html_text(paths.run_id)}: {html_text(outcome)}</h1>
-<p>started {_clock(status.get("started"))}, {status.get("duration", 0):.1f} s,
-exit code {status.get("exit_code", "?")}, origin {html_text(params.get("origin", "?"))}</p>
+<p>started {_clock(status.get("started"))}, {shown(status, "duration", "{:.1f} s")},
+exit code {shown(status, "exit_code")}, origin {html_text(params.get("origin", "?"))}</p>
+{"".join(f"<p>damaged: {html_text(line)}</p>" for line in damage(paths, state, status))}
 <p>params: {html_text(_params(params))}</p>
 <h2>Timeline</h2>
 {timeline_svg(state)}

@@ -29,6 +29,7 @@ from kwsops.secrets import (
 )
 from kwsops.workspace import WORKSPACE_ENV, Workspace
 
+WORKERS_END_S = 10  # how long a stopped run waits for its workers to end
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -114,6 +115,7 @@ class RunSession:
         self.paths = RunPaths(ws.runs_dir / (run_id or new_run_id()))
         self.started = time.time()
         self._handler: logging.Handler | None = None
+        self.reason: str | None = None  # why the run ended, when no task's error says it
 
     @property
     def events(self) -> EventLog:
@@ -156,6 +158,28 @@ class RunSession:
                     cancelled=True,
                 )
 
+    def record_stop(self, reason: str) -> None:
+        """The run stopped for ``reason`` (its scheduler lost): its workers first end (Luigi
+        terminates them, they record "cancelled by SIGTERM"), then the tasks they ran, and
+        the run, say why."""
+        import psutil
+
+        with contextlib.suppress(psutil.Error):
+            psutil.wait_procs(psutil.Process().children(), timeout=WORKERS_END_S)
+        self.reason = reason
+        for task in self.state().ordered():
+            stopped = task.status in ("failed", "cancelled") and task.error.startswith(
+                "cancelled by SIG"
+            )  # by Luigi, as the scheduler went
+            if task.status == "running" or stopped:
+                self.events.emit(
+                    "task_failed",
+                    task=task.task,
+                    family=task.family,
+                    duration=round(time.time() - (task.started or self.started), 3),
+                    error=reason,
+                )
+
     def finish(self, code: int, status: str) -> RunState:
         """Record the outcome (event, status.json, run report), detach the log, release the lock."""
         duration = round(time.time() - self.started, 3)
@@ -170,7 +194,7 @@ class RunSession:
                 duration=duration,
                 best_accuracy=best_accuracy(state),
                 best_revision=best_revision(state),
-                reason=state.failure_reason() or None,
+                reason=self.reason or state.failure_reason() or None,
             )
             write_run_report(self.paths)
             return state

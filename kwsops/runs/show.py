@@ -18,8 +18,9 @@ from kwsops import states
 from kwsops.runs.events import read_events
 from kwsops.runs.folder import RunPaths, effective_status, read_status
 from kwsops.runs.live import outcome_detail, print_table, task_label
-from kwsops.runs.pages import task_rows
+from kwsops.runs.pages import damage, task_rows
 from kwsops.runs.request import kind_of, params_line
+from kwsops.runs.schema import shown
 from kwsops.runs.state import RunState, TaskState
 from kwsops.text import clean_text, rich_text
 
@@ -54,8 +55,12 @@ def data_line(state: RunState, run: RunPaths) -> str | None:
     )
     where = ""
     if made:
-        clips, test = made["train"] + made["test"], made["test"]
-        labels, speakers, kind = made["labels"], made["speakers"], made.get("split", "")
+        try:
+            clips, test = int(made["train"]) + int(made["test"]), int(made["test"])
+            labels, speakers = int(made["labels"]), int(made["speakers"])
+            kind = str(made.get("split", ""))
+        except (KeyError, TypeError, ValueError):
+            return None
     else:
         try:  # a run folder is <workspace>/reports/runs/<run-id>
             meta = json.loads((run.root.parents[2] / "data/spec_ds/meta.json").read_text())
@@ -283,9 +288,12 @@ def render_run(
     console.print(head)
     console.print(rich_text(f"params: {params_text(params)}", limit=4000), soft_wrap=True)
     console.print(
-        rich_text(f"exit code {status.get('exit_code', '?')}, {status.get('duration', 0):.1f} s; "
-                  f"log: {run.log}", limit=4000), soft_wrap=True,
+        rich_text(f"exit code {shown(status, 'exit_code')}, "
+                  f"{shown(status, 'duration', '{:.1f} s')}; log: {run.log}", limit=4000),
+        soft_wrap=True,
     )  # fmt: skip
+    for problem in damage(run, state, status):
+        console.print(rich_text(f"damaged: {problem}", "red", limit=4000), soft_wrap=True)
     line = data_line(state, run)
     if line:
         console.print(rich_text(line, limit=4000), soft_wrap=True)

@@ -57,6 +57,7 @@ class RunState:
     exit_code: int | None = None
     params: dict = field(default_factory=dict)
     tasks: dict[str, TaskState] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)  # damaged lines of the event log
 
     def _task(self, event: dict) -> TaskState:
         task_id = event.get("task", "?")

@@ -63,7 +63,15 @@ REJECTED = {
     "loose.wav": "no label folder",
     "Whatsapp/loose.opus": "no label folder",
 }
-HIDDEN = ("catch/.DS_Store", ".hidden/catch/x.wav", "gun/.secret.wav")
+# dot-entries: versioned by DVC like the rest, so listed, each with why it is skipped
+HIDDEN = {
+    "catch/.DS_Store": "hidden: '.DS_Store' starts with a dot",
+    ".hidden/catch/x.wav": "hidden: folder '.hidden' starts with a dot",
+    "gun/.secret.wav": "hidden: '.secret.wav' starts with a dot",
+    ".../catch/y.wav": "hidden: folder '...' starts with a dot",
+    "..x/gun/z.wav": "hidden: folder '..x' starts with a dot",
+    " ../w.wav": "hidden: folder ' ..' starts with a dot",  # not a label named " .."
+}
 
 
 def make_inputs(root: Path) -> None:
@@ -130,9 +138,14 @@ def zoo(tmp_path_factory: pytest.TempPathFactory) -> dict:
     }
 
 
-def test_every_input_is_listed_once_and_hidden_files_never(zoo: dict) -> None:
+def test_every_input_is_listed_once_dot_entries_with_why_they_are_skipped(zoo: dict) -> None:
     rows = zoo["rows"]
-    assert set(rows) == set(GOOD) | set(REJECTED)
+    assert set(rows) == set(GOOD) | set(REJECTED) | set(HIDDEN)
+    for rel, reason in HIDDEN.items():
+        row = rows[rel]
+        assert (row.status, row.label, row.output) == ("rejected", None, None), rel
+        assert row.reason.startswith(reason), (rel, row.reason)
+    assert zoo["summary"].labels == ["catch", "gun", "rock"]
     assert list(rows) == sorted(rows)
     header = (zoo["root"] / "out2/manifest.csv").read_text().splitlines()[0]
     assert header == ",".join(MANIFEST_COLUMNS)
@@ -196,14 +209,15 @@ def test_output_does_not_depend_on_worker_count(zoo: dict) -> None:
 
 def test_summary_and_progress(zoo: dict) -> None:
     summary: PreprocessSummary = zoo["summary"]
-    assert (summary.kept, summary.rejected) == (len(GOOD), len(REJECTED))
+    assert (summary.kept, summary.rejected) == (len(GOOD), len(REJECTED) + len(HIDDEN))
     assert summary.kept_per_label == {"catch": 5, "gun": 3, "rock": 1}
-    assert summary.rejected_per_label == {"": 2, "catch": 3, "gun": 3, "rock": 4}
+    assert summary.rejected_per_label == {"": 2 + len(HIDDEN), "catch": 3, "gun": 3, "rock": 4}
     assert summary.reasons["unreadable"] == 3 and summary.reasons["no label folder"] == 2
+    assert summary.reasons["hidden"] == len(HIDDEN)
     assert summary.duration_out.count == len(GOOD)
     assert summary.duration_out.max < summary.duration_in.max
     assert summary.seconds > 0 and summary.as_dict()["kept"] == len(GOOD)
-    total = len(GOOD) + len(REJECTED)
+    total = len(GOOD) + len(REJECTED) + len(HIDDEN)
     assert zoo["calls"][-1] == (total, total)
     assert [done for done, _ in zoo["calls"]] == sorted(done for done, _ in zoo["calls"])
 
@@ -302,3 +316,20 @@ def test_the_original_study_with_a_labels_list(tmp_path: Path) -> None:
     )
     assert rows["ML/Whatsapp/Rock/PTT-20230100-WA005.ogg"].folder == "ML/Whatsapp/Rock"
     assert summary.merged_spellings["rock"] == ["Rock"]
+
+
+def test_the_manifest_lists_every_file_dvc_versions(zoo: dict, tmp_path: Path) -> None:
+    """What `dvc add data/input` versions and what the manifest lists are the same files."""
+    import json
+    import shutil
+    import subprocess
+
+    from kwsops.versioning.runner import tool
+
+    shutil.copytree(zoo["root"] / "input", tmp_path / "input")
+    for command in (["git", "init", "-q"], [tool("dvc"), "init", "-q"],
+                    [tool("dvc"), "add", "-q", "input"]):  # fmt: skip
+        subprocess.run(command, cwd=tmp_path, check=True, capture_output=True, timeout=300)
+    listing = next((tmp_path / ".dvc" / "cache").rglob("*.dir"))
+    versioned = {entry["relpath"] for entry in json.loads(listing.read_text())}
+    assert versioned == set(zoo["rows"])

@@ -117,3 +117,22 @@ def test_noise_recordings_become_clip_length_pieces(tmp_path, monkeypatch):
     assert np.array_equal(pieces[-1][: len(short)], short)
     monkeypatch.setattr(features, "MAX_NOISE_PIECES", 3)
     assert len(features.noise_pieces(tmp_path, rows, RATE, RATE)) <= 3
+
+
+def test_spectrogram_examples_draw_names_as_text_without_control_bytes(spec_dir, tmp_path):
+    """A speaker (from a file name) holding an escape sequence: the title shows it printable,
+    and matplotlib never warns with a raw ESC byte ("Glyph 27 missing")."""
+    import json
+    import shutil
+    import warnings
+
+    copy = tmp_path / "spec"
+    shutil.copytree(spec_dir, copy)
+    meta = json.loads((copy / "meta.json").read_text())
+    for side in ("train", "test"):
+        meta[side]["speakers"] = ["\x1b[31mred\x1b[0m\x07"] * len(meta[side]["speakers"])
+    (copy / "meta.json").write_text(json.dumps(meta))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        spectrogram_examples(copy, tmp_path / "examples.png")
+    assert not [w for w in caught if "\x1b" in str(w.message) or "\x07" in str(w.message)]

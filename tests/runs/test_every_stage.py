@@ -13,6 +13,7 @@ import configparser
 import csv
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -149,16 +150,19 @@ def test_secrets_of_the_workspace_are_masked_in_what_luigi_logs(ws: Workspace, t
 
 
 ORDER = [stage for stage, _ in STAGES]
-WAYS = ("kwsops cancel", "SIGTERM", "timeout")
+WAYS = ("kwsops cancel", "SIGTERM", "timeout", "Ctrl-C")
 RUN = ("--batch-sizes", "16", "--workers", "2")  # epochs and folds: luigi.cfg [Train]
+# how long after a stage starts the stop lands: seeded, a few per stage (the last try: at once)
+OFFSETS = random.Random(2005)
 
 
-def start_run(ws: Workspace, way: str, *args: str) -> subprocess.Popen:
+def start_run(ws: Workspace, way: str, *args: str, stderr: Path | None = None) -> subprocess.Popen:
     command = [sys.executable, "-m", "kwsops.cli", "-C", str(ws.root), "run", *args]
     if way == "timeout":  # a crontab line's limit: SIGALRM makes it expire now (coreutils)
         command = ["timeout", "-s", "TERM", "3600", *command]
+    err = stderr.open("w") if stderr else subprocess.DEVNULL
     return subprocess.Popen(command, cwd=ws.root, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+                            stderr=err, start_new_session=True)  # fmt: skip
 
 
 def wait_for_start(
@@ -211,29 +215,46 @@ def leftovers(ws: Workspace) -> list[Path]:
     return [p for p in ws.root.rglob(".*") if ".tmp-" in p.name or ".old-" in p.name]
 
 
-def test_a_cancel_in_any_stage_stops_the_run_and_keeps_the_last_output(ws: Workspace):
+def test_a_cancel_in_any_stage_stops_the_run_and_keeps_the_last_output(
+    ws: Workspace, tmp_path: Path
+):
     """Each stage in turn is made the first stale one (its stamp and those after it set
     aside: Luigi looks upstream only from an incomplete task), started by `kwsops run` and
-    stopped while it runs. Its previous output stays as it was, unstamped, so putting the
-    stamps back restores the workspace; the last stage is left to the next run."""
+    stopped while it runs, at a seeded offset into the stage. Its previous output stays as it
+    was, unstamped, so putting the stamps back restores the workspace; the last stage is left
+    to the next run. A stop that lands as the stage finishes leaves it recorded as done."""
     for index, stage in enumerate(ORDER):
         later = [path for family in ORDER[index:] for path in stamps_of(ws, family)]
         saved = {path: path.read_bytes() for path in later}
+        offsets = [OFFSETS.uniform(0.1, 1.0), OFFSETS.uniform(0.0, 0.3), 0.0]
         for attempt in range(3):
             way = WAYS[(index + attempt) % len(WAYS)]
             for path in saved:
                 path.unlink(missing_ok=True)
             before = {run.run_id for run in list_runs(ws.runs_dir)}
             # TrainFold runs in the fold-task mode; in the default one Train trains the folds
-            proc = start_run(ws, way, *RUN, *(["--fold-tasks"] if stage == "TrainFold" else []))
+            errors = tmp_path / f"{stage}-{attempt}.err"
+            proc = start_run(ws, way, *RUN, *(["--fold-tasks"] if stage == "TrainFold" else []),
+                             stderr=errors)  # fmt: skip
             run = wait_for_start(ws, before, stage, proc)
+            time.sleep(offsets[attempt])  # into the stage, not only at its start
             if way == "kwsops cancel":
-                assert "to stop" in run_cli(ws, "cancel").stdout
+                run_cli(ws, "cancel")
+            elif way == "Ctrl-C":  # the terminal signals the whole foreground group
+                os.killpg(proc.pid, signal.SIGINT)
             else:
                 proc.send_signal(signal.SIGALRM if way == "timeout" else signal.SIGTERM)
             expected = 124 if way == "timeout" else exitcodes.CANCELLED  # timeout's "expired"
-            assert proc.wait(timeout=120) == expected, (stage, way)
-            if stage not in outcomes(run, "task_done"):
+            code = proc.wait(timeout=120)
+            said = errors.read_text()
+            assert "Traceback" not in said and "Exception ignored" not in said, (stage, said)
+            done, failed = outcomes(run, "task_done"), outcomes(run, "task_failed")
+            assert not (stage in done and stage in failed), f"{stage}: recorded as both"
+            if read_status(run)["status"] == "ok":
+                assert code == exitcodes.OK, (stage, way)  # the stop came after the end
+                continue
+            assert code == expected, (stage, way)
+            if stage not in done:
                 break  # else it finished before the signal landed: again
         else:
             raise AssertionError(f"could not cancel {stage} while it ran")
@@ -273,7 +294,11 @@ def test_kill_9_of_the_run_takes_its_workers_and_the_next_run_goes_on(ws: Worksp
     assert not WorkspaceLock(ws.lock_file).is_held(), "the lock went with the run"
     assert "TrainFold" not in outcomes(run, "task_done")
     assert "killed" in run_cli(ws, "runs").stdout
-    assert json.loads(run.status.read_text())["status"] == "killed", "finalised on disk"
+    on_disk = json.loads(run.status.read_text())
+    assert on_disk["status"] == "killed", "finalised on disk"
+    assert on_disk["reason"].startswith("killed:"), "a kill -9 is not a cancel by SIGTERM"
+    errors = [e["error"] for e in read_events(run.events).events if e["event"] == "task_failed"]
+    assert errors and not any("SIGTERM" in error for error in errors), errors
 
     run_cli(ws, "run", *RUN, "--fold-tasks")
     last = list_runs(ws.runs_dir)[0]
@@ -375,3 +400,19 @@ def test_gc_removes_old_runs_sessions_and_unused_objects_but_no_revision(ws: Wor
     assert set(fetched) == {"fold_0", "fold_1"}
     validate = luigi(ws, "Validate", "--Validate-revisions", '["git:HEAD~1:batch_16"]')
     assert validate.returncode == 0, validate.stderr[-3000:]
+
+
+def test_a_stop_after_the_run_finished_ok_changes_nothing(ws: Workspace):
+    """SIGTERM once `run_finished ok` is written: the run exits 0 as recorded, not 143."""
+    before = {run.run_id for run in list_runs(ws.runs_dir)}
+    proc = start_run(ws, "SIGTERM", *RUN)
+    deadline = time.monotonic() + 300
+    while proc.poll() is None:
+        new = [run for run in list_runs(ws.runs_dir) if run.run_id not in before]
+        if new and "run_finished" in {e["event"] for e in read_events(new[0].events).events}:
+            proc.send_signal(signal.SIGTERM)
+            break
+        assert time.monotonic() < deadline, "the run never finished"
+        time.sleep(0.005)
+    assert proc.wait(timeout=120) == exitcodes.OK
+    assert read_status(list_runs(ws.runs_dir)[0])["status"] == "ok"

@@ -152,8 +152,21 @@ def test_quiet_prints_nothing_on_success_and_the_gate_exits_5_from_luigi(demo_wo
     config["VersionModels"]["batch_sizes"] = "[16]"
     with (ws.root / "luigi.cfg").open("w") as handle:
         config.write(handle)
+    # what libraries say on stderr in runs that succeed: libmpg123 from C ("Xing stream size
+    # off ..." for a cut mp3), matplotlib's "Glyph 128077 missing" for a name in a plot title
+    import numpy as np
+    import soundfile as sf
+
+    tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(16000) / 16000)).astype(np.float32)
+    sf.write(ws.root / "cut.mp3", tone, 16000, format="MP3", subtype="MPEG_LAYER_III")
+    mp3 = (ws.root / "cut.mp3").read_bytes()
+    (ws.input_dir / "catch" / "spk77__cut.mp3").write_bytes(mp3[: len(mp3) // 2 + 7])
+    first = sorted(ws.input_dir.glob("catch/*.wav"))[0]
+    shutil.copy(first, ws.input_dir / "catch" / "0\N{THUMBS UP SIGN}__first.wav")
     result = run_cli(ws, "run", "--quiet")
     assert result.stdout == "" and result.stderr == ""
+    log = list_runs(ws.runs_dir)[0].log.read_text(errors="replace")
+    assert "Xing stream size off" in log and "Glyph 128077" in log, "captured, not lost"
     # the same pipeline, now up to date but for Validate, with a gate no model passes
     luigi = subprocess.run(
         [tool("luigi"), "--module", "tasks", "Validate", "--Validate-fail-below", "1.01"],
@@ -263,3 +276,27 @@ def test_run_report_lists_what_each_task_read_and_wrote(demo_workspace):
     report = list_runs(ws.runs_dir)[0].report_md.read_text()
     assert "| Preprocess" in report and "data/input" in report and "data/output" in report
     assert "outcome: **ok**" in report
+
+
+def test_a_run_that_loses_its_scheduler_says_so_and_exits_1(demo_workspace, luigid):
+    """luigid dies mid-stage: not a configuration error (4), nor a cancel by SIGTERM."""
+    import configparser
+
+    ws = demo_workspace
+    config = configparser.ConfigParser(interpolation=None)
+    config.read(ws.luigi_cfg)
+    config["core"].update({"rpc-retry-attempts": "2", "rpc-retry-wait": "1"})  # not a minute
+    with ws.luigi_cfg.open("w") as handle:
+        config.write(handle)
+    proc = start_run(ws, *SMALL, "--scheduler-host", "127.0.0.1",
+                     "--scheduler-port", str(luigid.port))  # fmt: skip
+    wait_for_event(ws, "Preprocess")
+    luigid.stop()
+    out, errors = proc.communicate(timeout=300)
+    assert proc.returncode == exitcodes.TASK_FAILED, errors
+    assert "lost the scheduler" in errors and "Traceback" not in errors + out
+    run = list_runs(ws.runs_dir)[0]
+    status = read_status(run)
+    assert status["status"] == "failed" and "lost the scheduler" in status["reason"]
+    shown = run_cli(ws, "runs", "show", run.run_id).stdout
+    assert "cancelled by SIGTERM" not in shown
