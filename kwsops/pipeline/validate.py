@@ -130,6 +130,7 @@ def test_facts(meta: dict, split) -> dict:
         "split": {
             "kind": kind,
             "note": meta["split"].get("note", ""),
+            "share_note": meta["split"].get("share_note", ""),
             "lists": meta["split"].get("lists", []),
             "test_size": meta["split"].get("test_size"),
             "seed": meta["split"].get("seed"),

@@ -248,3 +248,12 @@ def test_unknown_speakers_and_each_split_kind_are_said_plainly(comparison):
     assert "Test split: the official one, the clips sc/testing\\_list.txt names." in md
     comparison["test"]["split"] = {"kind": "speaker", "test_size": 0.1, "seed": 42}
     assert "held-out speakers (test\\_size 0.1, seed 42)" in render_markdown(comparison)
+
+
+def test_a_test_share_far_from_test_size_is_said_in_the_report(comparison):
+    note = "test share 0.15 (12 of 80 clips), not 0.02: whole speakers are held out"
+    comparison["test"]["split"] = {
+        "kind": "speaker", "test_size": 0.02, "seed": 42, "share_note": note
+    }  # fmt: skip
+    assert f"never heard in training. The {escape_md(note)}." in render_markdown(comparison)
+    assert "not 0.02: whole speakers are held out" in " ".join(render(comparison).split())
