@@ -76,8 +76,7 @@ def split_sentence(test: dict) -> str:
     if kind == "clip":
         why = split.get("note") or "speakers unknown"
         return (
-            f"Test split: clip by clip ({sized}), {why}: test voices may also be in "
-            f"training.{far}"
+            f"Test split: clip by clip ({sized}), {why}: test voices may also be in training.{far}"
         )
     return ""
 
