@@ -97,9 +97,15 @@ def check_labels(clips: Clips, expected: Sequence[str], folds: int) -> None:
         )
     if len(clips.label_names) < 2:
         raise DataCheckError(_one_label(clips))
+    check_clips_for_folds({name: counts[i] for i, name in enumerate(clips.label_names)}, folds)
+
+
+def check_clips_for_folds(clips_per_label: dict[str, int], folds: int) -> None:
+    """Refuse a label with fewer clips than the test split and ``folds`` folds need (one test
+    clip, one per fold). MakeSpectrograms checks it first; Train again, with the folds it trains
+    (kwsops.pipeline.train), so a changed ``folds`` is checked whatever is up to date."""
     need = max(folds, 2) + 1
-    short = sorted((counts[i], name) for i, name in enumerate(clips.label_names))
-    short = [(n, name) for n, name in short if n < need]
+    short = sorted((n, name) for name, n in clips_per_label.items() if n < need)
     if short:
         n, name = short[0]
         more = f" (and {len(short) - 1} more labels)" if len(short) > 1 else ""
@@ -235,6 +241,19 @@ def fold_groups(speakers: list[str], ids: list[str], folds: int) -> tuple[np.nda
         f"or {fix} to keep them apart"
     )
     return np.arange(len(ids), dtype=np.int64), note
+
+
+def clip_folds_phrase(speakers: list[str], ids: list[str], folds: int) -> str:
+    """The fall-back of :func:`fold_groups` in a few words, for a run's lines and the report:
+    ``folds clip by clip: 5 training speakers for 6 folds``; "" when the folds keep speakers
+    apart."""
+    if not fold_groups(speakers, ids, folds)[1]:
+        return ""
+    known = len({s for s in speakers if s})
+    if not known:
+        return f"folds clip by clip: training speakers unknown for {folds} folds"
+    word = "speaker" if known == 1 else "speakers"
+    return f"folds clip by clip: {known} training {word} for {folds} folds"
 
 
 def fold_indices(

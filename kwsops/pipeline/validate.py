@@ -174,6 +174,12 @@ def unseen_notes(ranked: list[dict], split) -> list[str]:
 
     speakers = len({s for s in split.speakers if s})
     notes = [ev.unseen_note(display_name_of(rev), rev["unseen"], speakers) for rev in ranked]
+    notes += [
+        f"{display_name_of(rev)}: {rev['fold_fallback']}, so its fold validation voices were "
+        "also trained on"
+        for rev in ranked
+        if rev.get("fold_fallback")
+    ]
     return [note for note in notes if note]
 
 

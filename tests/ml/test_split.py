@@ -12,7 +12,9 @@ from kwsops.exitcodes import BAD_CONFIG
 from kwsops.ml.split import (
     Clips,
     DataCheckError,
+    check_clips_for_folds,
     check_labels,
+    clip_folds_phrase,
     fold_indices,
     holdout_indices,
     plan_split,
@@ -204,3 +206,13 @@ def test_no_grouping_that_can_is_refused_naming_the_speakers():
     message = str(caught.value)
     assert re.search(r"label [abc] \(recorded only by [xyz], [xyz]\) cannot be on both", message)
     assert message.endswith("record it by one more speaker") and "\n" not in message
+
+
+def test_the_fold_fall_back_in_a_few_words():
+    data = clips(10, speakers=3)
+    assert clip_folds_phrase(data.speakers, data.ids, 5) == (
+        "folds clip by clip: 3 training speakers for 5 folds"
+    )
+    assert clip_folds_phrase(data.speakers, data.ids, 3) == ""
+    with pytest.raises(DataCheckError, match=r"label b has 3 clips; the test split and 3 folds"):
+        check_clips_for_folds({"a": 9, "b": 3}, 3)
