@@ -13,6 +13,7 @@ from rich.text import Text
 
 from kwsops import exitcodes
 from kwsops.config import THREADS_ENV
+from kwsops.pipeline.preprocess import NoRecordingsError, require_recordings
 from kwsops.runs.folder import RunPaths
 from kwsops.runs.live import LiveRunView, print_error, print_outcome
 from kwsops.runs.lock import AlreadyRunning
@@ -42,7 +43,9 @@ def run_pipeline(
     err = Console(stderr=True)
     try:  # every value and revision checked before anything is recorded as a run
         request = prepare(ws.require(), request)
-    except (WorkspaceError, RequestError) as exc:
+        if not request.standalone:  # a validate-only run needs no recordings
+            require_recordings(ws)
+    except (WorkspaceError, RequestError, NoRecordingsError) as exc:
         print_error(err, exc)
         return exitcodes.BAD_CONFIG
     session = RunSession(ws, request.params(), request.origin, run_id=request.run_id)
