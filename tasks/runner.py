@@ -14,6 +14,7 @@ from rich.text import Text
 from kwsops import exitcodes
 from kwsops.config import THREADS_ENV
 from kwsops.pipeline.preprocess import NoRecordingsError, require_recordings
+from kwsops.pipeline.validate import ValidationInputError, require_trained_models
 from kwsops.runs.folder import RunPaths
 from kwsops.runs.live import LiveRunView, print_error, print_outcome
 from kwsops.runs.lock import AlreadyRunning
@@ -45,7 +46,9 @@ def run_pipeline(
         request = prepare(ws.require(), request)
         if not request.standalone:  # a validate-only run needs no recordings
             require_recordings(ws)
-    except (WorkspaceError, RequestError, NoRecordingsError) as exc:
+        elif not (request.revisions or request.batch_sizes):  # nothing trained to compare
+            require_trained_models(ws)
+    except (WorkspaceError, RequestError, NoRecordingsError, ValidationInputError) as exc:
         print_error(err, exc)
         return exitcodes.BAD_CONFIG
     session = RunSession(ws, request.params(), request.origin, run_id=request.run_id)

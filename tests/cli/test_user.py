@@ -83,6 +83,24 @@ def test_a_validate_rerun_stays_validate(trained: Workspace) -> None:
     assert families == {"Validate"}  # no training, no stage before it
 
 
+def test_validate_without_revisions_compares_the_batch_sizes_trained(
+    trained: Workspace, tmp_path: Path
+) -> None:
+    """luigi.cfg names 16, 32 and 64; only 16 was trained: validate compares that one."""
+    run_cli(trained, "validate", "--quiet")
+    assert params(runs(trained)[-1])["batch_sizes"] == [16]
+    data = json.loads(trained.comparison_report.with_suffix(".json").read_text())
+    assert [rev["spec"] for rev in data["revisions"]] == ["workspace:batch_16"]
+    bare = Workspace(tmp_path / "bare")  # a copy without models: nothing to compare
+    shutil.copytree(trained.root, bare.root, ignore=shutil.ignore_patterns("models", "runs"))
+    refused = run_cli(bare, "validate", check=False)
+    assert refused.returncode == 4 and refused.stdout == ""
+    (line,) = refused.stderr.strip().splitlines()
+    assert "holds no trained models (batch_<size>/fold_<k>/)" in line
+    assert line.endswith("or name the models to compare with --revisions")
+    assert runs(bare) == []
+
+
 BAD = [
     (("run", "--batch-sizes", "0"), "--batch-sizes 0: must be an integer from 1 to 4096"),
     (("run", "--epochs", "0"), "--epochs 0: must be an integer from 1 to 10000"),
