@@ -14,7 +14,7 @@ from rich.text import Text
 from kwsops import exitcodes
 from kwsops.config import THREADS_ENV
 from kwsops.pipeline.preprocess import NoRecordingsError, require_recordings
-from kwsops.pipeline.validate import ValidationInputError, require_trained_models
+from kwsops.pipeline.validate import ValidationInputError
 from kwsops.runs.folder import RunPaths
 from kwsops.runs.live import LiveRunView, print_error, print_outcome
 from kwsops.runs.lock import AlreadyRunning
@@ -33,6 +33,7 @@ from tasks.request import (
     preload_for_fork,
     prepare,
 )
+from tasks.validate import require_models_to_compare
 
 log = logging.getLogger("kwsops")
 
@@ -43,11 +44,11 @@ def run_pipeline(
     console = console or Console(stderr=False)
     err = Console(stderr=True)
     try:  # every value and revision checked before anything is recorded as a run
+        if request.standalone:  # nothing trained to compare: said before the batch sizes
+            require_models_to_compare(ws.require(), request.revisions, request.batch_sizes)
         request = prepare(ws.require(), request)
         if not request.standalone:  # a validate-only run needs no recordings
             require_recordings(ws)
-        elif not (request.revisions or request.batch_sizes):  # nothing trained to compare
-            require_trained_models(ws)
     except (WorkspaceError, RequestError, NoRecordingsError, ValidationInputError) as exc:
         print_error(err, exc)
         return exitcodes.BAD_CONFIG

@@ -22,8 +22,17 @@ from kwsops.pipeline.validate import (
     split_digest,
     validate_stage,
 )
+from kwsops.workspace import Workspace
 from tasks.base import KwsTask, StampTarget
 from tasks.pipeline import VersionModels
+
+
+def require_models_to_compare(ws: Workspace, revisions: list, batch_sizes: list) -> None:
+    """Comparing alone with no revision or batch size named (flags or luigi.cfg [Validate]):
+    ValidationInputError (one line, exit 4) when data/models holds no trained models."""
+    named = Validate(standalone=True)
+    if not (revisions or batch_sizes or named.revisions or named.batch_sizes):
+        require_trained_models(ws)
 
 
 class Validate(KwsTask):
