@@ -36,10 +36,17 @@ def write_recordings(ws: Workspace) -> None:
 def test_changed_folds_are_checked_and_their_fall_back_said_whatever_is_up_to_date(tmp_path):
     ws = init_workspace(tmp_path / "ws")
     write_recordings(ws)
-    run_cli(ws, *RUN, "--folds", "2")
+    first = run_cli(ws, *RUN, "--folds", "2")
     meta = json.loads((ws.spec_dir / "meta.json").read_text())
     training_speakers = {s for s in meta["train"]["speakers"] if s}
     assert len(training_speakers) == 3  # one speaker held out for test
+    # one speaker is 5 of the 21 clips, far from test_size 0.1: the line and the report say so
+    n = len(meta["test"]["ids"])
+    share = f"test share {n / 21:.2f} ({n} of 21 clips), not 0.1: whole speakers are held out"
+    assert meta["split"]["share_note"].startswith(share)
+    assert share in " ".join(first.stdout.split())
+    report = (ws.root / "reports/comparison_versions.md").read_text()
+    assert share in " ".join(report.split())
 
     said = "folds clip by clip: 3 training speakers for 4 folds"
     more = run_cli(ws, *RUN, "--folds", "4")
