@@ -14,6 +14,8 @@ from rich.text import Text
 
 from kwsops import exitcodes
 from kwsops.config import THREADS_ENV
+from kwsops.pipeline.preprocess import NoRecordingsError, require_recordings
+from kwsops.pipeline.validate import ValidationInputError
 from kwsops.runs.capture import captured_output
 from kwsops.runs.folder import RunPaths
 from kwsops.runs.live import LiveRunView, print_error, print_outcome
@@ -33,6 +35,7 @@ from tasks.request import (
     preload_for_fork,
     prepare,
 )
+from tasks.validate import require_models_to_compare
 
 log = logging.getLogger("kwsops")
 
@@ -51,8 +54,12 @@ def run_pipeline(
     console = console or Console(stderr=False)
     err = Console(stderr=True)
     try:  # every value and revision checked before anything is recorded as a run
+        if request.standalone:  # nothing trained to compare: said before the batch sizes
+            require_models_to_compare(ws.require(), request.revisions, request.batch_sizes)
         request = prepare(ws.require(), request)
-    except (WorkspaceError, RequestError) as exc:
+        if not request.standalone:  # a validate-only run needs no recordings
+            require_recordings(ws)
+    except (WorkspaceError, RequestError, NoRecordingsError, ValidationInputError) as exc:
         print_error(err, exc)
         return exitcodes.BAD_CONFIG
     session = RunSession(ws, request.params(), request.origin, run_id=request.run_id)

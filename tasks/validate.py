@@ -9,8 +9,20 @@ from __future__ import annotations
 
 import luigi
 
-from kwsops.compare.revisions import FORMS_HELP, RevisionError, default_specs, resolve_revisions
-from kwsops.pipeline.validate import require_test_split, split_digest, validate_stage
+from kwsops.compare.revisions import (
+    FORMS_HELP,
+    RevisionError,
+    default_specs,
+    resolve_revisions,
+    trained_batch_sizes,
+)
+from kwsops.pipeline.validate import (
+    require_test_split,
+    require_trained_models,
+    split_digest,
+    validate_stage,
+)
+from kwsops.workspace import Workspace
 from tasks.base import KwsTask, StampTarget
 from tasks.pipeline import VersionModels
 
@@ -24,6 +36,14 @@ def production_spec(ws) -> list[str]:
         return [f"{name}#{PRODUCTION}"] if has_stage(ws.root, PRODUCTION, name) else []
     except RegistryError:
         return []
+
+
+def require_models_to_compare(ws: Workspace, revisions: list, batch_sizes: list) -> None:
+    """Comparing alone with no revision or batch size named (flags or luigi.cfg [Validate]):
+    ValidationInputError (one line, exit 4) when data/models holds no trained models."""
+    named = Validate(standalone=True)
+    if not (revisions or batch_sizes or named.revisions or named.batch_sizes):
+        require_trained_models(ws)
 
 
 class Validate(KwsTask):
@@ -41,8 +61,13 @@ class Validate(KwsTask):
     )
 
     def sizes(self) -> list[int]:
-        sizes = self.batch_sizes if self.batch_sizes else VersionModels().batch_sizes
-        return [int(size) for size in sizes]
+        """The batch sizes asked for; else, comparing alone without revisions, the ones
+        data/models holds (not luigi.cfg's, which may not all be trained); else VersionModels'."""
+        if self.batch_sizes:
+            return [int(size) for size in self.batch_sizes]
+        if self.standalone and not self.revisions:
+            return trained_batch_sizes(self.ws)
+        return [int(size) for size in VersionModels().batch_sizes]
 
     def requires(self) -> list:
         if self.standalone:
@@ -82,6 +107,8 @@ class Validate(KwsTask):
         # upstream stages ran since complete() was asked: resolve and key again, now
         self.__dict__.pop("stage_key", None)
         require_test_split(self.ws)
+        if not self.specs():
+            require_trained_models(self.ws)  # raises: nothing to compare
         self.progress(0, 0, "resolving revisions")
         revisions = self.resolve()
         result = validate_stage(

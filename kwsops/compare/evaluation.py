@@ -304,6 +304,7 @@ def _evaluate_models(
         "latency_ms": round(latency, 4),
         "features_recomputed": any(r for _, r in cache.values()),
         "val_accuracy": [m.get("metrics", {}).get("val_acc") for m in metas],
+        "fold_fallback": metas[0].get("metrics", {}).get("fold_fallback", ""),
         "trained_on": metas[0].get("trained_on"),
     }
 

@@ -63,18 +63,22 @@ def with_ci(stat: dict) -> str:
 
 
 def split_sentence(test: dict) -> str:
-    """Which test split the report used, in one sentence; raw text (it can hold a list's path
-    or a speaker's name): escape it for the medium."""
+    """Which test split the report used, in one sentence (two when its share landed far from
+    test_size); raw text (it can hold a list's path or a speaker's name): escape it for the
+    medium."""
     split = test.get("split") or {}
     kind, share = split.get("kind"), split.get("test_size")
     sized = f"test_size {share}, seed {split.get('seed')}" if share else ""
+    far = f" The {split['share_note']}." if split.get("share_note") else ""
     if kind == "official":
         return f"Test split: the official one, the clips {split.get('note') or 'its list'} names."
     if kind == "speaker":
-        return f"Test split: held-out speakers ({sized}), never heard in training."
+        return f"Test split: held-out speakers ({sized}), never heard in training.{far}"
     if kind == "clip":
         why = split.get("note") or "speakers unknown"
-        return f"Test split: clip by clip ({sized}), {why}: test voices may also be in training."
+        return (
+            f"Test split: clip by clip ({sized}), {why}: test voices may also be in training.{far}"
+        )
     return ""
 
 

@@ -86,6 +86,17 @@ def default_specs(batch_sizes: list[int]) -> list[str]:
     return [f"workspace:batch_{int(b)}" for b in batch_sizes]
 
 
+def trained_batch_sizes(ws: Workspace) -> list[int]:
+    """The batch sizes data/models holds fold models of (``batch_<bs>/fold_<k>/``), smallest
+    first: what `kwsops validate` compares when no revision or batch size is named."""
+    if not ws.models_dir.is_dir():
+        return []
+    found = (
+        (re.fullmatch(r"batch_(\d+)", p.name), p) for p in ws.models_dir.iterdir() if p.is_dir()
+    )
+    return sorted(int(m.group(1)) for m, p in found if m and _fold_files(p))
+
+
 def _fold_files(folder: Path) -> list[Path]:
     folds = sorted(
         (int(m.group(1)), p / "model.safetensors")

@@ -78,6 +78,7 @@ class SpecSummary:
     seconds: float
     split_kind: str = "speaker"  # "official", "speaker" or "clip" (kwsops.ml.split)
     split_note: str = ""
+    share_note: str = ""  # when the test share lands far from test_size: the share and why
     fold_note: str = ""  # when the folds fall back to clip by clip, why
     noise_pieces: int = 0
 
@@ -370,6 +371,7 @@ def make_spectrogram_dataset(
         seconds=round(time.monotonic() - start, 3),
         split_kind=plan.kind,
         split_note=plan.note,
+        share_note=plan.share_note,
         fold_note=fold_note,
         noise_pieces=len(noise),
     )

@@ -21,6 +21,7 @@ import numpy as np
 from kwsops import exitcodes
 from kwsops.audio.layout import CONTAINER_NAMES
 from kwsops.config import SplitSettings
+from kwsops.ml.holdout import Holdout, NoHoldoutError, choose_holdout
 
 FIX_LABELS = (
     "put each label's recordings in its own folder under data/input/ "
@@ -58,6 +59,7 @@ class SplitPlan:
     test: np.ndarray
     kind: str  # "official", "speaker" or "clip"
     note: str  # official: the list it came from; clip: why it is not by speaker
+    share_note: str = ""  # when the test share lands far from test_size: the share and why
 
     def meta(self, settings: SplitSettings, lists: Sequence[str]) -> dict:
         return {
@@ -65,6 +67,7 @@ class SplitPlan:
             "seed": settings.seed,
             "kind": self.kind,
             "note": self.note,
+            "share_note": self.share_note,
             "lists": list(lists),
         }
 
@@ -94,9 +97,15 @@ def check_labels(clips: Clips, expected: Sequence[str], folds: int) -> None:
         )
     if len(clips.label_names) < 2:
         raise DataCheckError(_one_label(clips))
+    check_clips_for_folds({name: counts[i] for i, name in enumerate(clips.label_names)}, folds)
+
+
+def check_clips_for_folds(clips_per_label: dict[str, int], folds: int) -> None:
+    """Refuse a label with fewer clips than the test split and ``folds`` folds need (one test
+    clip, one per fold). MakeSpectrograms checks it first; Train again, with the folds it trains
+    (kwsops.pipeline.train), so a changed ``folds`` is checked whatever is up to date."""
     need = max(folds, 2) + 1
-    short = sorted((counts[i], name) for i, name in enumerate(clips.label_names))
-    short = [(n, name) for n, name in short if n < need]
+    short = sorted((n, name) for name, n in clips_per_label.items() if n < need)
     if short:
         n, name = short[0]
         more = f" (and {len(short) - 1} more labels)" if len(short) > 1 else ""
@@ -130,22 +139,35 @@ def _one_label(clips: Clips) -> str:
 
 
 def holdout_indices(
-    labels: np.ndarray, groups: np.ndarray, settings: SplitSettings
+    labels: np.ndarray,
+    groups: np.ndarray,
+    settings: SplitSettings,
+    *,
+    label_names: Sequence[str] = (),
+    group_names: Sequence[str] = (),
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Train and test indices: stratified by label, no group (speaker) on both sides, seeded.
-    The test share is the nearest the requested one that every label's groups allow."""
-    from sklearn.model_selection import StratifiedGroupKFold
+    """Train and test indices: stratified by label, no group (speaker) on both sides, every
+    label on both sides, seeded; the test share nearest the requested one that allows
+    (:func:`kwsops.ml.holdout.choose_holdout`). DataCheckError when no grouping can."""
+    chosen = _holdout(labels, groups, settings, label_names, group_names, by_speaker=True)
+    return chosen.train, chosen.test
 
-    per_label = min(len(np.unique(groups[labels == k])) for k in np.unique(labels))
-    n_splits = max(2, min(round(1 / settings.test_size), per_label))
-    folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=settings.seed)
-    target = settings.test_size * len(labels)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="The least populated class")
-        candidates = list(folds.split(np.zeros(len(labels)), labels, groups))
-    # the fold whose size is nearest the requested share; the first one on ties
-    train, test = min(candidates, key=lambda c: abs(len(c[1]) - target))
-    return np.sort(train), np.sort(test)
+
+def _holdout(
+    labels: np.ndarray,
+    groups: np.ndarray,
+    settings: SplitSettings,
+    label_names: Sequence[str],
+    group_names: Sequence[str],
+    *,
+    by_speaker: bool,
+) -> Holdout:
+    try:
+        return choose_holdout(labels, groups, settings.test_size, settings.seed,
+                              label_names=label_names, group_names=group_names,
+                              by_speaker=by_speaker)  # fmt: skip
+    except NoHoldoutError as exc:
+        raise DataCheckError(str(exc)) from None
 
 
 def plan_split(clips: Clips, settings: SplitSettings, lists: Sequence[str] = ()) -> SplitPlan:
@@ -163,14 +185,22 @@ def plan_split(clips: Clips, settings: SplitSettings, lists: Sequence[str] = ())
     elif len(known) >= 2:
         groups = speaker_groups(clips.speakers, clips.ids)
         _single_speaker_labels(clips, groups)
-        train, test = holdout_indices(clips.labels, groups, settings)
-        plan = SplitPlan(train, test, "speaker", "")
+        chosen = _holdout(clips.labels, groups, settings, clips.label_names,
+                          _group_names(clips, groups), by_speaker=True)  # fmt: skip
+        plan = SplitPlan(chosen.train, chosen.test, "speaker", "", chosen.note)
     else:
         why = "speakers unknown" if not known else f"only one speaker named ({known[0]})"
-        train, test = holdout_indices(clips.labels, np.arange(len(clips)), settings)
-        plan = SplitPlan(train, test, "clip", why)
+        chosen = _holdout(clips.labels, np.arange(len(clips)), settings, clips.label_names,
+                          clips.ids, by_speaker=False)  # fmt: skip
+        plan = SplitPlan(chosen.train, chosen.test, "clip", why, chosen.note)
     _check_sides(clips, plan)
     return plan
+
+
+def _group_names(clips: Clips, groups: np.ndarray) -> list[str]:
+    """Each group's name in the order of its number: its speaker, or its clip's id."""
+    first = {int(g): n for n, g in reversed(list(enumerate(groups.tolist())))}
+    return [clips.speakers[first[g]] or clips.ids[first[g]] for g in sorted(first)]
 
 
 def _single_speaker_labels(clips: Clips, groups: np.ndarray) -> None:
@@ -211,6 +241,19 @@ def fold_groups(speakers: list[str], ids: list[str], folds: int) -> tuple[np.nda
         f"or {fix} to keep them apart"
     )
     return np.arange(len(ids), dtype=np.int64), note
+
+
+def clip_folds_phrase(speakers: list[str], ids: list[str], folds: int) -> str:
+    """The fall-back of :func:`fold_groups` in a few words, for a run's lines and the report:
+    ``folds clip by clip: 5 training speakers for 6 folds``; "" when the folds keep speakers
+    apart."""
+    if not fold_groups(speakers, ids, folds)[1]:
+        return ""
+    known = len({s for s in speakers if s})
+    if not known:
+        return f"folds clip by clip: training speakers unknown for {folds} folds"
+    word = "speaker" if known == 1 else "speakers"
+    return f"folds clip by clip: {known} training {word} for {folds} folds"
 
 
 def fold_indices(

@@ -24,6 +24,7 @@ from kwsops.config import PRECISIONS, TrainSettings, resolve_threads
 from kwsops.ml.augment import Augmenter, AugmentSettings, noise_bank
 from kwsops.ml.features import SpecSplit, load_noise, load_split, training_clips
 from kwsops.ml.model import build_model, count_parameters, default_arch, save_model
+from kwsops.ml.split import clip_folds_phrase
 from kwsops.ml.split import fold_indices as split_fold_indices
 from kwsops.ml.store import Rows
 from kwsops.progress import ProgressFn, no_progress
@@ -382,6 +383,9 @@ def write_fold(
         "val_speakers": sorted({data.speakers[i] for i in run.val_idx if data.speakers[i]}),
         "fold_grouping": "clip" if run.fold_note else "speaker",
         "fold_note": run.fold_note,
+        "fold_fallback": (
+            clip_folds_phrase(data.speakers, data.ids, settings.folds) if run.fold_note else ""
+        ),
         "recorded_noise_pieces": 0 if run.recorded is None else len(run.recorded),
         "device": str(run.device),
         "threads": run.threads,

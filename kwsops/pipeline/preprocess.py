@@ -6,10 +6,12 @@ Writes its folder atomically with its stamp as the last file; ``tasks.Preprocess
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from kwsops import exitcodes
 from kwsops.atomic import atomic_dir, remove_leftovers
 from kwsops.config import AudioSettings, LayoutSettings
 from kwsops.pipeline.result import StageResult
@@ -40,6 +42,26 @@ def summary_line(summary: PreprocessSummary) -> str:
     return "; ".join(parts)
 
 
+class NoRecordingsError(FileNotFoundError):
+    """data/input holds no recording at all: the run exits 4 before anything runs."""
+
+    exit_code = exitcodes.BAD_CONFIG
+
+
+def require_recordings(ws: Workspace) -> None:
+    """NoRecordingsError unless some file under data/input has a recording's extension (the
+    first one found ends the walk: a large data set costs nothing)."""
+    from kwsops.audio.layout import is_supported
+
+    for _, _, files in os.walk(ws.input_dir):
+        if any(is_supported(name) for name in files):
+            return
+    raise NoRecordingsError(
+        f"no recordings in {ws.input_dir}: put them in data/input/<label>/ "
+        "or run `kwsops demo-data`"
+    )
+
+
 def preprocess_stage(
     ws: Workspace,
     key: str,
@@ -56,11 +78,7 @@ def preprocess_stage(
     from kwsops.audio.preprocess import preprocess
     from kwsops.tracking.tracker import stage_task
 
-    if not ws.input_dir.is_dir() or not any(ws.input_dir.iterdir()):
-        raise FileNotFoundError(
-            f"no recordings in {ws.input_dir}: put them in data/input/<label>/ "
-            "or run `kwsops demo-data`"
-        )
+    require_recordings(ws)
     layout = layout or LayoutSettings()
     check_layout(layout)  # a bad setting fails the run (exit 4) before any work
     remove_leftovers(ws.data_dir)
@@ -81,13 +99,15 @@ def preprocess_stage(
                 seed=seed,
                 progress=progress,
             )
-            if summary.kept == 0:
-                why = ", ".join(f"{n} {kind}" for kind, n in summary.reasons.items())
-                raise ValueError(
-                    f"none of the {summary.rejected} files in {ws.input_dir} could be used "
-                    f"({why}); add recordings to data/input/<label>/"
-                )
-            write_stamp(tmp, key, kept=summary.kept, rejected=summary.rejected)
+            if summary.kept:  # without a stamp the folder is never taken for done
+                write_stamp(tmp, key, kept=summary.kept, rejected=summary.rejected)
+        if summary.kept == 0:  # the manifest stays, so every file's reason is where it is read
+            why = ", ".join(f"{n} {kind}" for kind, n in summary.reasons.items())
+            raise ValueError(
+                f"none of the {summary.rejected} files in {ws.input_dir} could be used "
+                f"({why}; each reason is in data/output/manifest.csv); add recordings to "
+                "data/input/<label>/"
+            )
         rows = read_manifest(ws.output_dir / "manifest.csv")
         tracker.single("files kept", summary.kept)
         tracker.single("files rejected", summary.rejected)

@@ -62,6 +62,9 @@ def spectrogram_stage(
         f"{summary.train_count} train, {summary.test_count} test clips; {len(summary.labels)} "
         f"labels, {speakers_phrase(speakers)}; test split: {summary.split_kind}"
     )
+    if summary.share_note:
+        detail += f"; {summary.share_note}"
+        log.warning("test split: %s", summary.share_note)
     if summary.fold_note:
         detail += "; folds clip by clip (fewer speakers than folds)"
         log.warning("folds: %s", summary.fold_note)
@@ -72,6 +75,7 @@ def spectrogram_stage(
         "speakers": speakers,
         "split": summary.split_kind,
         "split_note": summary.split_note,
+        "share_note": summary.share_note,
         "fold_note": summary.fold_note,
         "noise_pieces": summary.noise_pieces,
     }

@@ -15,6 +15,7 @@ import csv
 import json
 import logging
 import shutil
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -39,6 +40,26 @@ def epoch_line(settings: TrainSettings, fold: int, epoch: int, row: dict) -> str
     )
 
 
+def check_folds(ws: Workspace, settings: TrainSettings, *, say: bool = True) -> str:
+    """The checks of ``settings.folds`` against the spectrograms, run by every training stage
+    whatever is up to date (MakeSpectrograms does not rerun when only the folds change):
+    DataCheckError (exit 4) for a label with too few clips; the clip-by-clip fall-back in a
+    few words ("" when none), logged as a warning when ``say``."""
+    from kwsops.ml.features import load_split
+    from kwsops.ml.split import check_clips_for_folds, clip_folds_phrase
+
+    train, test = load_split(ws.spec_dir, "train"), load_split(ws.spec_dir, "test")
+    counts = Counter(train.labels.tolist()) + Counter(test.labels.tolist())
+    check_clips_for_folds(
+        {name: counts[k] for k, name in enumerate(train.label_names)}, settings.folds
+    )
+    fallback = clip_folds_phrase(train.speakers, train.ids, settings.folds)
+    if fallback and say:
+        log.warning("batch %s: %s (validation voices are also trained on)",
+                    settings.batch_size, fallback)  # fmt: skip
+    return fallback
+
+
 def fold_dir(ws: Workspace, batch_size: int, fold: int) -> Path:
     return ws.batch_dir(batch_size) / f"fold_{fold}"
 
@@ -55,6 +76,8 @@ def train_fold_stage(
 ) -> StageResult:
     """Train one fold; every epoch goes to the run log (``kwsops.train``) and to ``on_epoch``."""
     from kwsops.ml.training import train_fold
+
+    check_folds(ws, settings, say=fold == 0)  # the fall-back said once per batch size
 
     def epoch_done(epoch: int, row: dict) -> None:
         log.info(epoch_line(settings, fold, epoch, row))
@@ -115,6 +138,8 @@ def train_folds_stage(
     failed or cancelled stage leaves only the temp folders, which the next run removes."""
     from kwsops.ml.stacked import train_folds
 
+    check_folds(ws, settings)
+
     def epoch_done(fold: int, epoch: int, row: dict) -> None:
         log.info(epoch_line(settings, fold, epoch, row))
         if on_epoch is not None:
@@ -155,6 +180,7 @@ def collect_folds_stage(
     from kwsops.ml.training import summarize_folds
     from kwsops.tracking.tracker import stage_task
 
+    fallback = check_folds(ws, settings, say=False)  # said when its folds trained
     batch_dir = ws.batch_dir(settings.batch_size)
     remove_leftovers(batch_dir)
     for stale in batch_dir.glob("fold_*"):
@@ -195,7 +221,7 @@ def collect_folds_stage(
         f"batch {settings.batch_size}: mean val acc {mean:.3f} over {settings.folds} folds;"
         f" {epochs_phrase(ran, settings.epochs)}"
     )
-    return StageResult(
-        detail,
-        {"val_accuracy_mean": mean, "task_id": tracker.task_id, **epochs_fields(ran, settings)},
-    )
+    if fallback:
+        detail += f"; {fallback}"
+    facts = {"val_accuracy_mean": mean, "fold_note": fallback, **epochs_fields(ran, settings)}
+    return StageResult(detail, {**facts, "task_id": tracker.task_id})

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from kwsops import exitcodes
 from kwsops.atomic import atomic_dir, atomic_write_json, atomic_write_text, remove_leftovers
-from kwsops.compare.revisions import ResolvedRevision, materialise
+from kwsops.compare.revisions import ResolvedRevision, materialise, trained_batch_sizes
 from kwsops.pipeline.result import StageResult
 from kwsops.progress import ProgressFn, no_progress
 from kwsops.stamps import digest, file_sha256
@@ -48,6 +48,17 @@ def require_test_split(ws: Workspace) -> None:
             f"{ws.spec_dir} has no test split (test.safetensors, meta.json): run the pipeline "
             "first (`kwsops run`), or `dvc pull data/spec_ds.dvc` in a fresh clone"
         )
+
+
+def require_trained_models(ws: Workspace) -> list[int]:
+    """The batch sizes data/models holds fold models of; ValidationInputError when none."""
+    sizes = trained_batch_sizes(ws)
+    if not sizes:
+        raise ValidationInputError(
+            f"{ws.models_dir} holds no trained models (batch_<size>/fold_<k>/): run the "
+            "pipeline first (`kwsops run`), or name the models to compare with --revisions"
+        )
+    return sizes
 
 
 def _slug(text: str) -> str:
@@ -130,6 +141,7 @@ def test_facts(meta: dict, split) -> dict:
         "split": {
             "kind": kind,
             "note": meta["split"].get("note", ""),
+            "share_note": meta["split"].get("share_note", ""),
             "lists": meta["split"].get("lists", []),
             "test_size": meta["split"].get("test_size"),
             "seed": meta["split"].get("seed"),
@@ -173,6 +185,12 @@ def unseen_notes(ranked: list[dict], split) -> list[str]:
 
     speakers = len({s for s in split.speakers if s})
     notes = [ev.unseen_note(display_name_of(rev), rev["unseen"], speakers) for rev in ranked]
+    notes += [
+        f"{display_name_of(rev)}: {rev['fold_fallback']}, so its fold validation voices were "
+        "also trained on"
+        for rev in ranked
+        if rev.get("fold_fallback")
+    ]
     return [note for note in notes if note]
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from kwsops.stamps import STAMP_NAME
 from kwsops.versioning.init import init_workspace
 from kwsops.workspace import Workspace
 from tests.helpers.cli import run_cli
@@ -82,6 +83,24 @@ def test_a_validate_rerun_stays_validate(trained: Workspace) -> None:
     assert families == {"Validate"}  # no training, no stage before it
 
 
+def test_validate_without_revisions_compares_the_batch_sizes_trained(
+    trained: Workspace, tmp_path: Path
+) -> None:
+    """luigi.cfg names 16, 32 and 64; only 16 was trained: validate compares that one."""
+    run_cli(trained, "validate", "--quiet")
+    assert params(runs(trained)[-1])["batch_sizes"] == [16]
+    data = json.loads(trained.comparison_report.with_suffix(".json").read_text())
+    assert [rev["spec"] for rev in data["revisions"]] == ["workspace:batch_16"]
+    bare = Workspace(tmp_path / "bare")  # a copy without models: nothing to compare
+    shutil.copytree(trained.root, bare.root, ignore=shutil.ignore_patterns("models", "runs"))
+    refused = run_cli(bare, "validate", check=False)
+    assert refused.returncode == 4 and refused.stdout == ""
+    (line,) = refused.stderr.strip().splitlines()
+    assert "holds no trained models (batch_<size>/fold_<k>/)" in line
+    assert line.endswith("or name the models to compare with --revisions")
+    assert runs(bare) == []
+
+
 BAD = [
     (("run", "--batch-sizes", "0"), "--batch-sizes 0: must be an integer from 1 to 4096"),
     (("run", "--epochs", "0"), "--epochs 0: must be an integer from 1 to 10000"),
@@ -121,20 +140,38 @@ def test_errors_say_what_is_wrong(trained: Workspace, tmp_path: Path) -> None:
     assert "a folder, not a recording" in result.stderr and "Format" not in result.stderr
 
 
-def test_run_history_says_what_ran_and_why_it_failed(trained: Workspace, tmp_path: Path) -> None:
+def test_no_recordings_exit_4_on_one_line_and_record_nothing(tmp_path: Path) -> None:
     empty = init_workspace(tmp_path / "empty")
-    failed = run_cli(empty, "run", *SMALL, check=False)
+    (empty.input_dir / "catch").mkdir(parents=True)
+    (empty.input_dir / "catch" / "notes.txt").write_text("not a recording\n")
+    refused = run_cli(empty, "run", *SMALL, check=False)
+    assert refused.returncode == 4 and refused.stdout == ""
+    (line,) = refused.stderr.strip().splitlines()
+    assert line.startswith("kwsops: no recordings in ") and "data/input" in line
+    assert line.endswith("or run `kwsops demo-data`")
+    assert runs(empty) == []
+
+
+def test_run_history_says_what_ran_and_why_it_failed(trained: Workspace, tmp_path: Path) -> None:
+    unusable = init_workspace(tmp_path / "unusable")
+    (unusable.input_dir / "catch").mkdir(parents=True)
+    (unusable.input_dir / "catch" / "text__file.wav").write_text("this is not audio\n")
+    failed = run_cli(unusable, "run", *SMALL, check=False)
     assert failed.returncode == 1 and failed.stdout == ""
-    reason = "no recordings in"  # said once, whole, on the Preprocess line: never wrapped
+    reason = "none of the 1 files in"  # said once, whole, on the Preprocess line: never wrapped
     assert failed.stderr.count(reason) == 1
     (line,) = [line for line in failed.stderr.splitlines() if reason in line]
-    assert re.match(r"^Preprocess +failed +[\d.]+ s +FileNotFoundError: no recordings", line)
-    assert line.endswith("or run `kwsops demo-data`")
-    listing = run_cli(empty, "runs").stdout.splitlines()
+    assert re.match(r"^Preprocess +failed +[\d.]+ s +ValueError: none of the 1 files", line)
+    assert line.endswith("add recordings to data/input/<label>/")
+    # every file rejected: the manifest says why, where the README says; nothing looks done
+    manifest = (unusable.output_dir / "manifest.csv").read_text()
+    assert "catch/text__file.wav" in manifest and "rejected" in manifest
+    assert not (unusable.output_dir / STAMP_NAME).exists()
+    listing = run_cli(unusable, "runs").stdout.splitlines()
     assert "Command" in listing[1] and "Reason" in listing[1]
-    assert "failed" in listing[2] and "Preprocess: FileNotFoundError" in listing[2]
-    assert listing[2].endswith("or run `kwsops demo-data`")
-    assert run_cli(empty, "runs", "--status", "ok").stdout.count("\n") == 2  # title, header
+    assert "failed" in listing[2] and "Preprocess: ValueError" in listing[2]
+    assert listing[2].endswith("add recordings to data/input/<label>/")
+    assert run_cli(unusable, "runs", "--status", "ok").stdout.count("\n") == 2  # title, header
 
     listing = run_cli(trained, "runs", "--sort", "kind").stdout.splitlines()[2:]
     kinds = [line.split()[3] for line in listing]

@@ -263,3 +263,12 @@ def test_table_titles_stay_on_one_line(comparison):
         out = io.StringIO()
         Console(file=out, width=width, color_system=None).print(comparison_view(comparison))
         assert title in [line.strip() for line in out.getvalue().splitlines()], width
+
+
+def test_a_test_share_far_from_test_size_is_said_in_the_report(comparison):
+    note = "test share 0.15 (12 of 80 clips), not 0.02: whole speakers are held out"
+    comparison["test"]["split"] = {
+        "kind": "speaker", "test_size": 0.02, "seed": 42, "share_note": note
+    }  # fmt: skip
+    assert f"never heard in training. The {escape_md(note)}." in render_markdown(comparison)
+    assert "not 0.02: whole speakers are held out" in " ".join(render(comparison).split())

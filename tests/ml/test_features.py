@@ -55,6 +55,7 @@ def test_dataset_files_shapes_and_meta(spec_dir, output_dir):
         "seed": 42,
         "kind": "speaker",
         "note": "",
+        "share_note": "",
         "lists": [],
     }
     train, test = load_split(spec_dir, "train"), load_split(spec_dir, "test")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -10,7 +12,9 @@ from kwsops.exitcodes import BAD_CONFIG
 from kwsops.ml.split import (
     Clips,
     DataCheckError,
+    check_clips_for_folds,
     check_labels,
+    clip_folds_phrase,
     fold_indices,
     holdout_indices,
     plan_split,
@@ -135,3 +139,80 @@ def test_folds_fall_back_to_clips_with_fewer_speakers_than_folds_and_say_so():
     assert note == "" and all(set(speakers[t]).isdisjoint(speakers[v]) for t, v in pairs)
     with pytest.raises(DataCheckError, match="50 folds need at least 50"):
         fold_indices(data.labels, data.speakers, data.ids, 50, seed=42)
+
+
+# issue 19's repro: six labels, 12-14 clips each, 15 speakers; spk01 recorded every label, the
+# others only some. The fold nearest test_size that StratifiedGroupKFold gives lacks "like".
+SOME_SPEAKERS = {
+    "catch": {"spk01": 3, "spk04": 2, "spk07": 2, "spk08": 3, "spk11": 2},
+    "gun": {"spk01": 3, "spk02": 3, "spk06": 2, "spk10": 2, "spk14": 2},
+    "like": {"spk01": 1, "spk10": 7, "spk13": 6},
+    "rock": {"spk01": 1, "spk03": 3, "spk04": 2, "spk05": 2, "spk07": 2, "spk12": 2, "spk15": 2},
+    "scissors": {"spk01": 2, "spk05": 4, "spk08": 4, "spk11": 4},
+    "paper": {"spk01": 2, "spk02": 2, "spk04": 3, "spk09": 2, "spk10": 3, "spk11": 2},
+}
+
+
+def recorded(table: dict[str, dict[str, int]]) -> Clips:
+    """Clips from a table label -> speaker -> number of clips."""
+    names = list(table)
+    rows = [(k, s, n) for k, name in enumerate(names) for s, m in table[name].items()
+            for n in range(m)]  # fmt: skip
+    ids = [f"{names[k]}/{s}__{n}.wav" for k, s, n in rows]
+    return Clips(
+        labels=np.array([k for k, _, _ in rows], dtype=np.int64),
+        label_names=names,
+        speakers=[s for _, s, _ in rows],
+        ids=ids,
+        official=[""] * len(rows),
+        folders=[names[k] for k, _, _ in rows],
+        sources=ids,
+    )
+
+
+def sides(data: Clips, plan) -> tuple[set[int], set[int]]:
+    return set(data.labels[plan.train].tolist()), set(data.labels[plan.test].tolist())
+
+
+def test_a_split_with_every_label_on_both_sides_is_found_when_one_exists():
+    data = recorded(SOME_SPEAKERS)
+    plan = plan_split(data, SPLIT)
+    train, test = sides(data, plan)
+    assert train == test == set(range(6))
+    speakers = np.array(data.speakers)
+    assert set(speakers[plan.train]).isdisjoint(speakers[plan.test])
+    assert plan.share_note == ""  # 12 clips held out for 8 asked: near enough to say nothing
+    again = plan_split(data, SPLIT)
+    assert np.array_equal(plan.test, again.test)  # one seed, one split
+
+
+def test_a_test_share_far_from_test_size_is_said_with_the_reason():
+    data = recorded(SOME_SPEAKERS)
+    plan = plan_split(data, SplitSettings(test_size=0.02))
+    assert sides(data, plan)[1] == set(range(6))
+    n = len(plan.test)
+    assert plan.share_note.startswith(f"test share {n / len(data):.2f} ({n} of {len(data)} clips)")
+    assert "not 0.02: whole speakers are held out" in plan.share_note
+    assert plan.meta(SplitSettings(test_size=0.02), [])["share_note"] == plan.share_note
+
+
+def test_no_grouping_that_can_is_refused_naming_the_speakers():
+    """Each label's two speakers are each needed on the other side by another label."""
+    data = recorded(
+        {"a": {"x": 3, "y": 3}, "b": {"y": 3, "z": 3}, "c": {"x": 3, "z": 3}, "d": {"w": 3, "v": 3}}
+    )
+    with pytest.raises(DataCheckError, match=r"no choice of held-out speakers") as caught:
+        plan_split(data, SPLIT)
+    message = str(caught.value)
+    assert re.search(r"label [abc] \(recorded only by [xyz], [xyz]\) cannot be on both", message)
+    assert message.endswith("record it by one more speaker") and "\n" not in message
+
+
+def test_the_fold_fall_back_in_a_few_words():
+    data = clips(10, speakers=3)
+    assert clip_folds_phrase(data.speakers, data.ids, 5) == (
+        "folds clip by clip: 3 training speakers for 5 folds"
+    )
+    assert clip_folds_phrase(data.speakers, data.ids, 3) == ""
+    with pytest.raises(DataCheckError, match=r"label b has 3 clips; the test split and 3 folds"):
+        check_clips_for_folds({"a": 9, "b": 3}, 3)

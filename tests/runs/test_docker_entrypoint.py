@@ -64,6 +64,6 @@ def test_entrypoint_pulls_a_clone_then_runs(demo_workspace, tmp_path):
 
 def test_entrypoint_in_an_empty_volume_says_what_is_missing(tmp_path):
     result = entrypoint(tmp_path / "empty", *SMALL)
-    assert result.returncode == 1
+    assert result.returncode == 4
     assert "no recordings" in result.stderr + result.stdout
     assert (tmp_path / "empty" / ".dvc").is_dir()

@@ -12,6 +12,8 @@ def test_in_process_run_restores_the_environment(workspace, monkeypatch):
     monkeypatch.chdir(workspace.root)
     watched = ("KWSOPS_RUN_DIR", "KWSOPS_WORKSPACE", "KWSOPS_TORCH_THREADS", "LUIGI_CONFIG_PATH")
     before = {name: os.environ.get(name) for name in watched}
+    (workspace.input_dir / "catch").mkdir(parents=True)
+    (workspace.input_dir / "catch" / "text__file.wav").write_text("not audio\n")
     code = main(["-C", str(workspace.root), "run", "--quiet", "--workers", "2"])
-    assert code == 1  # no recordings: Preprocess fails, and says so
+    assert code == 1  # no usable recording: Preprocess fails, and says so
     assert {name: os.environ.get(name) for name in watched} == before
