@@ -240,3 +240,43 @@ def test_predict_says_unknown_under_the_operating_point(trained, tmp_path, capsy
     assert main(args) == exitcodes.OK
     out = capsys.readouterr().out
     assert out.startswith(f"{UNKNOWN}  "), out
+
+
+def events_of(rows: list[list[float]], threshold: float = 0.5) -> list:
+    """Detections of a score sequence (one row per window, columns go, stop, _unknown_) over
+    windows whose only sound is a burst in their last 0.5 s."""
+    from kwsops.compare.detect import Events
+
+    events = Events(["go", "stop", UNKNOWN], threshold, hop_seconds=0.2, window_seconds=2.6)
+    energy = np.full(261, -10.0)
+    energy[-60:-10] = 0.0  # a word in the window's last half second
+    found = [events.push(i, np.array(row), energy) for i, row in enumerate(rows)]
+    return [d for d in found if d is not None]
+
+
+def test_one_run_of_firing_windows_is_one_detection_even_with_a_dip():
+    quiet, go = [0.1, 0.1, 0.8], [0.9, 0.05, 0.05]
+    dip = [0.45, 0.1, 0.45]
+    found = events_of([quiet, go, go, go, dip, go, go, quiet, quiet])
+    assert [(d.label, round(d.end - d.start, 2)) for d in found] == [("go", 0.5)]
+    # the span: the burst of the first firing window (window 1: 0.2 s to 2.8 s)
+    assert found[0].start == pytest.approx(0.2 + 2.0, abs=0.02)
+    assert found[0].end == pytest.approx(0.2 + 2.5, abs=0.02)
+
+
+def test_unknown_speech_never_fires_and_a_later_word_fires_again():
+    quiet, go, stop = [0.1, 0.1, 0.8], [0.9, 0.05, 0.05], [0.05, 0.9, 0.05]
+    rows = [go, go, *[quiet] * 20, stop, stop, *[[0.3, 0.3, 0.4]] * 5]
+    assert [d.label for d in events_of(rows)] == ["go", "stop"]
+    assert events_of(rows, threshold=0.95) == []
+
+
+def test_predict_names_silence_when_it_beats_unknown_speech():
+    from kwsops.compare.predict import decide
+    from kwsops.keywords import SILENCE
+
+    labels = ["go", SILENCE, "stop", UNKNOWN]
+    assert decide(labels, np.array([0.7, 0.1, 0.1, 0.1]), 0.5) == ("go", pytest.approx(0.7))
+    assert decide(labels, np.array([0.4, 0.35, 0.1, 0.15]), 0.5) == (SILENCE, pytest.approx(0.6))
+    assert decide(labels, np.array([0.2, 0.1, 0.1, 0.6]), 0.1)[0] == UNKNOWN  # it wins
+    assert decide(["go", "stop"], np.array([0.55, 0.45]), 0.6) == (UNKNOWN, pytest.approx(0.45))
