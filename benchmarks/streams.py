@@ -238,6 +238,47 @@ def poisson_upper(count: int, hours: float) -> float:
     return float(chi2.ppf(0.975, 2 * (count + 1)) / 2 / hours)
 
 
+def live_latency(workspace: Path, recording: Path, revision: str | None, words: list[Word],
+                 seconds: float) -> list[float]:  # fmt: skip
+    """`kwsops detect -` fed the recording's first ``seconds`` as 16-bit PCM at real-time pace
+    (0.1 s a write, as arecord delivers it): for each word it finds, the seconds from the end
+    of the word being fed to its line arriving."""
+    import threading
+
+    audio, _ = sf.read(recording, frames=round(seconds * RATE), dtype="int16")
+    command = [sys.executable, "-m", "kwsops.cli", "-C", str(workspace), "detect", "--json", "-"]
+    command += ["--revision", revision] if revision else []
+    proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)  # fmt: skip
+    proc.stderr.readline()  # "revision ..., threshold ...": the model is loaded
+    started = time.monotonic()
+
+    def feed() -> None:
+        step = RATE // 10
+        for index in range(0, len(audio), step):
+            delay = started + index / RATE - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            proc.stdin.write(audio[index : index + step].astype("<i2").tobytes())
+            proc.stdin.flush()
+        proc.stdin.close()
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    arrivals = []
+    for line in proc.stdout:
+        arrivals.append((time.monotonic() - started, json.loads(line)))
+    proc.wait()
+    writer.join()
+    latencies = []
+    for arrived, det in arrivals:
+        for word in words:
+            if word.label == det["label"] and word.start < det["end"] and word.end > det["start"]:
+                latencies.append(arrived - word.end)
+                break
+    return latencies
+
+
 def import_rss() -> int:
     """RSS of a process that only imports what detect imports (torch: a CUDA build maps
     hundreds of MiB of libraries): the floor under detect's peak."""
@@ -256,6 +297,9 @@ def main() -> None:
     parser.add_argument("--low", type=float, default=0.2, help="threshold of the sweep's run")
     parser.add_argument("--keep", type=Path, help="keep the recording and its truth here")
     parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument("--live", type=float, default=0.0, metavar="SECONDS",
+                        help="also feed this much of the recording to `kwsops detect -` at "
+                             "real-time pace and time each word's line")  # fmt: skip
     args = parser.parse_args()
     console = Console(width=None if sys.stdout.isatty() else 110)
     with tempfile.TemporaryDirectory(prefix="kwsops-streams-") as scratch:
@@ -282,6 +326,11 @@ def main() -> None:
             threshold = at_budget(rows, budget)
             if threshold is not None:
                 runs.append((f"<= {budget:g} false alarm/h (swept)", threshold))
+        latencies = []
+        if args.live > 0:
+            with console.status(f"kwsops detect - (live, {args.live:g} s)"):
+                latencies = live_latency(args.workspace, recording, args.revision, words,
+                                         args.live)  # fmt: skip
         results = []
         for name, threshold in runs:
             with console.status(f"kwsops detect: {name}"):
@@ -307,6 +356,10 @@ def main() -> None:
     console.print(table)
     console.print(f"a process that only imports detect's modules: {import_rss() / 2**20:.0f} MiB "
                   "RSS (torch's libraries); CPU s is the command's user + system time")  # fmt: skip
+    if latencies:
+        console.print(f"live (`kwsops detect -` at real-time pace): {len(latencies)} words "
+                      f"answered, after the word's end: median {np.median(latencies):.2f} s, "
+                      f"max {max(latencies):.2f} s")  # fmt: skip
     if not any(name.startswith("<= 1 ") for name, *_ in results):
         console.print("no threshold of the sweep keeps false alarms within 1 an hour")
     console.print(f"load average at the end: {psutil.getloadavg()[0]:.1f} (other work shares "
@@ -323,6 +376,7 @@ def main() -> None:
             "x_real_time": [audio_seconds / r[5] for r in results],
             "x_real_time_per_cpu": [audio_seconds / r[6] for r in results],
             "import_rss": import_rss(),
+            "live_latency": latencies,
         }, indent=1))  # fmt: skip
 
 

@@ -89,6 +89,7 @@ def detection_line(name: str, detection, as_json: bool) -> str:
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
+    import os
     import sys
 
     from kwsops.audio.clip import AudioError
@@ -117,6 +118,9 @@ def cmd_detect(args: argparse.Namespace) -> int:
                     for detection in detect_blocks(ensemble, blocks, threshold):
                         sys.stdout.write(detection_line(name, detection, args.json) + "\n")
                         sys.stdout.flush()  # live input: each word as it is heard
+                except BrokenPipeError:  # the reader left (`| head`): nothing more to say
+                    sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (Python's own advice)
+                    return exitcodes.OK
                 except AudioError as exc:
                     failed += 1
                     err.print(Text.assemble(
