@@ -177,9 +177,19 @@ def test_a_lower_threshold_gives_more_detections(trained, tmp_path, capsys):
         main(["-C", str(trained.ws.root), "detect", "--threshold", threshold, str(stream)])
         outputs.append(capsys.readouterr().out.splitlines())
     assert len(outputs[0]) < len(outputs[1])
-    # at 0 the noise between the words fires the hostile label too: printed inert, one line
-    labels = {line.split("\t")[3] for line in outputs[1]}
-    assert clean_text(LABELS[2]) in labels and all("\x1b" not in line for line in outputs[1])
+
+
+def test_a_hostile_label_or_file_name_stays_one_inert_line():
+    from kwsops.cli.compare import detection_line
+    from kwsops.compare.detect import Detection
+
+    detection = Detection(1.234, 1.789, LABELS[2], 0.91234)
+    line = detection_line("a\tb\nc.wav", detection, as_json=False)
+    assert line.split("\t") == ["a b c.wav", "1.23", "1.79", clean_text(LABELS[2]), "0.912"]
+    assert "\x1b" not in line and "\n" not in line
+    row = json.loads(detection_line("a\tb\nc.wav", detection, as_json=True))
+    assert row == {"file": "a\tb\nc.wav", "start": 1.23, "end": 1.79, "label": LABELS[2],
+                   "probability": 0.9123}  # fmt: skip
 
 
 def test_a_bad_file_gets_one_line_and_the_others_go_on(trained, tmp_path, capsys):
