@@ -260,15 +260,18 @@ def events_of(rows: list[list[float]], threshold: float = 0.5) -> list:
     events = Events(["go", "stop", UNKNOWN], threshold, hop_seconds=0.2, window_seconds=2.6)
     energy = np.full(261, -10.0)
     energy[-60:-10] = 0.0  # a word in the window's last half second
-    found = [events.push(i, np.array(row), energy) for i, row in enumerate(rows)]
-    return [d for d in found if d is not None]
+    found = [d for i, row in enumerate(rows) for d in events.push(i, np.array(row), energy)]
+    return found + events.flush()
 
 
 def test_one_run_of_firing_windows_is_one_detection_even_with_a_dip():
     quiet, go = [0.1, 0.1, 0.8], [0.9, 0.05, 0.05]
     dip = [0.45, 0.1, 0.45]
-    found = events_of([quiet, go, go, go, dip, go, go, quiet, quiet])
+    found = events_of([quiet, [0.6, 0.1, 0.3], go, go, dip, go, go, quiet, quiet])
     assert [(d.label, round(d.end - d.start, 2)) for d in found] == [("go", 0.5)]
+    # fires on window 2 (its average 0.75; window 1's was 0.35), printed one window later
+    # with the higher average of the two
+    assert found[0].probability == pytest.approx(0.9)
     # the span: the burst of the first firing window (window 1: 0.2 s to 2.8 s)
     assert found[0].start == pytest.approx(0.2 + 2.0, abs=0.02)
     assert found[0].end == pytest.approx(0.2 + 2.5, abs=0.02)
