@@ -372,7 +372,7 @@ def main() -> None:
                       f"answered, after the word's end: median {np.median(latencies):.2f} s, "
                       f"max {max(latencies):.2f} s")  # fmt: skip
     console.print(f"load average at the end: {psutil.getloadavg()[0]:.1f} (other work shares "
-                  f"the CPUs); torch threads: {os.environ.get('KWSOPS_TORCH_THREADS', 'all')}")  # fmt: skip
+                  f"the CPUs); detect's torch threads: {os.environ.get('KWSOPS_TORCH_THREADS', '1')}")  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps({
             "minutes": hours * 60, "words": len(words),
