@@ -62,7 +62,7 @@ class Detection:
     start: float  # seconds from the start of the stream
     end: float
     label: str
-    probability: float  # the word's ensemble probability, averaged over the smoothing windows
+    probability: float  # smoothed ensemble probability: the firing window or the next, higher
 
 
 def window_samples(meta: dict) -> int:
