@@ -42,13 +42,21 @@ def cmd_report(args: argparse.Namespace) -> int:
     return exitcodes.OK
 
 
+def check_threshold(threshold: float | None) -> None:
+    if threshold is not None and not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"--threshold {threshold:g} is not a probability; give 0 to 1")
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from kwsops.compare.predict import predict_files
     from kwsops.text import clean_text
 
     out = Console(highlight=False, soft_wrap=True)
     err = Console(stderr=True, highlight=False, soft_wrap=True)
-    spec, predictions = predict_files(workspace_of(args).require(), args.files, args.revision)
+    check_threshold(args.threshold)
+    spec, predictions = predict_files(
+        workspace_of(args).require(), args.files, args.revision, args.threshold
+    )
     err.print(Text(f"revision {clean_text(spec)}", style="dim"))
     failed = 0
     for result in predictions:
@@ -61,6 +69,65 @@ def cmd_predict(args: argparse.Namespace) -> int:
         else:
             label = clean_text(result.label or "")
             out.print(Text.assemble((label, "bold"), f"  {result.probability:.3f}  {name}"))
+    return exitcodes.TASK_FAILED if failed else exitcodes.OK
+
+
+def detection_line(name: str, detection, as_json: bool) -> str:
+    """One detection: ``file, start, end, label, probability`` tab-separated (names made one
+    printable line), or a JSON object."""
+    import json
+
+    from kwsops.text import clean_text
+
+    if as_json:
+        return json.dumps({
+            "file": name, "start": round(detection.start, 2), "end": round(detection.end, 2),
+            "label": detection.label, "probability": round(detection.probability, 4),
+        })  # fmt: skip
+    return "\t".join([
+        clean_text(name, 400), f"{detection.start:.2f}", f"{detection.end:.2f}",
+        clean_text(detection.label), f"{detection.probability:.3f}",
+    ])  # fmt: skip
+
+
+def cmd_detect(args: argparse.Namespace) -> int:
+    import os
+    import sys
+
+    from kwsops.audio.clip import AudioError
+    from kwsops.audio.stream import PCM_RATE, file_blocks, pcm_blocks, resampled
+    from kwsops.compare.detect import Ensemble, detect_blocks, inference_threads
+    from kwsops.compare.predict import fetched_models, revision_threshold
+    from kwsops.text import clean_text
+
+    if args.files.count("-") > 1:
+        raise ValueError("- (standard input) can be given once")
+    check_threshold(args.threshold)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    failed = 0
+    with fetched_models(workspace_of(args).require(), args.revision) as (spec, paths):
+        ensemble = Ensemble(paths)
+        threshold = revision_threshold(paths) if args.threshold is None else args.threshold
+        err.print(Text(f"revision {clean_text(spec)}, threshold {threshold:.3f}", style="dim"))
+        rate = ensemble.settings.sample_rate
+        with inference_threads():
+            for name in args.files:
+                if name == "-":
+                    blocks = resampled(pcm_blocks(sys.stdin.fileno()), PCM_RATE, rate)
+                else:
+                    blocks = file_blocks(name, rate)
+                try:
+                    for detection in detect_blocks(ensemble, blocks, threshold):
+                        sys.stdout.write(detection_line(name, detection, args.json) + "\n")
+                        sys.stdout.flush()  # live input: each word as it is heard
+                except BrokenPipeError:  # the reader left (`| head`): nothing more to say
+                    sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (Python's own advice)
+                    return exitcodes.OK
+                except AudioError as exc:
+                    failed += 1
+                    err.print(Text.assemble(
+                        f"{clean_text(name, 400)}: ", ("error: ", "red"), clean_text(exc.reason)
+                    ))  # fmt: skip
     return exitcodes.TASK_FAILED if failed else exitcodes.OK
 
 
@@ -92,4 +159,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--revision", help=f"{FORMS_HELP} (default: the production version, else "
                                       "the best of the last report)")
+    p.add_argument("--threshold", type=float, metavar="P",
+                   help="the best word's probability to name it, 0 to 1; under it _unknown_ or "
+                        "_silence_ (default: the revision's operating point)")  # fmt: skip
     p.set_defaults(handler=cmd_predict)
+
+    p = sub.add_parser("detect", help="find the words in long recordings, or live on stdin")
+    p.add_argument("files", nargs="+", metavar="FILE",
+                   help="recordings of any length (wav, ogg, opus, mp3, flac); - reads raw 16 kHz "
+                        "16-bit mono PCM from stdin (arecord -f S16_LE -r 16000 -c 1)")  # fmt: skip
+    p.add_argument("--revision", help=f"{FORMS_HELP} (default: best of the last report)")
+    p.add_argument("--threshold", type=float, metavar="P",
+                   help="a word's probability to detect it, 0 to 1 (default: the revision's "
+                        "operating point; lower finds more)")  # fmt: skip
+    p.add_argument("--json", action="store_true",
+                   help="JSON lines (file, start, end, label, probability) instead of tab-"
+                        "separated lines")  # fmt: skip
+    p.set_defaults(handler=cmd_detect)

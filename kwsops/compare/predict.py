@@ -8,10 +8,12 @@ fold models' softmaxes. A file that cannot be read gets its own error; the other
 from __future__ import annotations
 
 import configparser
+import contextlib
 import json
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +21,7 @@ import numpy as np
 import torch
 
 from kwsops.config import DEFAULT_BATCH_SIZES, AudioSettings, FeatureSettings
+from kwsops.keywords import DEFAULT_THRESHOLD, SILENCE, UNKNOWN, is_word, read_operating_point
 from kwsops.workspace import Workspace
 
 
@@ -91,8 +94,15 @@ def load_ensemble(paths: list[Path]) -> tuple[list[torch.nn.Module], list[list[i
     return models, columns, first
 
 
-def classify(paths: list[Path], files: list[str]) -> list[Prediction]:
-    """The fold ensemble's label and probability for each file (an error for a bad file)."""
+def classify(
+    paths: list[Path], files: list[str], threshold: float = DEFAULT_THRESHOLD
+) -> list[Prediction]:
+    """The fold ensemble's label and probability for each file (an error for a bad file).
+
+    A word is the answer only when it wins with at least ``threshold`` (the revision's
+    operating point); otherwise ``_silence_`` when the model scores silence above unknown
+    speech, else ``_unknown_``, with the probability that no word was said (one minus the
+    best word's), so a model trained without those classes can answer them too."""
     from kwsops.audio.clip import AudioError, load_clip
     from kwsops.ml.features import log_mel
     from kwsops.ml.model import predict_proba
@@ -130,8 +140,7 @@ def classify(paths: list[Path], files: list[str]) -> list[Prediction]:
             ],
             axis=0,
         )[0]
-        best = int(probs.argmax())
-        results.append(Prediction(str(name), meta["labels"][best], float(probs[best])))
+        results.append(Prediction(str(name), *decide(meta["labels"], probs, threshold)))
     return results
 
 
@@ -147,17 +156,46 @@ def resolve_one(ws: Workspace, revision: str | None):
     return resolved[0], resolved[0].origin.get("registry") or spec
 
 
-def predict_files(
-    ws: Workspace, files: list[str], revision: str | None = None
-) -> tuple[str, list[Prediction]]:
-    """(the revision used, a prediction per file); fetches a git/ClearML revision first."""
+@contextlib.contextmanager
+def fetched_models(ws: Workspace, revision: str | None = None) -> Iterator[tuple[str, list[Path]]]:
+    """(how the revision is named, its fold model files), fetched into a scratch folder for a git
+    or ClearML revision and removed afterwards; :func:`default_revision` when none is named."""
     from kwsops.compare.revisions import materialise
 
     resolved, shown = resolve_one(ws, revision)
     ws.state_dir.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="predict-", dir=ws.state_dir))
     try:
-        fetched = materialise(ws, resolved, scratch / "models")
-        return shown, classify(fetched.model_paths, files)
+        yield shown, materialise(ws, resolved, scratch / "models").model_paths
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def revision_threshold(model_paths: list[Path]) -> float:
+    """The operating point kept with a revision's fold folders, else DEFAULT_THRESHOLD."""
+    if not model_paths:
+        return DEFAULT_THRESHOLD
+    point = read_operating_point(Path(model_paths[0]).parent.parent)
+    return DEFAULT_THRESHOLD if point is None else point.threshold
+
+
+def decide(labels: list[str], probs: np.ndarray, threshold: float) -> tuple[str, float]:
+    """(label, probability) of one clip's ensemble probabilities (see :func:`classify`)."""
+    words = [i for i, label in enumerate(labels) if is_word(label)]
+    best = max(words, key=lambda i: probs[i]) if words else None
+    if best is not None and int(probs.argmax()) == best and probs[best] >= threshold:
+        return labels[best], float(probs[best])
+    silence = probs[labels.index(SILENCE)] if SILENCE in labels else -1.0
+    unknown = probs[labels.index(UNKNOWN)] if UNKNOWN in labels else -1.0
+    label = SILENCE if silence > unknown else UNKNOWN
+    return label, 1.0 - (float(probs[best]) if best is not None else 0.0)
+
+
+def predict_files(
+    ws: Workspace, files: list[str], revision: str | None = None, threshold: float | None = None
+) -> tuple[str, list[Prediction]]:
+    """(the revision used, a prediction per file); fetches a git/ClearML revision first. A word
+    must reach ``threshold`` (default: the revision's operating point)."""
+    with fetched_models(ws, revision) as (spec, paths):
+        chosen = revision_threshold(paths) if threshold is None else threshold
+        return spec, classify(paths, files, chosen)
