@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import functools
-import json
 import time
 from pathlib import Path
 
 import luigi
 
 from kwsops.runs.events import emit
-from kwsops.stamps import digest
+from kwsops.stamps import digest, stamp_file_matches
 from kwsops.text import status_message
 from kwsops.workspace import Workspace
 
@@ -33,11 +32,7 @@ class StampTarget(luigi.Target):
         return str(self.stamp_file)
 
     def exists(self) -> bool:
-        try:
-            stamp = json.loads(self.stamp_file.read_text())
-        except (OSError, ValueError):
-            return False
-        return isinstance(stamp, dict) and stamp.get("key") == self.key
+        return stamp_file_matches(self.stamp_file, self.key)
 
 
 class KwsTask(luigi.Task):

@@ -157,7 +157,7 @@ def cmd_remote_webdav(args: argparse.Namespace) -> int:
         ),
         soft_wrap=True,
     )
-    return code
+    return exitcodes.OK if args.no_check else code  # --no-check asked for the selection: made
 
 
 class RemoteSetupError(RuntimeError):

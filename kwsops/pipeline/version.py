@@ -8,7 +8,7 @@ an older kwsops) does not count either (:func:`pending_commit`).
 
 from __future__ import annotations
 
-import configparser
+import os
 import time
 from pathlib import Path
 
@@ -20,15 +20,20 @@ DATA_STAGES = ("input", "output", "spec_ds", "models")
 
 
 def default_remote_id(ws: Workspace) -> dict:
-    """Which remote pushes go to, read from DVC's config files without starting DVC.
+    """Which remote pushes go to, from DVC's merged config (.dvc/config + config.local).
 
     Part of every Version* key: selecting another remote pushes everything there once.
     """
-    parser = configparser.ConfigParser()
-    parser.read([ws.root / ".dvc" / "config", ws.root / ".dvc" / "config.local"])
-    name = parser.get("core", "remote", fallback="")
-    url = parser.get(f"'remote \"{name}\"'", "url", fallback="") if name else ""
-    return {"remote": name, "url": url}
+    from kwsops.versioning.remote import RemoteError, get_remote
+
+    try:
+        remote = get_remote(ws.root)
+    except RemoteError:  # none (yet): the stage's push says so
+        return {"remote": "", "url": ""}
+    url = remote.url
+    if remote.kind == "local" and Path(url).is_relative_to(ws.root):  # as written: relative to
+        url = os.path.relpath(url, ws.root / ".dvc")  # .dvc/, so a copied workspace keeps its keys
+    return {"remote": remote.name, "url": url}
 
 
 def version_data_stage(

@@ -23,7 +23,6 @@ from kwsops.runs.pages import write_run_report
 from kwsops.runs.state import RunState
 from kwsops.secrets import (
     ScrubbingFilter,
-    register_config_secrets,
     register_secret,
     scrub_all_log_records,
 )
@@ -69,9 +68,9 @@ def register_workspace_secrets(ws: Workspace) -> None:
     .dvc/config.local, ClearML keys in clearml.conf) in everything this process logs or shows.
     Every entry point calls it: `kwsops run`, `luigi --module tasks`, `kwsops worker`."""
     from kwsops.tracking.setup import configured_secrets
+    from kwsops.versioning.dvc_config import known_secrets
 
-    register_config_secrets(ws.root / ".dvc" / "config.local")
-    for value in configured_secrets():
+    for value in [*known_secrets(ws.root), *configured_secrets()]:
         register_secret(value)
     scrub_all_log_records()
 

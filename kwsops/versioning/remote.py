@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import tempfile
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -33,10 +33,6 @@ class Remote:
     user: str | None = None
     password: str | None = field(default=None, repr=False)
     ssl_verify: bool | str = field(default=True, repr=False)
-
-    def as_dict(self) -> dict[str, Any]:
-        public = {k: v for k, v in asdict(self).items() if k not in ("password", "ssl_verify")}
-        return public | {"has_password": bool(self.password)}
 
 
 @dataclass(frozen=True)
@@ -76,15 +72,6 @@ def get_remote(ws_root: Path, name: str | None = None) -> Remote:
         raise RemoteError(f"no default DVC remote in {ws_root}; run `kwsops init` or add one")
     known = ", ".join(r.name for r in found) or "none"
     raise RemoteError(f"no DVC remote named '{name}' in {ws_root} (known: {known})")
-
-
-def describe_remote(ws_root: Path) -> dict[str, Any]:
-    """The default remote: name, url (never a password), kind, default, user, has_password."""
-    try:
-        return get_remote(Path(ws_root)).as_dict()
-    except RemoteError:
-        empty = dict.fromkeys(("name", "url", "kind", "user"))
-        return empty | dict.fromkeys(("default", "has_password"), False)
 
 
 def webdav_url(raw: str) -> tuple[str, str | None, str | None]:

@@ -31,7 +31,6 @@ from kwsops.versioning.remote import (
     add_webdav,
     check_remote,
     configure_from_env,
-    describe_remote,
     get_remote,
     webdav_url,
 )
@@ -101,16 +100,11 @@ def test_password_only_in_config_local(dav_ws: Path, webdav_server: WebDAVServer
     grep = subprocess.run(["git", "grep", "-I", PASSWORD, "HEAD"], cwd=ws, capture_output=True)
     assert grep.returncode == 1  # no match anywhere in the commit
     assert PASSWORD not in git(ws, "log", "--all", "-p")  # nor in any commit ever made
-    described = describe_remote(ws)
-    assert described == {
-        "name": "webdav",
-        "url": f"{webdav_server.url}/team/kws",
-        "kind": "webdav",
-        "default": True,
-        "user": USER,
-        "has_password": True,
-    }
-    assert PASSWORD not in repr(get_remote(ws)) and PASSWORD not in str(described)
+    chosen = get_remote(ws)
+    assert (chosen.name, chosen.url, chosen.kind, chosen.default, chosen.user) == (
+        "webdav", f"{webdav_server.url}/team/kws", "webdav", True, USER
+    )
+    assert chosen.password == PASSWORD and PASSWORD not in repr(chosen)
     # the local-folder default no longer wins over the tracked WebDAV default
     assert "remote = local" not in config_local.read_text()
 
