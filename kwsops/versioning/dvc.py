@@ -37,7 +37,12 @@ from kwsops.versioning.dvc_config import cache_dir, ensure_cache_links, read_con
 from kwsops.versioning.errors import RemoteError, VersioningError
 from kwsops.versioning.git import has_file, resolve_commit
 from kwsops.versioning.ignore import ignore_unreadable
-from kwsops.versioning.remote import check_remote, get_remote, remove_partial_uploads
+from kwsops.versioning.remote import (
+    check_remote,
+    get_remote,
+    missing_objects,
+    remove_partial_uploads,
+)
 from kwsops.versioning.runner import relative, run_dvc
 from kwsops.workspace import Workspace
 
@@ -47,7 +52,7 @@ log = logging.getLogger("kwsops")
 @dataclass(frozen=True)
 class PushResult:
     remote: str
-    files: int  # objects uploaded (DVC counts a folder's .dir listing as one)
+    files: int  # files uploaded (a folder's .dir listing, which DVC counts too, is not one)
     seconds: float
     repaired: int = 0  # cut-off uploads of an earlier push deleted before this one
 
@@ -157,6 +162,15 @@ def _cache_objects(ws_root: Path, dvc_files: list[str]) -> dict[str, int]:
     return objects
 
 
+def _listings_missing(ws_root: Path, dvc_files: list[str], remote: str) -> int:
+    """How many of the targets' folder listings (.dir objects) the remote lacks: DVC counts
+    each one it uploads as a pushed file, but a listing is no file of the data."""
+    listings = [str(out.get("md5") or "") for f in dvc_files if (ws_root / f).is_file()
+                for out in _outs(ws_root / f)]  # fmt: skip
+    listings = sorted({oid for oid in listings if oid.endswith(".dir")})
+    return len(missing_objects(ws_root, listings, remote)) if listings else 0
+
+
 def dvc_push(
     ws_root: Path,
     targets: list[str],
@@ -178,6 +192,7 @@ def dvc_push(
                 repaired = remove_partial_uploads(ws_root, objects, chosen.name)
             atomic_write_json(marker, {"targets": sorted({*earlier, *dvc_files})})
         progress(0, 1, f"pushing {', '.join(dvc_files)} to {chosen.name}")
+        listings = _listings_missing(ws_root, dvc_files, chosen.name)
         jobs_args = ["-j", str(jobs)] if jobs else []
         proc = run_dvc(ws_root, ["push", "-r", chosen.name, *jobs_args, *dvc_files])
     except VersioningError:
@@ -186,7 +201,7 @@ def dvc_push(
             raise
         raise VersioningError(f"cannot push to '{chosen.name}': {check.reason}") from None
     marker.unlink(missing_ok=True)
-    pushed = _count(proc.stdout, "pushed")
+    pushed = max(0, _count(proc.stdout, "pushed") - listings)
     progress(1, 1, f"{pushed} files pushed to {chosen.name}")
     return PushResult(chosen.name, pushed, time.monotonic() - started, repaired)
 

@@ -279,3 +279,23 @@ def remove_partial_uploads(ws_root: Path, objects: dict[str, int], name: str | N
         message = scrub(f"cannot verify earlier uploads: {why}", (remote.password,))
         raise RemoteError(message) from None
     return removed
+
+
+def missing_objects(ws_root: Path, oids: list[str], name: str | None = None) -> set[str]:
+    """Which of the objects (md5 names) the remote lacks: a local folder is looked at, a
+    WebDAV folder listed; any other kind of remote is not asked (all count as missing)."""
+    remote = get_remote(Path(ws_root), name)
+    if remote.kind == "local":
+        base = Path(remote.url) / "files" / "md5"
+        return {oid for oid in oids if not (base / oid[:2] / oid[2:]).is_file()}
+    if remote.kind != "webdav":
+        return set(oids)
+    session, root = _session(remote)
+    missing: set[str] = set()
+    try:
+        for prefix in sorted({oid[:2] for oid in oids}):
+            there = _remote_sizes(session, f"{root}files/md5/{prefix}/")
+            missing |= {oid for oid in oids if oid[:2] == prefix and oid[2:] not in there}
+    except (OSError, ValueError, ElementTree.ParseError):  # unknown: counted as missing
+        return set(oids)
+    return missing
