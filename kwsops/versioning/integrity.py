@@ -340,9 +340,7 @@ def _fetch(ws_root: Path, cache: Path, dvc_files: list[Path], problems: list[Pro
             problem.fixed = "fetched from the remote"
 
 
-def _check(
-    ws_root: Path, cache: Path, item: Tracked, *, repair: bool, raw: bool
-) -> Problem | None:
+def _check(ws_root: Path, cache: Path, item: Tracked, *, repair: bool, raw: bool) -> Problem | None:
     rel = item.path.relative_to(ws_root).as_posix()
     obj = object_path(cache, item.md5)
     try:
@@ -353,8 +351,12 @@ def _check(
     object_ok = file_ok if same else object_intact(cache, item.md5)
     if file_ok and object_ok:
         return None
-    why = ("missing" if file_ok is None else "changed" if not file_ok else "ok") + " in the workspace"
-    why += "; cache object " + ("missing" if not obj.is_file() else "damaged" if not object_ok else "ok")
+    why = (
+        "missing" if file_ok is None else "changed" if not file_ok else "ok"
+    ) + " in the workspace"
+    why += "; cache object " + (
+        "missing" if not obj.is_file() else "damaged" if not object_ok else "ok"
+    )
     problem = Problem(rel, item.md5, why)
     if not repair:
         return problem
