@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
 from collections.abc import Callable
@@ -103,14 +104,9 @@ class KwsTask(luigi.Task):
         if not final and now - self._last_progress < PROGRESS_INTERVAL_S:
             return
         self._last_progress = now
-        emit(
-            "task_progress",
-            task=self.task_id,
-            family=self.task_family,
-            done=done,
-            total=total,
-            detail=detail,
-        )
+        with contextlib.suppress(OSError):  # a full disk fails the stage's own write, not this
+            emit("task_progress", task=self.task_id, family=self.task_family, done=done,
+                 total=total, detail=detail)  # fmt: skip
         if detail:  # Luigi's visualiser shows it as HTML: a file name in it is data
             self.set_status_message(status_message(detail))
         if total:
@@ -122,8 +118,9 @@ class KwsTask(luigi.Task):
         metrics = {k: v for k, v in row.items() if isinstance(v, int | float)}
         if fold is not None:
             metrics["fold"] = fold
-        emit("task_progress", task=self.task_id, family=self.task_family,
-             metrics={**metrics, "epoch": epoch})  # fmt: skip
+        with contextlib.suppress(OSError):
+            emit("task_progress", task=self.task_id, family=self.task_family,
+                 metrics={**metrics, "epoch": epoch})  # fmt: skip
 
     def summary(self, detail: str, **fields: object) -> None:
         """The one-line result shown in the run summary and the console."""

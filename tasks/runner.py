@@ -18,6 +18,7 @@ from kwsops.runs.live import LiveRunView, print_error, print_outcome
 from kwsops.runs.lock import AlreadyRunning
 from kwsops.runs.request import RequestError
 from kwsops.runs.session import RunSession, exit_code, run_environment
+from kwsops.runs.space import free_bytes, is_out_of_space, remove_partial_objects, space_message
 from kwsops.runs.state import RunState
 from kwsops.workspace import Workspace, WorkspaceError
 from tasks.process import CancelHandler, Cancelled, install
@@ -33,6 +34,7 @@ from tasks.request import (
 )
 
 log = logging.getLogger("kwsops")
+SPACE_SLACK = 1 << 20  # under this many bytes free after a failed run: the disk is full
 
 
 def run_pipeline(
@@ -51,12 +53,14 @@ def run_pipeline(
     except AlreadyRunning as exc:
         print_error(err, exc, style="yellow")
         return exitcodes.ALREADY_RUNNING
-    code, status = exitcodes.CANCELLED, "cancelled"
+    code, status, reason = exitcodes.CANCELLED, "cancelled", None
     with run_environment(ws, session.paths):
         try:
             code, status = _run_locked(ws, request, session, quiet=quiet, console=console, err=err)
+        except OutOfSpace as exc:
+            code, status, reason = exitcodes.TASK_FAILED, "failed", str(exc)
         finally:
-            state = session.finish(code, status)
+            state = session.finish(code, status, reason)
     _report(state, session.paths, code, quiet=quiet, console=console, err=err)
     return code
 
@@ -91,12 +95,18 @@ def _run_locked(
         if cancel.requested:
             raise Cancelled(cancel.requested)
         code = exit_code(session.state(), completed=build_succeeded(result))
+        if code != exitcodes.OK and not session.state().failure_reason():
+            _say_if_out_of_space(ws, err)  # the stage's failure could not even be recorded
         return code, "ok" if code == exitcodes.OK else "failed"
     except Cancelled as exc:
         log.warning("run cancelled by %s", exc)
         session.record_cancel(str(exc))
         return exitcodes.CANCELLED, "cancelled"
+    except OutOfSpace:
+        raise
     except Exception as exc:  # a scheduling or configuration error, not a task failure
+        if is_out_of_space(exc):  # an environment failure, not bad configuration
+            _say_if_out_of_space(ws, err, getattr(exc, "filename", None), force=True)
         log.exception("run could not start")
         print_error(err, exc)
         return exitcodes.BAD_CONFIG, "failed"
@@ -104,6 +114,22 @@ def _run_locked(
         install(stdio_log=None)
         for sig, handler_fn in previous.items():
             signal.signal(sig, handler_fn)
+
+
+class OutOfSpace(RuntimeError):
+    """The disk filled up: the run failed (exit 1), the message names the path and space."""
+
+
+def _say_if_out_of_space(
+    ws: Workspace, err: Console, path: str | None = None, *, force: bool = False
+) -> None:
+    """A full disk stops a run with one line and what it left half-written removed."""
+    if not force and free_bytes(ws.root) > SPACE_SLACK:
+        return
+    remove_partial_objects(ws.root / ".dvc" / "cache", ws.local_remote_dir)
+    message = space_message(path or ws.root, None)
+    print_error(err, message)
+    raise OutOfSpace(message)
 
 
 def needs_preload(target: luigi.Task) -> bool:

@@ -137,12 +137,11 @@ def version_models_stage(
 
 
 def versioned_intact(ws: Workspace, target: str, stamp_file: Path) -> bool:
-    """The cheap check of a Version* stage, one stat a file: its folder and .dvc file are as
-    it left them (the .dvc file names the object it stamped, the cache holds that object,
-    every file has the size and mtime it had when versioned). A stamp of an older kwsops
-    (no file list) is trusted."""
+    """The cheap check of a Version* stage: its folder and .dvc file are as it left them
+    (the .dvc file names the object it stamped, the cache holds that object, the files are
+    those versioned). A stamp of an older kwsops (no file list) is trusted."""
     from kwsops.versioning.dvc_config import cache_dir
-    from kwsops.versioning.integrity import object_path, pointer, snapshot
+    from kwsops.versioning.integrity import object_path, pointer
 
     stamp = read_stamp_file(stamp_file) or {}
     md5 = str(stamp.get("md5") or "")
@@ -152,23 +151,46 @@ def versioned_intact(ws: Workspace, target: str, stamp_file: Path) -> bool:
         return False
     if not object_path(cache_dir(ws.root), md5).is_file():
         return False
-    return snapshot(ws.root / target) == stamp["files"]
+    return _as_versioned(ws, target, stamp, "")
 
 
 def output_intact(ws: Workspace, version_stamp: Path, target: str, prefix: str = "") -> bool:
     """The cheap check of a stage whose output a Version* stage versions (``prefix``: its part
-    of ``target``, e.g. batch_16/): every file as versioned, by size and mtime. An output the
-    stage rewrote since (its own stamp is another file) is for the Version* stage to check."""
+    of ``target``, e.g. batch_16/): its files are those versioned. An output the stage
+    rewrote since (its own stamp is another file) is for the Version* stage to check."""
     from kwsops.stamps import STAMP_NAME
     from kwsops.versioning.integrity import snapshot
 
-    record = (read_stamp_file(version_stamp) or {}).get("files")
+    stamp = read_stamp_file(version_stamp) or {}
+    record = stamp.get("files")
     if not isinstance(record, dict):
         return True  # never versioned: the stage's own stamp decides
-    mine = {rel: seen for rel, seen in record.items() if rel.startswith(prefix)}
     now = snapshot(ws.root / target / prefix, prefix)
-    stamp = prefix + STAMP_NAME
-    return now.get(stamp) != mine.get(stamp) or now == mine
+    mark = prefix + STAMP_NAME
+    return now.get(mark) != record.get(mark) or _as_versioned(ws, target, stamp, prefix, now)
+
+
+def _as_versioned(
+    ws: Workspace, target: str, stamp: dict, prefix: str, now: dict | None = None
+) -> bool:
+    """Whether the files under ``target/prefix`` are those the Version* ``stamp`` recorded:
+    one stat each (size, mtime as when versioned); a file whose stat differs (relinked,
+    repaired, touched) is hashed against its versioned name, so only content decides."""
+    from kwsops.versioning.dvc_config import cache_dir
+    from kwsops.versioning.integrity import file_md5, listing, snapshot
+
+    record = {rel: seen for rel, seen in stamp["files"].items() if rel.startswith(prefix)}
+    now = snapshot(ws.root / target / prefix, prefix) if now is None else now
+    if now == record:
+        return True
+    if set(now) != set(record):
+        return False
+    names = listing(cache_dir(ws.root), str(stamp.get("md5") or "")) or {}
+    folder = ws.root / target
+    try:
+        return all(file_md5(folder / rel) == names.get(rel) for rel in now if now[rel] != record[rel])
+    except OSError:
+        return False
 
 
 def restore_stage(

@@ -129,6 +129,18 @@ def tracked_files(ws_root: Path, dvc_file: Path) -> list[Tracked]:
     return out_files
 
 
+def listing(cache: Path, md5: str) -> dict[str, str] | None:
+    """``{relative path: md5}`` of a folder's .dir object; None when not cached or unreadable."""
+    if not md5.endswith(".dir"):
+        return None
+    try:
+        return {
+            e["relpath"]: str(e["md5"]) for e in json.loads(object_path(cache, md5).read_text())
+        }
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def object_intact(cache: Path, md5: str) -> bool:
     try:
         return file_md5(object_path(cache, md5)) == md5
