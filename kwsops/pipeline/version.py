@@ -8,6 +8,7 @@ an older kwsops) does not count either (:func:`pending_commit`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -151,7 +152,7 @@ def versioned_intact(ws: Workspace, target: str, stamp_file: Path) -> bool:
         return False
     if not object_path(cache_dir(ws.root), md5).is_file():
         return False
-    return _as_versioned(ws, target, stamp, "")
+    return _as_versioned(ws, target, stamp_file, stamp, "")
 
 
 def output_intact(ws: Workspace, version_stamp: Path, target: str, prefix: str = "") -> bool:
@@ -167,15 +168,23 @@ def output_intact(ws: Workspace, version_stamp: Path, target: str, prefix: str =
         return True  # never versioned: the stage's own stamp decides
     now = snapshot(ws.root / target / prefix, prefix)
     mark = prefix + STAMP_NAME
-    return now.get(mark) != record.get(mark) or _as_versioned(ws, target, stamp, prefix, now)
+    if now.get(mark) != record.get(mark):
+        return True
+    return _as_versioned(ws, target, version_stamp, stamp, prefix, now)
 
 
 def _as_versioned(
-    ws: Workspace, target: str, stamp: dict, prefix: str, now: dict | None = None
+    ws: Workspace,
+    target: str,
+    stamp_file: Path,
+    stamp: dict,
+    prefix: str,
+    now: dict | None = None,
 ) -> bool:
     """Whether the files under ``target/prefix`` are those the Version* ``stamp`` recorded:
     one stat each (size, mtime as when versioned); a file whose stat differs (relinked,
-    repaired, touched) is hashed against its versioned name, so only content decides."""
+    pulled, repaired, touched) is hashed against its versioned name, so only content decides,
+    and its new stat is recorded (hashed once, not each run)."""
     from kwsops.versioning.dvc_config import cache_dir
     from kwsops.versioning.integrity import file_md5, listing, snapshot
 
@@ -186,11 +195,16 @@ def _as_versioned(
     if set(now) != set(record):
         return False
     names = listing(cache_dir(ws.root), str(stamp.get("md5") or "")) or {}
-    folder = ws.root / target
+    folder, differ = ws.root / target, [rel for rel in now if now[rel] != record[rel]]
     try:
-        return all(file_md5(folder / rel) == names.get(rel) for rel in now if now[rel] != record[rel])
+        if not all(file_md5(folder / rel) == names.get(rel) for rel in differ):
+            return False
     except OSError:
         return False
+    stamp["files"].update({rel: now[rel] for rel in differ})
+    with contextlib.suppress(OSError):  # only a shortcut for the next check
+        atomic_write_json(stamp_file, stamp)
+    return True
 
 
 def restore_stage(

@@ -103,8 +103,9 @@ def test_a_clip_damaged_through_the_hard_link_is_mended_never_relinked(ws: Works
     clip = sorted(ws.output_dir.rglob("*.wav"))[3]
     good = versioned_md5(ws, clip)
     assert file_md5(clip) == good
+    linked = clip.stat().st_nlink > 1  # hard links (ext4, tmpfs): the cache's copy too
     damage(clip)
-    assert file_md5(object_path(ws.root / CACHE, good)) != good  # the cache's copy too
+    assert (file_md5(object_path(ws.root / CACHE, good)) != good) == linked
     extra = next(ws.input_dir.rglob("*.wav"))
     shutil.copy(extra, extra.with_name("zz-extra__" + extra.name))  # an unrelated change
     try:
