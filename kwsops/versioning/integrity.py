@@ -210,7 +210,8 @@ def drop_changed_objects(ws_root: Path, dvc_file: Path, changed: set[str]) -> li
     return dropped
 
 
-def _link_kind(ws_root: Path) -> str:
+def link_kind(ws_root: Path) -> str:
+    """The first link type the cache tries (hardlink, reflink, symlink, copy)."""
     return next(iter(read_config(ws_root)["cache"].get("type") or []), "copy")
 
 
@@ -241,7 +242,7 @@ def restore(ws_root: Path, dvc_file: Path, prefix: str, dest: Path, key: str) ->
         log.warning("%s not restored from the DVC cache: the object of %s is missing or "
                     "damaged; computed again", dest.name, damaged[0])  # fmt: skip
         return None
-    link = _link_kind(ws_root).startswith("hardlink")
+    link = link_kind(ws_root).startswith("hardlink")
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-restore-", dir=dest.parent))
     try:
@@ -392,7 +393,7 @@ def _link_into_place(ws_root: Path, obj: Path, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp-verify")
     tmp.unlink(missing_ok=True)
     try:
-        if not _link_kind(ws_root).startswith("hardlink"):
+        if not link_kind(ws_root).startswith("hardlink"):
             raise OSError
         os.link(obj, tmp)
     except OSError:

@@ -179,7 +179,8 @@ def test_verify_names_each_bad_file_and_repair_mends_it(ws: Workspace) -> None:
         assert fixed.returncode == 0, fixed.stdout + fixed.stderr
         assert file_md5(clip) == good
         assert hashlib.sha256(recording.read_bytes()).hexdigest() == changed  # kept as it is
-        assert "2 repaired" in fixed.stdout
+        assert f"repaired {rel_clip}" in fixed.stdout and f"repaired {rel_rec}" in fixed.stdout
+        assert ", 0 bad" in fixed.stdout
     finally:
         git(ws.root, "checkout", "--", ".")
         subprocess.run([tool("dvc"), "checkout", "--force"], cwd=ws.root, capture_output=True)
