@@ -216,7 +216,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     """Every versioned file and cache object hashed against its object's name; exit 1 while
     one is bad, naming each and the fix."""
-    from kwsops.versioning.integrity import verify
+    from kwsops.versioning.verify import verify
 
     ws = _ws(args)
     if args.repair and WorkspaceLock(ws.lock_file).is_held():

@@ -142,7 +142,7 @@ class DataScreen(ForwardWorkerErrors, Screen):
     @work(thread=True, group="verify", exclusive=True, exit_on_error=False, name="verify")
     def _verify(self) -> None:
         """`kwsops verify` (read-only) off the UI thread: it hashes every versioned file."""
-        from kwsops.versioning.integrity import verify
+        from kwsops.versioning.verify import verify
 
         report = verify(self.app.workspace.root)  # type: ignore[attr-defined]
         self.app.call_from_thread(
