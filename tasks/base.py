@@ -53,6 +53,10 @@ class KwsTask(luigi.Task):
         file, see kwsops.versioning.integrity); the stamp says for which inputs."""
         return True
 
+    def present(self) -> bool:
+        """The output is on disk, for whatever key."""
+        return all(Path(t.path).exists() for t in luigi.task.flatten(self.output()))
+
     def up_to_date(self) -> bool:
         """This stage's own output is done for its key and intact on disk."""
         return all(t.exists() for t in luigi.task.flatten(self.output())) and self.intact()
@@ -146,8 +150,7 @@ def _memoised(name: str, check: Callable[[], bool]) -> bool:
 
 def _on_disk(task: KwsTask) -> bool:
     """The stage's output is there and intact, whatever its key, and so is every one before."""
-    there = all(Path(t.path).exists() for t in luigi.task.flatten(task.output()))
-    return there and task.intact() and _upstream_intact(task)
+    return task.present() and task.intact() and _upstream_intact(task)
 
 
 def _upstream_intact(task: luigi.Task) -> bool:

@@ -88,6 +88,12 @@ class VersionTask(StageTask):
     def linked(self) -> bool:
         return True
 
+    def present(self) -> bool:
+        """The folder and its .dvc file (the stamp is this machine's: a clone has none)."""
+        return (self.ws.root / self.target).is_dir() and (
+            self.ws.root / f"{self.target}.dvc"
+        ).is_file()
+
     def intact(self) -> bool:
         return versioned_intact(self.ws, self.target, self.output().stamp_file)
 
