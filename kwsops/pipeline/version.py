@@ -152,7 +152,7 @@ def versioned_intact(ws: Workspace, target: str, stamp_file: Path) -> bool:
         return False
     if not object_path(cache_dir(ws.root), md5).is_file():
         return False
-    return _as_versioned(ws, target, stamp_file, stamp, "", linked=True)
+    return _as_versioned(ws, target, stamp_file, stamp, "")
 
 
 def output_intact(ws: Workspace, version_stamp: Path, target: str, prefix: str = "") -> bool:
@@ -180,17 +180,21 @@ def _as_versioned(
     stamp: dict,
     prefix: str,
     now: dict | None = None,
-    *,
-    linked: bool = False,
 ) -> bool:
     """Whether the files under ``target/prefix`` are those the Version* ``stamp`` recorded:
     one stat each (size, mtime as when versioned); a file whose stat differs (relinked,
     pulled, repaired, touched) is hashed against its versioned name, so only content decides,
-    and its new stat is recorded (hashed once, not each run). ``linked``: with a hard-link
-    cache such a file must also be its object's inode, else it is versioned again (a file
-    computed anew with the same bytes: its object is checked before the relink)."""
+    and its new stat is recorded (hashed once, not each run). A file that is not its cache
+    object's inode (computed anew with the same bytes, or a copy) needs that object to hash to
+    its name too: else the stage is versioned again, which mends the object."""
     from kwsops.versioning.dvc_config import cache_dir
-    from kwsops.versioning.integrity import file_md5, link_kind, listing, object_path, snapshot
+    from kwsops.versioning.integrity import (
+        file_md5,
+        listing,
+        object_intact,
+        object_path,
+        snapshot,
+    )
 
     record = {rel: seen for rel, seen in stamp["files"].items() if rel.startswith(prefix)}
     now = snapshot(ws.root / target / prefix, prefix) if now is None else now
@@ -201,13 +205,12 @@ def _as_versioned(
     cache = cache_dir(ws.root)
     names = listing(cache, str(stamp.get("md5") or "")) or {}
     folder, differ = ws.root / target, [rel for rel in now if now[rel] != record[rel]]
-    hard = linked and link_kind(ws.root) == "hardlink"
 
-    def same(rel: str) -> bool:  # the same bytes, and the cache still holds them
+    def same(rel: str) -> bool:  # the same bytes, and the cache holds them intact
         obj = object_path(cache, names.get(rel, "0"))
         if file_md5(folder / rel) != names.get(rel) or not obj.is_file():
             return False
-        return not hard or os.path.samefile(obj, folder / rel)
+        return os.path.samefile(obj, folder / rel) or object_intact(cache, names[rel])
 
     try:
         if not all(same(rel) for rel in differ):

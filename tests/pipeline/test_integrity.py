@@ -186,3 +186,22 @@ def test_verify_names_each_bad_file_and_repair_mends_it(ws: Workspace) -> None:
         subprocess.run([tool("dvc"), "checkout", "--force"], cwd=ws.root, capture_output=True)
     run_cli(ws, *RUN_ARGS)
     assert run_cli(ws, "verify").returncode == 0
+
+
+def test_a_recording_changed_in_place_leaves_no_damaged_object(ws: Workspace) -> None:
+    """Changed through the hard link, a recording's old cached copy holds the new bytes under
+    the old name: the run drops that object (the remote keeps the old bytes) and versions the
+    new content; the recording itself is never rewritten."""
+    recording = sorted(ws.input_dir.rglob("*.wav"))[4]
+    listing = object_path(ws.root / CACHE, pointer(ws.data_dir / "input.dvc"))
+    rel = recording.relative_to(ws.input_dir).as_posix()
+    old = next(e["md5"] for e in json.loads(listing.read_text()) if e["relpath"] == rel)
+    damage(recording, offset=2000, size=64)
+    changed = file_md5(recording)
+    result = run_cli(ws, *RUN_ARGS, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert file_md5(recording) == changed  # the user's file, as they left it
+    stale = object_path(ws.root / CACHE, old)
+    assert not stale.exists() or file_md5(stale) == old
+    assert (ws.local_remote_dir / "files" / "md5" / old[:2] / old[2:]).is_file()
+    assert run_cli(ws, "verify").returncode == 0 and dvc_clean(ws)
