@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kwsops.atomic import replace_dir
+from kwsops.atomic import atomic_dir
 from kwsops.stamps import STAMP_NAME
 from kwsops.versioning.dvc_config import cache_dir, read_config
 from kwsops.versioning.errors import VersioningError
@@ -241,9 +241,7 @@ def restore(ws_root: Path, dvc_file: Path, prefix: str, dest: Path, key: str) ->
                     "damaged; computed again", dest.name, damaged[0])  # fmt: skip
         return None
     link = link_kind(ws_root).startswith("hardlink")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-restore-", dir=dest.parent))
-    try:
+    with atomic_dir(dest) as tmp:  # a killed restore leaves a temp folder a sweep removes
         for rel, oid in wanted.items():
             target = tmp / rel
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -253,9 +251,6 @@ def restore(ws_root: Path, dvc_file: Path, prefix: str, dest: Path, key: str) ->
                 os.link(object_path(cache, oid), target)
             except OSError:
                 shutil.copy2(object_path(cache, oid), target)
-        replace_dir(tmp, dest)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return len(wanted)
 
 
