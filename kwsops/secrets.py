@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import configparser
 import logging
 import os
 import re
@@ -24,18 +23,6 @@ def register_secret(value: str | None) -> None:
     """Remember a secret seen at run time (e.g. typed at a prompt) so it is masked too."""
     if value and len(value) >= 3:
         _extra.add(value)
-
-
-def register_config_secrets(config_file: str | os.PathLike) -> None:
-    """Remember the passwords and tokens of a DVC config file (e.g. .dvc/config.local)."""
-    parser = configparser.ConfigParser(interpolation=None)
-    try:
-        parser.read(config_file)
-    except configparser.Error:
-        return
-    for section in parser.sections():
-        for key in ("password", "token", "secret_access_key"):
-            register_secret(parser.get(section, key, fallback=None))
 
 
 def known_secrets() -> list[str]:

@@ -71,16 +71,27 @@ def stamp_path(folder: str | os.PathLike) -> Path:
     return Path(folder) / STAMP_NAME
 
 
-def read_stamp(folder: str | os.PathLike) -> dict | None:
+def read_stamp_file(path: str | os.PathLike) -> dict | None:
+    """A stamp's fields; None when it is missing, unreadable or not a JSON object."""
     try:
-        return json.loads(stamp_path(folder).read_text())
+        stamp = json.loads(Path(path).read_text())
     except (OSError, ValueError):
         return None
+    return stamp if isinstance(stamp, dict) else None
+
+
+def read_stamp(folder: str | os.PathLike) -> dict | None:
+    return read_stamp_file(stamp_path(folder))
+
+
+def stamp_file_matches(path: str | os.PathLike, key: str) -> bool:
+    """Whether the stamp file carries ``key``: the check behind every stage's completeness."""
+    stamp = read_stamp_file(path)
+    return stamp is not None and stamp.get("key") == key
 
 
 def stamp_matches(folder: str | os.PathLike, key: str) -> bool:
-    stamp = read_stamp(folder)
-    return bool(stamp) and stamp.get("key") == key
+    return stamp_file_matches(stamp_path(folder), key)
 
 
 def write_stamp(folder: str | os.PathLike, key: str, **info: Any) -> Path:

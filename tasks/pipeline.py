@@ -28,9 +28,12 @@ from kwsops.pipeline.spectrograms import spectrogram_stage
 from kwsops.pipeline.train import collect_folds_stage, train_fold_stage, train_folds_stage
 from kwsops.pipeline.version import (
     default_remote_id,
+    output_intact,
     pending_commit,
+    restore_stage,
     version_data_stage,
     version_models_stage,
+    versioned_intact,
 )
 from kwsops.stamps import STAMP_NAME, digest, tree_digest
 from tasks.base import KwsTask, StampTarget
@@ -41,8 +44,29 @@ _TRAIN = TrainSettings()
 
 
 class StageTask(KwsTask):
+    versioned_as: tuple[str, str] = ("", "")  # (Version* task family, its folder): see intact
+
     def finish(self, result: StageResult) -> None:
         self.summary(result.detail, **result.summary)
+
+    def part(self) -> str:
+        """Which part of the versioned folder this stage writes ('' for all of it)."""
+        return ""
+
+    def intact(self) -> bool:
+        family, target = self.versioned_as
+        if not family:
+            return True
+        return output_intact(self.ws, self.ws.stamps_dir / f"{family}.json", target, self.part())
+
+    def restored(self) -> bool:
+        """Before computing: the output back from the DVC cache, when it holds it for this
+        key (a deleted or damaged output costs a link, not a recomputation)."""
+        family, target = self.versioned_as
+        result = restore_stage(self.ws, target, self.stage_key, self.part()) if family else None
+        if result is not None:
+            self.finish(result)
+        return result is not None
 
 
 class VersionTask(StageTask):
@@ -64,7 +88,18 @@ class VersionTask(StageTask):
     def linked(self) -> bool:
         return True
 
+    def present(self) -> bool:
+        """The folder and its .dvc file (the stamp is this machine's: a clone has none)."""
+        return (self.ws.root / self.target).is_dir() and (
+            self.ws.root / f"{self.target}.dvc"
+        ).is_file()
+
+    def intact(self) -> bool:
+        return versioned_intact(self.ws, self.target, self.output().stamp_file)
+
     def run(self) -> None:
+        if self.skip_if_done():
+            return
         self.progress(0, 1, f"dvc add + push {self.target}")
         stamp = self.output().stamp_file
         self.finish(
@@ -91,6 +126,7 @@ class VersionInput(VersionTask):
 
 
 class Preprocess(StageTask):
+    versioned_as = ("VersionOutput", "data/output")
     sample_rate = luigi.IntParameter(default=_AUDIO.sample_rate)
     clip_seconds = luigi.FloatParameter(default=_AUDIO.clip_seconds)
     seed = luigi.IntParameter(default=_SPLIT.seed)
@@ -115,6 +151,8 @@ class Preprocess(StageTask):
         return StampTarget(self.ws.output_dir / STAMP_NAME, self.stage_key)
 
     def run(self) -> None:
+        if self.skip_if_done() or self.restored():
+            return
         audio = AudioSettings(sample_rate=self.sample_rate, clip_seconds=self.clip_seconds)
         self.finish(
             preprocess_stage(
@@ -137,6 +175,7 @@ class VersionOutput(VersionTask):
 
 
 class MakeSpectrograms(StageTask):
+    versioned_as = ("VersionSpectrograms", "data/spec_ds")
     test_size = luigi.FloatParameter(default=_SPLIT.test_size)
     seed = luigi.IntParameter(default=_SPLIT.seed)
     n_mels = luigi.IntParameter(default=FeatureSettings().n_mels)
@@ -148,6 +187,8 @@ class MakeSpectrograms(StageTask):
         return StampTarget(self.ws.spec_dir / STAMP_NAME, self.stage_key)
 
     def run(self) -> None:
+        if self.skip_if_done() or self.restored():
+            return
         upstream = Preprocess()
         features = FeatureSettings(sample_rate=upstream.sample_rate, n_mels=self.n_mels)
         split = SplitSettings(test_size=self.test_size, seed=self.seed)
@@ -206,6 +247,10 @@ def training_folds() -> int:
 
 class TrainFold(TrainParams, StageTask):
     fold = luigi.IntParameter()
+    versioned_as = ("VersionModels", "data/models")
+
+    def part(self) -> str:
+        return f"batch_{self.batch_size}/fold_{self.fold}/"
 
     def requires(self) -> VersionSpectrograms:
         return VersionSpectrograms()
@@ -215,6 +260,8 @@ class TrainFold(TrainParams, StageTask):
         return StampTarget(folder / STAMP_NAME, self.stage_key)
 
     def run(self) -> None:
+        if self.skip_if_done() or self.restored():
+            return
         self.finish(
             train_fold_stage(
                 self.ws,
@@ -236,6 +283,11 @@ class Train(TrainParams, StageTask):
         "fold, for luigid workers on several machines",
     )
 
+    versioned_as = ("VersionModels", "data/models")
+
+    def part(self) -> str:
+        return f"batch_{self.batch_size}/"
+
     def fold_tasks(self) -> list[TrainFold]:
         return [self.clone(TrainFold, fold=k) for k in range(self.folds)]
 
@@ -249,8 +301,11 @@ class Train(TrainParams, StageTask):
         return StampTarget(self.ws.batch_dir(self.batch_size) / STAMP_NAME, self.stage_key)
 
     def run(self) -> None:
+        if self.skip_if_done() or self.restored():
+            return
         if self.stacked:
-            todo = {task.fold: task.stage_key for task in self.fold_tasks() if not task.complete()}
+            todo = {task.fold: task.stage_key for task in self.fold_tasks()
+                    if not task.up_to_date()}  # fmt: skip
             if todo:
                 train_folds_stage(self.ws, todo, self.settings(), progress=self.progress,
                                   on_epoch=self.fold_epoch)  # fmt: skip
@@ -271,12 +326,14 @@ class VersionModels(VersionTask):
     def requires(self) -> list[Train]:
         return [Train(batch_size=int(size)) for size in self.batch_sizes]
 
-    def complete(self) -> bool:
+    def up_to_date(self) -> bool:
         # a stamp whose git commit is missing (an older kwsops stamped before committing)
         # is not done: the next run makes the commit
-        return super().complete() and not pending_commit(self.ws)
+        return super().up_to_date() and not pending_commit(self.ws)
 
     def run(self) -> None:
+        if self.skip_if_done():
+            return
         params = self.requires()[0].training_params()
         self.progress(0, 1, "dvc add + push data/models, git commit")
         self.finish(

@@ -22,6 +22,7 @@ from kwsops.runs.live import LiveRunView, print_error, print_outcome
 from kwsops.runs.lock import AlreadyRunning
 from kwsops.runs.request import RequestError
 from kwsops.runs.session import RunSession, exit_code, run_environment
+from kwsops.runs.space import free_bytes, is_out_of_space, remove_partial_objects, space_message
 from kwsops.runs.state import RunState
 from kwsops.workspace import Workspace, WorkspaceError
 from tasks.process import STOP_SIGNALS, CancelHandler, Cancelled, install
@@ -38,6 +39,7 @@ from tasks.request import (
 from tasks.validate import require_models_to_compare
 
 log = logging.getLogger("kwsops")
+SPACE_SLACK = 1 << 20  # under this many bytes free after a failed run: the disk is full
 
 
 def run_pipeline(
@@ -68,7 +70,7 @@ def run_pipeline(
     except AlreadyRunning as exc:
         print_error(err, exc, style="yellow")
         return exitcodes.ALREADY_RUNNING
-    code, status = exitcodes.CANCELLED, "cancelled"
+    code, status, reason = exitcodes.CANCELLED, "cancelled", None
     previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
     try:
         with run_environment(ws, session.paths):
@@ -76,8 +78,10 @@ def run_pipeline(
                 code, status = _run_locked(
                     ws, request, session, quiet=quiet, console=console, err=err
                 )
+            except OutOfSpace as exc:
+                code, status, reason = exitcodes.TASK_FAILED, "failed", str(exc)
             finally:
-                state = session.finish(code, status)
+                state = session.finish(code, status, reason)
         _report(state, session.paths, code, quiet=quiet, console=console, err=err)
     finally:
         if not exiting:
@@ -139,12 +143,16 @@ def _run_locked(
         if cancel.requested:
             raise Cancelled(cancel.requested)
         code = exit_code(session.state(), completed=build_succeeded(result))
+        if code != exitcodes.OK and not session.state().failure_reason():
+            _say_if_out_of_space(ws, err)  # the stage's failure could not even be recorded
         return code, "ok" if code == exitcodes.OK else "failed"
     except Cancelled as exc:
         _outcome_decided()
         log.warning("run cancelled by %s", exc)
         session.record_cancel(str(exc))
         return exitcodes.CANCELLED, "cancelled"
+    except OutOfSpace:
+        raise
     except RPCError as exc:  # the environment failed, not the configuration nor a task
         _outcome_decided()
         reason = lost_scheduler(request, exc)
@@ -154,12 +162,30 @@ def _run_locked(
         return exitcodes.TASK_FAILED, "failed"
     except Exception as exc:  # a scheduling or configuration error, not a task failure
         _outcome_decided()
+        if is_out_of_space(exc):  # an environment failure, not bad configuration
+            _say_if_out_of_space(ws, err, getattr(exc, "filename", None), force=True)
         log.exception("run could not start")
         print_error(err, exc)
         return exitcodes.BAD_CONFIG, "failed"
     finally:
         _outcome_decided()
         install(stdio_log=None)
+
+
+class OutOfSpace(RuntimeError):
+    """The disk filled up: the run failed (exit 1), the message names the path and space."""
+
+
+def _say_if_out_of_space(
+    ws: Workspace, err: Console, path: str | None = None, *, force: bool = False
+) -> None:
+    """A full disk stops a run with one line and what it left half-written removed."""
+    if not force and free_bytes(ws.root) > SPACE_SLACK:
+        return
+    remove_partial_objects(ws.root / ".dvc" / "cache", ws.local_remote_dir)
+    message = space_message(path or ws.root, None)
+    print_error(err, message)
+    raise OutOfSpace(message)
 
 
 def needs_preload(target: luigi.Task) -> bool:

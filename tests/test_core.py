@@ -112,7 +112,20 @@ def test_stamp_matches_only_its_key(tmp_path):
     assert not stamp_matches(tmp_path, "k2")
     (tmp_path / STAMP_NAME).write_text("{not json")
     assert not stamp_matches(tmp_path, "k1")
+    (tmp_path / STAMP_NAME).write_text('["k1"]')  # JSON, but not a stamp
+    assert not stamp_matches(tmp_path, "k1")
     assert digest({"a": 1, "b": [1, 2]}) == digest({"b": [1, 2], "a": 1})
+
+
+def test_stage_targets_use_the_stamp_check(tmp_path):
+    from tasks.base import StampTarget  # the live path: every stage's output() is one
+
+    target = StampTarget(tmp_path / STAMP_NAME, "k1")
+    assert not target.exists()
+    write_stamp(tmp_path, "k1")
+    assert target.exists() and not StampTarget(tmp_path / STAMP_NAME, "k2").exists()
+    (tmp_path / STAMP_NAME).write_text('["k1"]')
+    assert not target.exists()
 
 
 def test_scrub_masks_env_secrets_registered_values_and_url_passwords(monkeypatch):
@@ -147,11 +160,14 @@ def test_cli_help_is_fast_to_import():
 
 
 def test_passwords_in_a_dvc_config_are_masked(tmp_path):
-    config = tmp_path / "config.local"
+    (tmp_path / ".dvc").mkdir()
+    (tmp_path / ".dvc" / "config").write_text("['remote \"webdav\"']\n    url = webdav://h/x\n")
+    config = tmp_path / ".dvc" / "config.local"
     config.write_text("['remote \"webdav\"']\n    user = me\n    password = from-config-pw\n")
-    from kwsops.secrets import register_config_secrets
+    from kwsops.runs.session import register_workspace_secrets
+    from kwsops.workspace import Workspace
 
-    register_config_secrets(config)
+    register_workspace_secrets(Workspace(tmp_path))  # what every entry point calls
     assert "from-config-pw" not in scrub("auth failed for from-config-pw")
 
 

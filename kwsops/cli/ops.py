@@ -1,4 +1,4 @@
-"""Operations subcommands: runs, cancel, gc, remote, pull, clearml import."""
+"""Operations subcommands: runs, cancel, gc, remote, pull, verify, clearml import."""
 
 from __future__ import annotations
 
@@ -158,7 +158,7 @@ def cmd_remote_webdav(args: argparse.Namespace) -> int:
         ),
         soft_wrap=True,
     )
-    return code
+    return exitcodes.OK if args.no_check else code  # --no-check asked for the selection: made
 
 
 class RemoteSetupError(RuntimeError):
@@ -211,6 +211,35 @@ def cmd_pull(args: argparse.Namespace) -> int:
     with console.status("dvc pull: fetching this revision's data"):
         result = dvc_pull(ws.root)
     console.print(f"{result.files} files fetched in {result.seconds:.1f} s")
+    return exitcodes.OK
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Every versioned file and cache object hashed against its object's name; exit 1 while
+    one is bad, naming each and the fix."""
+    from kwsops.versioning.verify import verify
+
+    ws = _ws(args)
+    if args.repair and WorkspaceLock(ws.lock_file).is_held():
+        print_error(err, "a run is active in this workspace; repair after it", style="yellow")
+        return exitcodes.ALREADY_RUNNING
+    with console.status("verifying the versioned data"):
+        report = verify(ws.root, repair=args.repair)
+    for problem in report.problems:
+        how = f": {problem.fixed}" if problem.fixed else ""
+        line = f"{'repaired' if problem.fixed else 'BAD'} {problem.path} ({problem.why}){how}"
+        (console if problem.fixed else err).print(Text(line), soft_wrap=True, highlight=False)
+    bad = report.unrepaired
+    summary = f"{report.checked} versioned files checked, {len(bad)} bad"
+    if report.problems and args.repair:
+        summary += f", {len(report.problems) - len(bad)} repaired"
+    if bad:
+        fix = ("`kwsops verify --repair`, or `kwsops pull`" if not args.repair else
+               "`kwsops pull` once the remote holds them, or `kwsops run` to compute stage "
+               "outputs again")  # fmt: skip
+        err.print(Text(f"{summary}: fix with {fix}"), soft_wrap=True, highlight=False)
+        return exitcodes.TASK_FAILED
+    console.print(Text(summary), soft_wrap=True, highlight=False)
     return exitcodes.OK
 
 
@@ -294,6 +323,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("pull", help="restore this revision's data from the DVC remote")
     p.set_defaults(handler=cmd_pull)
+
+    p = sub.add_parser(
+        "verify", help="hash every versioned file and cache object against its DVC name"
+    )
+    p.add_argument(
+        "--repair",
+        action="store_true",
+        help="mend what a good copy exists for: the file, the cache object, or the remote's",
+    )
+    p.set_defaults(handler=cmd_verify)
 
     p = sub.add_parser("clearml", help="ClearML: import offline sessions to a server")
     clearml_sub = p.add_subparsers(dest="clearml_command", required=True, metavar="ACTION")

@@ -11,8 +11,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 from kwsops import exitcodes
 from kwsops.config import THREADS_ENV, restored_environ
@@ -23,7 +25,6 @@ from kwsops.runs.pages import write_run_report
 from kwsops.runs.state import RunState
 from kwsops.secrets import (
     ScrubbingFilter,
-    register_config_secrets,
     register_secret,
     scrub_all_log_records,
 )
@@ -70,16 +71,26 @@ def register_workspace_secrets(ws: Workspace) -> None:
     .dvc/config.local, ClearML keys in clearml.conf) in everything this process logs or shows.
     Every entry point calls it: `kwsops run`, `luigi --module tasks`, `kwsops worker`."""
     from kwsops.tracking.setup import configured_secrets
+    from kwsops.versioning.dvc_config import known_secrets
 
-    register_config_secrets(ws.root / ".dvc" / "config.local")
-    for value in configured_secrets():
+    for value in [*known_secrets(ws.root), *configured_secrets()]:
         register_secret(value)
     scrub_all_log_records()
 
 
+class RunLogHandler(logging.FileHandler):
+    """run.log. A line the disk has no room for is dropped: a full disk ends the run with one
+    line of its own (kwsops.runs.space), never with logging's tracebacks on the terminal."""
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 (logging's name)
+        if isinstance(sys.exc_info()[1], OSError):
+            return
+        super().handleError(record)
+
+
 def attach_log(paths: RunPaths) -> logging.Handler:
     """Send every log record of this process to the run's run.log, secrets masked."""
-    handler = logging.FileHandler(paths.log, encoding="utf-8")
+    handler = RunLogHandler(paths.log, encoding="utf-8")
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     handler.addFilter(ScrubbingFilter())
     root = logging.getLogger()
@@ -90,7 +101,8 @@ def attach_log(paths: RunPaths) -> logging.Handler:
 
 def detach_log(handler: logging.Handler) -> None:
     logging.getLogger().removeHandler(handler)
-    handler.close()
+    with contextlib.suppress(OSError):  # the last lines meet a full disk: dropped
+        handler.close()
 
 
 @contextlib.contextmanager
@@ -101,6 +113,24 @@ def run_environment(ws: Workspace, paths: RunPaths) -> Iterator[None]:
         os.environ[RUN_DIR_ENV] = str(paths.root)
         os.environ[WORKSPACE_ENV] = str(ws.root)
         yield
+
+
+SPACE_RESERVE = 256 * 1024  # bytes kept in the run folder until the outcome is recorded
+
+
+def _reserve_file(paths: RunPaths) -> Path:
+    return paths.root / ".space-reserve"
+
+
+def reserve_space(paths: RunPaths) -> None:
+    """Hold a little disk space while the run works, so that a run that fills the disk can
+    still record how it ended (status.json, the last events) once this is let go."""
+    with contextlib.suppress(OSError):
+        _reserve_file(paths).write_bytes(b"\0" * SPACE_RESERVE)
+
+
+def release_space(paths: RunPaths) -> None:
+    _reserve_file(paths).unlink(missing_ok=True)
 
 
 class RunSession:
@@ -131,6 +161,7 @@ class RunSession:
             self.lock.release()
             raise
         register_workspace_secrets(self.ws)
+        reserve_space(self.paths)
         self._handler = attach_log(self.paths)
         self.started = time.time()
         self.events.emit(
@@ -180,11 +211,14 @@ class RunSession:
                     error=reason,
                 )
 
-    def finish(self, code: int, status: str) -> RunState:
-        """Record the outcome (event, status.json, run report), detach the log, release the lock."""
+    def finish(self, code: int, status: str, reason: str | None = None) -> RunState:
+        """Record the outcome (event, status.json, run report), detach the log, release the
+        lock. On a full disk the status (small, written last) is what must get through."""
         duration = round(time.time() - self.started, 3)
+        release_space(self.paths)
         try:
-            self.events.emit("run_finished", status=status, exit_code=code, duration=duration)
+            with contextlib.suppress(OSError):
+                self.events.emit("run_finished", status=status, exit_code=code, duration=duration)
             state = self.state()
             write_status(
                 self.paths,
@@ -194,9 +228,10 @@ class RunSession:
                 duration=duration,
                 best_accuracy=best_accuracy(state),
                 best_revision=best_revision(state),
-                reason=self.reason or state.failure_reason() or None,
+                reason=self.reason or state.failure_reason() or reason or None,
             )
-            write_run_report(self.paths)
+            with contextlib.suppress(OSError):  # the report is rebuilt from the events later
+                write_run_report(self.paths)
             return state
         finally:
             if self._handler is not None:

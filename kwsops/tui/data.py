@@ -101,7 +101,7 @@ def speakers_cell(stats: LabelStats) -> Text:
 
 
 class DataScreen(ForwardWorkerErrors, Screen):
-    BINDINGS = [Binding("r", "reload", "Reload")]
+    BINDINGS = [Binding("r", "reload", "Reload"), Binding("v", "verify", "Verify data", show=False)]
 
     def __init__(self) -> None:
         super().__init__()
@@ -113,6 +113,7 @@ class DataScreen(ForwardWorkerErrors, Screen):
         yield TopBar("data")
         with Vertical(id="data"):
             yield Static(id="data-title")
+            yield Static(id="data-verify").set_styles("display: none;")  # shown by v
             yield DataTable(id="labels", cursor_type="row")
             yield Static("Rejected files", classes="section-title")
             yield DataTable(id="rejected", cursor_type="row", zebra_stripes=True)
@@ -145,6 +146,22 @@ class DataScreen(ForwardWorkerErrors, Screen):
 
     def action_reload(self) -> None:
         self._check(force=True)
+
+    def action_verify(self) -> None:
+        line = self.query_one("#data-verify", Static)
+        line.display = True
+        line.update(Text("verifying the versioned data…"))
+        self._verify()
+
+    @work(thread=True, group="verify", exclusive=True, exit_on_error=False, name="verify")
+    def _verify(self) -> None:
+        """`kwsops verify` (read-only) off the UI thread: it hashes every versioned file."""
+        from kwsops.versioning.verify import verify
+
+        report = verify(self.app.workspace.root)  # type: ignore[attr-defined]
+        self.app.call_from_thread(
+            self.query_one("#data-verify", Static).update, verify_text(report)
+        )
 
     @work(thread=True, group="manifest", exclusive=True, exit_on_error=False, name="manifest")
     def _load(self, stamp: tuple[int, int], force: bool = False) -> None:
@@ -182,6 +199,19 @@ class DataScreen(ForwardWorkerErrors, Screen):
 
 
 TableRows = tuple[list[tuple[str, list]], list[tuple[str, list]]]
+
+
+def verify_text(report) -> Text:
+    """One line: all versioned files good, or the first bad one and the fix."""
+    bad = report.unrepaired
+    if not bad:
+        return Text(f"verified: {report.checked} versioned files match their DVC hashes", "green")
+    first = bad[0]
+    more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
+    return Text.assemble(
+        (f"{len(bad)} bad: ", "bold red"), rich_text(first.path, limit=200),
+        f" ({first.why}){more}; fix: kwsops verify --repair, or kwsops pull",
+    )  # fmt: skip
 
 
 def laid_out(summary: ManifestSummary, wide: bool) -> TableRows:

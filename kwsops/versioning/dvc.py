@@ -21,12 +21,10 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,7 +35,13 @@ from kwsops.versioning.dvc_config import cache_dir, ensure_cache_links, read_con
 from kwsops.versioning.errors import RemoteError, VersioningError
 from kwsops.versioning.git import has_file, resolve_commit
 from kwsops.versioning.ignore import ignore_unreadable
-from kwsops.versioning.remote import check_remote, get_remote, remove_partial_uploads
+from kwsops.versioning.integrity import drop_changed_objects, repair_objects, walk_files
+from kwsops.versioning.remote import (
+    check_remote,
+    get_remote,
+    missing_objects,
+    remove_partial_uploads,
+)
 from kwsops.versioning.runner import relative, run_dvc
 from kwsops.workspace import Workspace
 
@@ -47,7 +51,7 @@ log = logging.getLogger("kwsops")
 @dataclass(frozen=True)
 class PushResult:
     remote: str
-    files: int  # objects uploaded (DVC counts a folder's .dir listing as one)
+    files: int  # files uploaded (a folder's .dir listing, which DVC counts too, is not one)
     seconds: float
     repaired: int = 0  # cut-off uploads of an earlier push deleted before this one
 
@@ -90,29 +94,19 @@ def _outs(dvc_file: Path) -> list[dict[str, Any]]:
     return list((YAML(typ="safe").load(dvc_file.read_text()) or {}).get("outs") or [])
 
 
-def _entries(folder: Path) -> Iterator[os.DirEntry]:
-    """Every entry under ``folder`` but real folders, which it enters (never a folder link):
-    one readdir per folder, d_type says what each is without a stat."""
-    pending = [Path(folder)] if Path(folder).is_dir() else []  # a file target: nothing
-    while pending:
-        with os.scandir(pending.pop()) as entries:
-            for entry in entries:
-                if entry.is_dir(follow_symlinks=False):
-                    pending.append(Path(entry.path))
-                else:
-                    yield entry
-
-
 def holds_symlinks(folder: Path) -> bool:
     """Whether a symlink other than to a folder is under ``folder``."""
-    return any(entry.is_symlink() and not entry.is_dir() for entry in _entries(folder))
+    return any(entry.is_symlink() and not entry.is_dir() for entry in walk_files(folder))
 
 
-def dvc_add(ws_root: Path, target: str, *, link: bool = True) -> Path:
+def dvc_add(
+    ws_root: Path, target: str, *, link: bool = True, changed: set[str] | None = None
+) -> Path:
     """`dvc add <target>`: its files are cached (linked, per cache.type; with ``link=False``
     copied, the workspace never touched: `--no-relink`); the .dvc path. Entries DVC cannot read
     (FIFOs, sockets, dangling links) are .dvcignore'd first. A folder holding symlinks is never
-    relinked: DVC would replace each link by the file it points to."""
+    relinked: DVC would replace each link by the file it points to. ``changed``: files known
+    to have changed since they were versioned (their old objects are checked first)."""
     rel = relative(ws_root, target)
     if not (Path(ws_root) / rel).exists():
         raise VersioningError(f"cannot version {rel}: it does not exist in {ws_root}")
@@ -121,10 +115,13 @@ def dvc_add(ws_root: Path, target: str, *, link: bool = True) -> Path:
         log.info("%s holds symlinks: copied into the DVC cache, not linked (DVC would replace "
                  "each link by the file it points to)", rel)  # fmt: skip
         link = False
+    drop_changed_objects(Path(ws_root), Path(ws_root) / f"{rel}.dvc", changed or set())
     run_dvc(ws_root, ["add", *([] if link else ["--no-relink"]), rel])
     if link and _needs_relink(Path(ws_root), rel):
         # `dvc add` links only the files whose content is new to the cache; a rerun rewrites
-        # the others (same bytes, new files): link them too, or they are stored twice
+        # the others (same bytes, new files): link them too, or they are stored twice. Never
+        # to an object whose bytes do not hash to its name: such an object is mended first
+        repair_objects(Path(ws_root), Path(ws_root) / f"{rel}.dvc")
         run_dvc(ws_root, ["checkout", "--relink", f"{rel}.dvc"])
     return Path(ws_root) / f"{rel}.dvc"
 
@@ -138,7 +135,7 @@ def _needs_relink(ws_root: Path, rel: str) -> bool:
     if kind != "hardlink":
         return False
     return any(entry.is_file(follow_symlinks=False) and entry.stat().st_nlink == 1
-               for entry in _entries(ws_root / rel))  # fmt: skip
+               for entry in walk_files(ws_root / rel))  # fmt: skip
 
 
 def _cache_objects(ws_root: Path, dvc_files: list[str]) -> dict[str, int]:
@@ -155,6 +152,15 @@ def _cache_objects(ws_root: Path, dvc_files: list[str]) -> dict[str, int]:
             if oid.endswith(".dir"):
                 pending += [entry["md5"] for entry in json.loads(path.read_text())]
     return objects
+
+
+def _listings_missing(ws_root: Path, dvc_files: list[str], remote: str) -> int:
+    """How many of the targets' folder listings (.dir objects) the remote lacks: DVC counts
+    each one it uploads as a pushed file, but a listing is no file of the data."""
+    listings = [str(out.get("md5") or "") for f in dvc_files if (ws_root / f).is_file()
+                for out in _outs(ws_root / f)]  # fmt: skip
+    listings = sorted({oid for oid in listings if oid.endswith(".dir")})
+    return len(missing_objects(ws_root, listings, remote)) if listings else 0
 
 
 def dvc_push(
@@ -178,6 +184,7 @@ def dvc_push(
                 repaired = remove_partial_uploads(ws_root, objects, chosen.name)
             atomic_write_json(marker, {"targets": sorted({*earlier, *dvc_files})})
         progress(0, 1, f"pushing {', '.join(dvc_files)} to {chosen.name}")
+        listings = _listings_missing(ws_root, dvc_files, chosen.name)
         jobs_args = ["-j", str(jobs)] if jobs else []
         proc = run_dvc(ws_root, ["push", "-r", chosen.name, *jobs_args, *dvc_files])
     except VersioningError:
@@ -186,7 +193,7 @@ def dvc_push(
             raise
         raise VersioningError(f"cannot push to '{chosen.name}': {check.reason}") from None
     marker.unlink(missing_ok=True)
-    pushed = _count(proc.stdout, "pushed")
+    pushed = max(0, _count(proc.stdout, "pushed") - listings)
     progress(1, 1, f"{pushed} files pushed to {chosen.name}")
     return PushResult(chosen.name, pushed, time.monotonic() - started, repaired)
 
@@ -218,6 +225,7 @@ def version_stage(
     progress: ProgressFn = no_progress,
     *,
     link: bool = True,
+    changed: set[str] | None = None,
 ) -> StageVersion:
     """Check the remote (a missing WebDAV folder is created), then `dvc add` and push. A
     workspace without a cache.type gets one first (an older one: on its next run)."""
@@ -228,7 +236,7 @@ def version_stage(
         raise VersioningError(f"remote '{chosen.name}' is not usable: {check.reason}")
     progress(1, 3, f"dvc add {target}")
     ensure_cache_links(ws_root)
-    dvc_file = dvc_add(ws_root, target, link=link)
+    dvc_file = dvc_add(ws_root, target, link=link, changed=changed)
     outs = _outs(dvc_file)
     pushed = dvc_push(ws_root, [_dvc_file(ws_root, target)], remote=chosen.name)
     md5 = str(outs[0].get("md5", "")) if outs else ""

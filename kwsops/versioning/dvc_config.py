@@ -33,7 +33,8 @@ def known_secrets(ws_root: Path) -> list[str]:
         remotes = read_config(ws_root)["remote"]
     except Exception:  # an unreadable config: nothing we could scrub
         return []
-    return [str(o[k]) for o in remotes.values() for k in ("password", "token") if o.get(k)]
+    keys = ("password", "token", "secret_access_key")
+    return [str(o[k]) for o in remotes.values() for k in keys if o.get(k)]
 
 
 def cache_dir(ws_root: Path) -> Path:

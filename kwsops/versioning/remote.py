@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import tempfile
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -33,10 +33,6 @@ class Remote:
     user: str | None = None
     password: str | None = field(default=None, repr=False)
     ssl_verify: bool | str = field(default=True, repr=False)
-
-    def as_dict(self) -> dict[str, Any]:
-        public = {k: v for k, v in asdict(self).items() if k not in ("password", "ssl_verify")}
-        return public | {"has_password": bool(self.password)}
 
 
 @dataclass(frozen=True)
@@ -76,15 +72,6 @@ def get_remote(ws_root: Path, name: str | None = None) -> Remote:
         raise RemoteError(f"no default DVC remote in {ws_root}; run `kwsops init` or add one")
     known = ", ".join(r.name for r in found) or "none"
     raise RemoteError(f"no DVC remote named '{name}' in {ws_root} (known: {known})")
-
-
-def describe_remote(ws_root: Path) -> dict[str, Any]:
-    """The default remote: name, url (never a password), kind, default, user, has_password."""
-    try:
-        return get_remote(Path(ws_root)).as_dict()
-    except RemoteError:
-        empty = dict.fromkeys(("name", "url", "kind", "user"))
-        return empty | dict.fromkeys(("default", "has_password"), False)
 
 
 def webdav_url(raw: str) -> tuple[str, str | None, str | None]:
@@ -292,3 +279,23 @@ def remove_partial_uploads(ws_root: Path, objects: dict[str, int], name: str | N
         message = scrub(f"cannot verify earlier uploads: {why}", (remote.password,))
         raise RemoteError(message) from None
     return removed
+
+
+def missing_objects(ws_root: Path, oids: list[str], name: str | None = None) -> set[str]:
+    """Which of the objects (md5 names) the remote lacks: a local folder is looked at, a
+    WebDAV folder listed; any other kind of remote is not asked (all count as missing)."""
+    remote = get_remote(Path(ws_root), name)
+    if remote.kind == "local":
+        base = Path(remote.url) / "files" / "md5"
+        return {oid for oid in oids if not (base / oid[:2] / oid[2:]).is_file()}
+    if remote.kind != "webdav":
+        return set(oids)
+    session, root = _session(remote)
+    missing: set[str] = set()
+    try:
+        for prefix in sorted({oid[:2] for oid in oids}):
+            there = _remote_sizes(session, f"{root}files/md5/{prefix}/")
+            missing |= {oid for oid in oids if oid[:2] == prefix and oid[2:] not in there}
+    except (OSError, ValueError, ElementTree.ParseError):  # unknown: counted as missing
+        return set(oids)
+    return missing

@@ -47,3 +47,12 @@ def test_select_webdav_then_switch_back_to_local(
     local = (ws.root / ".dvc" / "config.local").read_text()
     assert "url = ../.kwsops/dvc-remote" in local  # relative: a copy uses its own folder
     assert "ok" in run_cli(ws, "remote", "check").stdout
+
+
+def test_no_check_selects_a_url_that_does_not_answer_and_exits_0(tmp_path: Path) -> None:
+    ws = init_workspace(tmp_path / "ws")
+    result = run_cli(ws, "remote", "webdav", "webdav://127.0.0.1:9/kws", "--no-check",
+                     check=False)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "FAIL" in result.stdout and "remote webdav selected" in result.stdout
+    assert default_remote(ws.root) == "webdav"

@@ -268,3 +268,29 @@ class TestCurves:
             labels = [label for label, _ in app.screen.shown_curves()]
             assert labels == ["aaaaaaa b16 f0", "aaaaaaa b16 f1", "ws b16 f0", "ws b16 f1"]
             assert "comparison report" in str(app.screen.query_one("#curves-title").render())
+
+
+class TestDataVerify:
+    @run_async
+    async def test_v_verifies_the_versioned_data_and_names_a_bad_file(self, tmp_path: Path) -> None:
+        from kwsops.versioning.dvc import version_stage
+        from kwsops.versioning.init import init_workspace
+
+        root = init_workspace(tmp_path / "ws").root
+        out = root / "data" / "output" / "yes"
+        out.mkdir(parents=True)
+        for i in range(3):
+            (out / f"{i}.wav").write_bytes(os.urandom(2000))
+        version_stage(root, "data/output")
+        app = make_app(root)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("5", "v")
+            line = app.screen.query_one("#data-verify")
+            await wait_for(pilot, lambda: "verified: 3 versioned files" in str(line.render()), 30)
+            with open(out / "1.wav", "r+b") as handle:  # through the hard link: the cache too
+                handle.seek(100)
+                handle.write(bytes(400))
+            await pilot.press("v")
+            await wait_for(pilot, lambda: "1 bad" in str(line.render()), 30)
+            assert "data/output/yes/1.wav" in str(line.render())
+            assert "kwsops verify --repair" in str(line.render())

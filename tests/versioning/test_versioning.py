@@ -88,7 +88,7 @@ def test_version_stage_links_raw_input_bytes_and_mtime_unchanged(ws: Path) -> No
             assert cached.stat().st_ino == inode, rel
     assert version.dvc_file == ws / "data" / "input.dvc"
     assert version.md5.endswith(".dir") and version.md5[:-4] in version.dvc_file.read_text()
-    assert version.push.remote == "local" and version.push.files == 4  # 3 files + .dir
+    assert version.push.remote == "local" and version.push.files == 3  # the .dir is no file
     assert dvc_status_cloud(ws) == {}
     # nothing changed: nothing to upload, raw files as they were after the first add
     assert dvc_push(ws, ["data/input"]).files == 0
@@ -186,7 +186,7 @@ def test_push_wipe_pull_restores_identical_files(ws: Path) -> None:
     for stage in expected:
         dvc_add(ws, f"data/{stage}")
     result = dvc_push(ws, ["data/input", "data/output.dvc"], jobs=2)
-    assert result.files == 9 and result.seconds > 0
+    assert result.files == 7 and result.seconds > 0  # files: the two .dir listings are not
     shutil.rmtree(ws / "data" / "input")
     shutil.rmtree(ws / "data" / "output")
     shutil.rmtree(ws / ".dvc" / "cache")
@@ -297,3 +297,11 @@ def test_core_modules_stay_free_of_luigi_and_textual() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_pushed_count_is_files_not_folder_listings(ws: Path) -> None:
+    (ws / "data" / "models").mkdir(parents=True)
+    assert version_stage(ws, "data/models").push.files == 0  # DVC says "1 file pushed"
+    write_tree(ws / "data" / "models", {"a.bin": os.urandom(64), "b/c.bin": os.urandom(65)})
+    assert version_stage(ws, "data/models").push.files == 2
+    assert version_stage(ws, "data/models").push.files == 0  # all there already

@@ -117,8 +117,10 @@ def test_outages_fail_with_one_line_and_lose_nothing(demo_workspace, webdav_serv
     ws = demo_workspace
     raw = {p: file_sha256(p) for p in ws.input_dir.rglob("*") if p.is_file()}
     wrong = PASSWORD + "-wrong"
-    # the check says why; --no-check selects it anyway, so the run meets the wrong password
-    assert use_webdav(ws, webdav_server, wrong, "--no-check").returncode != 0
+    # the check says why; --no-check selects it anyway (exit 0), so the run meets the wrong
+    # password
+    selected = use_webdav(ws, webdav_server, wrong, "--no-check")
+    assert selected.returncode == 0 and "FAIL" in selected.stdout
     failed = run_cli(ws, "run", *SMALL, check=False)
     assert failed.returncode == exitcodes.TASK_FAILED
     assert "credentials" in failed.stderr or "401" in failed.stderr, failed.stderr
