@@ -9,21 +9,17 @@ from __future__ import annotations
 
 import luigi
 
-from kwsops.compare.revisions import FORMS_HELP, RevisionError, default_specs, resolve_revisions
+from kwsops.compare.revisions import RevisionError, default_specs, resolve_revisions
 from kwsops.pipeline.validate import require_test_split, split_digest, validate_stage
 from tasks.base import KwsTask, StampTarget
+from tasks.params import declare
 from tasks.pipeline import VersionModels
 
 
+@declare("Validate")  # revisions, fail_below
 class Validate(KwsTask):
     batch_sizes = luigi.OptionalListParameter(
         default=None, description="batch sizes to train and compare (default: VersionModels')"
-    )
-    revisions = luigi.ListParameter(
-        default=[], description=f"revisions compared besides the new models: {FORMS_HELP}"
-    )
-    fail_below = luigi.FloatParameter(
-        default=0.0, description="fail (exit code 5) when the best accuracy is under this"
     )
     standalone = luigi.BoolParameter(
         default=False, significant=False, description="compare only: require nothing upstream"
