@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.text import Text
 
 from kwsops import exitcodes
-from kwsops.config import THREADS_ENV
+from kwsops.config import THREADS_ENV, available_cores
 from kwsops.runs.folder import RunPaths
 from kwsops.runs.live import LiveRunView, print_error, print_outcome
 from kwsops.runs.lock import AlreadyRunning
@@ -20,8 +20,7 @@ from kwsops.runs.request import RequestError
 from kwsops.runs.session import RunSession, exit_code, run_environment
 from kwsops.runs.state import RunState
 from kwsops.workspace import Workspace, WorkspaceError
-from tasks.process import CancelHandler, Cancelled, install
-from tasks.request import (
+from tasks.luigi_config import (
     RunRequest,
     apply_overrides,
     build_succeeded,
@@ -31,6 +30,7 @@ from tasks.request import (
     preload_for_fork,
     prepare,
 )
+from tasks.process import CancelHandler, Cancelled, install
 
 log = logging.getLogger("kwsops")
 
@@ -82,7 +82,7 @@ def _run_locked(
     try:
         target = build_target(request)
         if workers > 1:
-            threads = max(1, (os.cpu_count() or 1) // workers)
+            threads = max(1, available_cores() // workers)
             os.environ.setdefault(THREADS_ENV, str(threads))
             if needs_preload(target):  # only for stale stages that use torch or ClearML
                 preload_for_fork(ws)

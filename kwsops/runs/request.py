@@ -2,7 +2,7 @@
 
 One :class:`RunRequest` for every way a run starts: `kwsops run` and `kwsops validate` build
 it from their flags, the console from its start dialog, `kwsops rerun` from a past run's
-params.json. Before a run starts, the request is resolved against luigi.cfg (tasks/request.py)
+params.json. Before a run starts, the request is resolved against luigi.cfg (tasks/luigi_config.py)
 and checked here (:meth:`RunRequest.check`): a bad value stops it with one line naming the
 value and the allowed range, exit code 4, and nothing recorded as a run. The resolved request
 is what params.json records, so a rerun repeats exactly what ran.
