@@ -114,6 +114,13 @@ class Param:
         except (ValueError, TypeError):
             raise ParamError(f"expected {self.form()}") from None
 
+    def parse_item(self, text: str) -> Any:
+        """One command-line word: a value, or one item of a list."""
+        try:
+            return self._scalar(text, self.item if self.kind is list else self.kind)
+        except (ValueError, TypeError):
+            raise ParamError(f"expected {self.form()}") from None
+
     def form(self) -> str:
         """What a value looks like, for an error message."""
         if self.kind is list:
