@@ -151,7 +151,7 @@ def recorded_runs(ws: Workspace) -> list[Path]:
         (("run", "--epochs", "1.5"), "kwsops: --epochs 1.5: must be an integer from 1 to 10000"),
         (("run", "--learning-rate", "abc"), "kwsops: --learning-rate abc: must be a number"),
         (("run", "--batch-sizes", "16", "16"), "kwsops: --batch-sizes 16 16: 16 named twice"),
-        (("run", "--precision", "half"), "--precision half: use one of auto, float32, bfloat16"),
+        (("run", "--precision", "half"), "kwsops: --precision half: use one of auto, float32"),
         (("runs", "--status", "bogus"), "kwsops: argument --status: invalid choice: 'bogus'"),
         (("run", "--revisions", "git:nope:batch_16"),
          "kwsops: revision git:nope:batch_16: git revision 'nope' not found"),
