@@ -27,6 +27,7 @@ __all__ = ["RunRequest", "check_config", "prepare"]
 
 # sections Luigi (or a contrib module) reads itself, beside its registered Config classes
 LUIGI_SECTIONS = ("logging", "resources", "task_history", "hdfs", "hadoop", "spark", "cors")
+RENAMED = {("Preprocess", "workers"): "processes"}  # an older kwsops's option: its new name
 
 
 def apply_overrides(request: RunRequest) -> None:
@@ -163,7 +164,12 @@ def check_config() -> None:
         if section in stages:
             for option in config.options(section):
                 if option not in stages[section] and option not in config.defaults():
-                    hint = _nearest(option, list(stages[section]))
+                    renamed = RENAMED.get((section, option))
+                    hint = (
+                        f"; it is {renamed} now"
+                        if renamed
+                        else _nearest(option, list(stages[section]))
+                    )
                     raise RequestError(f"luigi.cfg [{section}] {option}: {section} has no such "
                                        f"option{hint}")  # fmt: skip
         elif section not in known:

@@ -67,6 +67,7 @@ def test_the_template_passes_the_check(luigi_cfg) -> None:
         ("[Preprocess]\nspeaker_pattern = ^(?P<speaker>[^-]+)%-\n",
          "luigi.cfg [Preprocess] speaker_pattern = ^(?P<speaker>[^-]+)%-: a bare % (write % as %%)"),
         ("[Train]\nepoch = 5\n", "luigi.cfg [Train] epoch: Train has no such option; did you mean epochs?"),
+        ("[Preprocess]\nworkers = 2\n", "luigi.cfg [Preprocess] workers: Preprocess has no such option; it is processes now"),
         ("[Trian]\nepochs = 5\n", "luigi.cfg [Trian]: no such section; did you mean [Train]?"),
         ("[MakeSpectrograms]\ntest_size = 0\n",
          "luigi.cfg [MakeSpectrograms] test_size = 0: must be a number above 0 and at most 0.5"),
