@@ -53,18 +53,14 @@ def apply_overrides(request: RunRequest) -> None:
 
 def task_class(name: str) -> type[luigi.Task]:
     """A kwsops task class by its family name, from Luigi's task registry."""
-    import tasks  # noqa: F401  (registers the kwsops tasks)
+    import tasks  # registers the kwsops tasks
 
     try:
-        return Register.get_task_cls(name)
+        if name in tasks.__all__:
+            return Register.get_task_cls(name)
     except TaskClassException:
-        raise RequestError(f"--target {name}: no such task; use one of {stage_names()}") from None
-
-
-def stage_names() -> str:
-    import tasks
-
-    return ", ".join(tasks.__all__)
+        pass
+    raise RequestError(f"--target {name}: no such task; use one of {', '.join(tasks.__all__)}")
 
 
 def build_target(request: RunRequest) -> luigi.Task:

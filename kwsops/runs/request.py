@@ -2,10 +2,11 @@
 
 One :class:`RunRequest` for every way a run starts: `kwsops run` and `kwsops validate` build
 it from their flags, the console from its start dialog, `kwsops rerun` from a past run's
-params.json. Before a run starts, the request is resolved against luigi.cfg (tasks/luigi_config.py)
-and checked here (:meth:`RunRequest.check`): a bad value stops it with one line naming the
-value and the allowed range, exit code 4, and nothing recorded as a run. The resolved request
-is what params.json records, so a rerun repeats exactly what ran.
+params.json. Its parameters are the declared ones (:data:`kwsops.params.REQUEST`). Before a
+run starts, the request is resolved against luigi.cfg (tasks/luigi_config.py) and checked here
+(:meth:`RunRequest.check`): a bad value stops it with one line naming the value and the
+allowed range, exit code 4, and nothing recorded as a run. The resolved request is what
+params.json records, so a rerun repeats exactly what ran.
 """
 
 from __future__ import annotations
@@ -120,9 +121,7 @@ class _Request:
 
     def where(self, name: str) -> str:
         param = REQUEST[name]
-        if name in self.asked or param.section == "core":
-            return param.flag
-        return f"luigi.cfg {param.option} ="
+        return param.flag if name in self.asked else f"luigi.cfg {param.option} ="
 
 
 _FIELDS = [
