@@ -65,15 +65,13 @@ def form_defaults(ws: Workspace) -> dict:
             values[name] = _valid(param, param.parse(raw)) if raw is not None else values[name]
         except (configparser.Error, ParamError):
             pass  # the run's own check names the bad value
-    for name, value in last_run_values(ws).items():
-        values[name] = value
-    return values
+    return {**values, **last_run_values(ws)}
 
 
 def last_run_values(ws: Workspace) -> dict:
-    """The form's values recorded by the newest runs that trained (params.json); a run started
-    by `luigi --module tasks` records its command line only, and a comparison trains nothing."""
-    found: dict = {}
+    """The form's values the newest training run recorded (params.json: the parameters it
+    resolved; no revisions recorded: none); a run started by `luigi --module tasks` records
+    its command line only, and a comparison trains nothing: both are passed over."""
     for run in list_runs(ws.runs_dir, limit=RECENT_RUNS):
         try:
             params = json.loads(run.params.read_text())
@@ -83,13 +81,13 @@ def last_run_values(ws: Workspace) -> dict:
             continue
         if params.get("standalone"):
             continue
+        found: dict = {"revisions": []}
         for name in FORM:
-            if name not in found and name in params:
+            if name in params:
                 with contextlib.suppress(ParamError):  # a value no run could use
                     found[name] = _valid(REQUEST[name], params[name])
-        if len(found) == len(FORM):
-            break
-    return found
+        return found
+    return {}
 
 
 def _valid(param: Param, value: object) -> object:
