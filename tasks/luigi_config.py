@@ -17,7 +17,7 @@ from luigi.execution_summary import LuigiStatusCode
 from luigi.task_register import Register, TaskClassException
 
 from kwsops.compare.revisions import RevisionError, default_specs, parse_spec, resolve_revisions
-from kwsops.params import PARAMS, REQUEST, ParamError
+from kwsops.params import PARAMS, REQUEST, Param, ParamError
 from kwsops.pipeline.validate import ValidationInputError, require_test_split
 from kwsops.runs.request import RequestError, RunRequest
 from kwsops.versioning.git import resolve_commit
@@ -151,39 +151,44 @@ def check_config() -> None:
     """RequestError (exit code 4) for the first mistake in luigi.cfg, as it stands with the
     flags written over it: a section or option no task has (``did you mean epochs?``), or a
     value that is not of its declared form or range. Luigi's own sections pass unchecked."""
+    config = luigi.configuration.get_config()
+    _check_names(config)
+    for param in PARAMS:
+        _check_value(config, param)
+
+
+def _check_names(config: configparser.ConfigParser) -> None:
     import tasks
 
-    config = luigi.configuration.get_config()
-    stages = {name: dict(task_class(name).get_params()) for name in tasks.__all__}
+    stages = {name: [*dict(task_class(name).get_params())] for name in tasks.__all__}
     known = {*Register.task_names(), *LUIGI_SECTIONS}
     for section in config.sections():
-        if section in stages:
-            for option in config.options(section):
-                if option not in stages[section] and option not in config.defaults():
-                    renamed = RENAMED.get((section, option))
-                    hint = (
-                        f"; it is {renamed} now"
-                        if renamed
-                        else _nearest(option, list(stages[section]))
-                    )
-                    raise RequestError(f"luigi.cfg [{section}] {option}: {section} has no such "
-                                       f"option{hint}")  # fmt: skip
-        elif section not in known:
-            hint = _nearest(section, list(stages), "[{}]")
+        if section not in stages:
+            hint = "" if section in known else _nearest(section, list(stages), "[{}]")
             if hint:  # near a stage's name: a misspelt one, whose settings would be ignored
                 raise RequestError(f"luigi.cfg [{section}]: no such section{hint}")
-    for param in PARAMS:
-        if not config.has_option(param.section, param.name):
             continue
-        raw = config.get(param.section, param.name, raw=True)
-        where = f"luigi.cfg [{param.section}] {param.name} = {raw.strip()}"
-        try:
-            value = param.parse(config.get(param.section, param.name))
-            param.check(value)
-        except configparser.InterpolationError:
-            raise RequestError(f"{where}: a bare % (write % as %%)") from None
-        except ParamError as exc:
-            raise RequestError(f"{where}: {exc}") from None
+        for option in config.options(section):
+            # Luigi reads learning-rate as learning_rate
+            if option.replace("-", "_") in stages[section] or option in config.defaults():
+                continue
+            renamed = RENAMED.get((section, option))
+            hint = f"; it is {renamed} now" if renamed else _nearest(option, stages[section])
+            raise RequestError(f"luigi.cfg [{section}] {option}: {section} has no such "
+                               f"option{hint}")  # fmt: skip
+
+
+def _check_value(config: configparser.ConfigParser, param: Param) -> None:
+    if not config.has_option(param.section, param.name):  # Luigi's: learning-rate too
+        return
+    raw = config.get(param.section, param.name, raw=True).strip()
+    where = f"luigi.cfg [{param.section}] {param.name} = {raw}"
+    try:
+        param.check(param.parse(config.get(param.section, param.name)))
+    except configparser.InterpolationError:
+        raise RequestError(f"{where}: a bare % (write % as %%)") from None
+    except ParamError as exc:
+        raise RequestError(f"{where}: {exc}") from None
 
 
 def _nearest(name: str, known: list[str], form: str = "{}") -> str:

@@ -78,6 +78,7 @@ def test_the_template_passes_the_check(luigi_cfg) -> None:
         ("[MakeSpectrograms]\nn_mels = 0\n", "n_mels = 0: must be an integer from 8 to 256"),
         ("[Preprocess]\nprocesses = 0\n", "processes = 0: must be an integer from 1 to 256"),
         ("[Preprocess]\nclip_seconds = 0\n", "clip_seconds = 0: must be a number above 0"),
+        ("[Train]\nlearning-rate = 0\n", "[Train] learning_rate = 0: must be a number above 0"),
         ("[Train]\nepochs = 1.5\n", "[Train] epochs = 1.5: expected an integer from 1 to 10000"),
         ("[Train]\nseed = -1\n", "[Train] seed = -1: must be an integer from 0 to 4294967295"),
         ("[Train]\nstacked = maybe\n", "[Train] stacked = maybe: expected true or false"),
@@ -104,10 +105,11 @@ def test_luigis_own_sections_and_good_values_pass(luigi_cfg) -> None:
         "[scheduler]\nretry_delay = 5\n[retcode]\ntask_failed = 1\n[logging]\nversion = 1\n"
         "[resources]\ngpu = 1\n[email]\nformat = plain\n[MakeSpectrograms]\ntest_size = 0.2\n"
         '[Preprocess]\nspeaker_pattern = ^(?P<speaker>[^-]+)%%-\nlabels = ["catch"]\n'
-        "[Train]\nepochs = 4\n"
+        "[Train]\nepochs = 4\nlearning-rate = 0.01\n"
     )
     check_config()
-    assert resolve(RunRequest(batch_sizes=[16])).epochs == 4
+    resolved = resolve(RunRequest(batch_sizes=[16]))
+    assert (resolved.epochs, resolved.learning_rate) == (4, 0.01)
 
 
 def test_a_flag_overrides_a_luigi_cfg_value(luigi_cfg) -> None:
