@@ -56,6 +56,8 @@ class Param:
     significant: bool = True  # changes what the stage makes (Luigi's ``significant``)
     short: str = ""  # in a run's one-line summary: ``ep 30``
     metavar: str = "N"
+    unique: bool = False  # a list names each value once (batch sizes), and at least one
+    regex_group: str = ""  # a regex that must have this named group (speaker_pattern)
 
     @property
     def option(self) -> str:
@@ -126,8 +128,8 @@ class Param:
         if self.kind is list:
             example = self.default or ["catch", "gun"]
             return f"a JSON list such as {json.dumps(list(example))}"
-        if self.kind is str and self.name == "speaker_pattern":
-            return "a regex with a group named speaker (write % as %%)"
+        if self.regex_group:
+            return f"a regex with a group named {self.regex_group} (write % as %%)"
         return self.describe()
 
     @staticmethod
@@ -154,18 +156,22 @@ class Param:
     def check(self, value: Any) -> None:
         """ParamError naming the range when ``value`` (or an item of a list) is outside it."""
         values = value if isinstance(value, list | tuple) else [value]
-        if self.kind is list and self.request == "batch_sizes":
+        if self.unique:
             if not values:
-                raise ParamError("choose at least one batch size")
+                raise ParamError(
+                    f"choose at least one {self.name.removesuffix('s').replace('_', ' ')}"
+                )
             twice = sorted({v for v in values if values.count(v) > 1})
             if twice:
                 raise ParamError(f"{', '.join(map(shown, twice))} named twice: name each once")
-        if self.name == "speaker_pattern" and value:
+        if self.regex_group and value:
             try:
-                if "speaker" not in re.compile(value).groupindex:
-                    raise ParamError("the regex needs a group named speaker: (?P<speaker>...)")
+                groups = re.compile(value).groupindex
             except re.error as exc:
                 raise ParamError(f"not a regex ({exc})") from None
+            if self.regex_group not in groups:
+                group = self.regex_group
+                raise ParamError(f"the regex needs a group named {group}: (?P<{group}>...)")
         for item in values:
             if not self.allows(item):
                 raise ParamError(f"{'use' if self.choices else 'must be'} {self.describe()}")
@@ -195,14 +201,15 @@ PARAMS: tuple[Param, ...] = (
     Param("Preprocess", "labels", list, [], "the label folders, in any case (empty: every one "
           "found)", item=str),
     Param("Preprocess", "speaker_pattern", str, "", "regex with a group named speaker (empty: "
-          "built-in namings)"),
+          "built-in namings)", regex_group="speaker"),
     Param("MakeSpectrograms", "test_size", float, _SPLIT.test_size,
           "share of the clips held out for the test split", low=0.0, high=0.5, low_open=True),
     Param("MakeSpectrograms", "seed", int, _SPLIT.seed, "seed of the test split", **SEED_RANGE),
     Param("MakeSpectrograms", "n_mels", int, FeatureSettings().n_mels, "mel bands",
           low=8, high=256),
     Param("VersionModels", "batch_sizes", list, list(DEFAULT_BATCH_SIZES), item=int, low=1,
-          high=4096, request="batch_sizes", help="batch sizes to train and compare, e.g. 16 32 64"),
+          high=4096, request="batch_sizes", unique=True,
+          help="batch sizes to train and compare, e.g. 16 32 64"),
     Param("Train", "epochs", int, _TRAIN.epochs, low=1, high=10_000, request="epochs",
           training=True, short="ep",
           help="most epochs per fold; early stopping may end one sooner"),
