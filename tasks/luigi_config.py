@@ -169,7 +169,7 @@ def _check_names(config: configparser.ConfigParser) -> None:
                 raise RequestError(f"luigi.cfg [{section}]: no such section{hint}")
             continue
         for option in config.options(section):
-            # Luigi reads learning-rate as learning_rate
+            # Luigi reads an option spelt with dashes as the parameter with underscores
             if option.replace("-", "_") in stages[section] or option in config.defaults():
                 continue
             renamed = RENAMED.get((section, option))
