@@ -15,6 +15,12 @@ SEED = 42
 THREADS_ENV = "KWSOPS_TORCH_THREADS"  # torch threads per training process (default: all cores)
 
 
+def available_cores() -> int:
+    """The cores this process may use (its CPU affinity where the system has one)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, int(cores or 1))
+
+
 def resolve_threads(threads: int | None = None) -> int:
     """Explicit argument, else ``$KWSOPS_TORCH_THREADS``, else every core this process may use."""
     if threads is None and os.environ.get(THREADS_ENV, "").strip():
@@ -23,10 +29,8 @@ def resolve_threads(threads: int | None = None) -> int:
         except ValueError as exc:
             raise ValueError(f"{THREADS_ENV}={os.environ[THREADS_ENV]!r} is not a number") from exc
     if threads is None or threads <= 0:
-        threads = (
-            len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        )
-    return max(1, int(threads or 1))
+        threads = available_cores()
+    return max(1, int(threads))
 
 
 @contextlib.contextmanager

@@ -125,3 +125,8 @@ def plot_text(text: object, limit: int = 40) -> str:
     """A title or tick label: printable, and ``$`` escaped (it would start mathtext, where a
     name like ``$\\frac{1}{0}$`` fails the figure)."""
     return clean_text(text, limit).replace("$", r"\$")
+
+
+def plural(n: int, word: str) -> str:
+    """``1 revision``, ``2 revisions``."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"

@@ -22,14 +22,14 @@ from kwsops.runs.session import (
 )
 from kwsops.runs.state import RunState
 from kwsops.workspace import Workspace
-from tasks.process import CancelHandler, Cancelled, install
-from tasks.request import (
+from tasks.luigi_config import (
     RunRequest,
     apply_overrides,
     build_succeeded,
     build_target,
     luigi_build_args,
 )
+from tasks.process import CancelHandler, Cancelled, install
 
 
 def join_run(

@@ -20,8 +20,10 @@ from types import TracebackType
 from kwsops import exitcodes
 from kwsops.runs.events import RUN_DIR_ENV
 from kwsops.runs.lock import AlreadyRunning
+from kwsops.runs.request import RequestError
 from kwsops.runs.session import RunSession, exit_code, register_workspace_secrets
 from kwsops.workspace import WORKSPACE_ENV, Workspace
+from tasks.luigi_config import check_config
 from tasks.process import CancelHandler, Cancelled, install
 
 
@@ -49,6 +51,11 @@ def guard_luigi_command_line(argv: list[str] | None = None) -> None:
     install()
     if os.environ.get(RUN_DIR_ENV):
         return  # a worker of a run another process holds
+    try:  # a luigi.cfg mistake, in one line and before anything is recorded
+        check_config()
+    except RequestError as exc:
+        print(f"luigi: {exc}", file=sys.stderr)
+        os._exit(exitcodes.BAD_CONFIG)
     session = RunSession(ws, {"argv": argv[1:]}, "luigi")
     try:
         session.open()

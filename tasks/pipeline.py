@@ -15,13 +15,13 @@ import functools
 import luigi
 
 from kwsops.config import (
-    PRECISIONS,
     AudioSettings,
     FeatureSettings,
     LayoutSettings,
     SplitSettings,
     TrainSettings,
 )
+from kwsops.params import TRAINING, param
 from kwsops.pipeline.preprocess import preprocess_stage
 from kwsops.pipeline.result import StageResult
 from kwsops.pipeline.spectrograms import spectrogram_stage
@@ -37,10 +37,7 @@ from kwsops.pipeline.version import (
 )
 from kwsops.stamps import STAMP_NAME, digest, tree_digest
 from tasks.base import KwsTask, StampTarget
-
-_AUDIO = AudioSettings()
-_SPLIT = SplitSettings()
-_TRAIN = TrainSettings()
+from tasks.params import declare, luigi_parameter
 
 
 class StageTask(KwsTask):
@@ -107,15 +104,11 @@ class VersionTask(StageTask):
         )
 
 
+@declare("VersionInput")  # link: how the cache stores them, not what they are (not significant)
 class VersionInput(VersionTask):
     """Version the user's raw recordings, so every model traces back to them."""
 
     target = "data/input"
-    link = luigi.BoolParameter(
-        default=True,
-        significant=False,  # how the cache stores them, not what they are: no key changes
-        description="link the recordings into the DVC cache (read-only); false: a copy",
-    )
 
     def linked(self) -> bool:
         return self.link
@@ -125,21 +118,10 @@ class VersionInput(VersionTask):
         return {"input": tree_digest(self.ws.input_dir, cache)}
 
 
+# processes, not `workers`: Luigi's command line already has --workers (its worker count)
+@declare("Preprocess")
 class Preprocess(StageTask):
     versioned_as = ("VersionOutput", "data/output")
-    sample_rate = luigi.IntParameter(default=_AUDIO.sample_rate)
-    clip_seconds = luigi.FloatParameter(default=_AUDIO.clip_seconds)
-    seed = luigi.IntParameter(default=_SPLIT.seed)
-    labels = luigi.ListParameter(
-        default=[], description="the label folders, in any case (empty: every one found)"
-    )
-    speaker_pattern = luigi.Parameter(
-        default="", description="regex with a group named speaker (empty: built-in namings)"
-    )
-    # not `workers`: Luigi's command line already has --workers (its worker count)
-    processes = luigi.IntParameter(
-        default=2, significant=False, description="decoding processes (the output is the same)"
-    )
 
     def layout(self) -> LayoutSettings:
         return LayoutSettings(tuple(self.labels), self.speaker_pattern)
@@ -174,11 +156,9 @@ class VersionOutput(VersionTask):
         return Preprocess()
 
 
+@declare("MakeSpectrograms")
 class MakeSpectrograms(StageTask):
     versioned_as = ("VersionSpectrograms", "data/spec_ds")
-    test_size = luigi.FloatParameter(default=_SPLIT.test_size)
-    seed = luigi.IntParameter(default=_SPLIT.seed)
-    n_mels = luigi.IntParameter(default=FeatureSettings().n_mels)
 
     def requires(self) -> VersionOutput:
         return VersionOutput()
@@ -212,27 +192,17 @@ class VersionSpectrograms(VersionTask):
         return MakeSpectrograms()
 
 
+@declare("Train", skip=("stacked",))
 class TrainParams:
-    """The training parameters Train and TrainFold share, declared once. Train passes them on
-    with ``clone`` (Luigi's way to hand a task's parameters to the tasks it requires), so
-    [Train] in luigi.cfg or a flag sets them for every fold."""
+    """The training parameters Train and TrainFold share (kwsops.params, [Train]). Train passes
+    them on with ``clone`` (Luigi's way to hand a task's parameters to the tasks it requires),
+    so [Train] in luigi.cfg or a flag sets them for every fold."""
 
     batch_size = luigi.IntParameter()
-    epochs = luigi.IntParameter(default=_TRAIN.epochs)
-    learning_rate = luigi.FloatParameter(default=_TRAIN.learning_rate)
-    folds = luigi.IntParameter(default=_TRAIN.folds)
-    seed = luigi.IntParameter(default=_TRAIN.seed)
-    precision = luigi.ChoiceParameter(
-        default=_TRAIN.precision,
-        choices=PRECISIONS,
-        description="compute precision of the training steps: auto (bfloat16 on a CPU that has "
-        "it, else float32), float32 or bfloat16",
-    )
 
     def training_params(self) -> dict:
         """What a model revision is trained with, beyond its batch size."""
-        names = ("epochs", "learning_rate", "folds", "seed", "precision")
-        return {name: getattr(self, name) for name in names}
+        return {name: getattr(self, name) for name in TRAINING}
 
     def settings(self) -> TrainSettings:
         return TrainSettings(batch_size=self.batch_size, **self.training_params())
@@ -275,13 +245,8 @@ class TrainFold(TrainParams, StageTask):
 
 
 class Train(TrainParams, StageTask):
-    stacked = luigi.BoolParameter(
-        default=True,
-        significant=False,  # the same models either way: switching retrains nothing
-        parsing=luigi.BoolParameter.EXPLICIT_PARSING,
-        description="train the folds together in this task; false: one TrainFold task per "
-        "fold, for luigid workers on several machines",
-    )
+    # not significant: the same models either way, switching retrains nothing
+    stacked = luigi_parameter(param("Train", "stacked"))
 
     versioned_as = ("VersionModels", "data/models")
 
@@ -319,9 +284,9 @@ class Train(TrainParams, StageTask):
         self.epoch_metrics(epoch, row, fold=fold)
 
 
+@declare("VersionModels")
 class VersionModels(VersionTask):
     target = "data/models"
-    batch_sizes = luigi.ListParameter(default=[16, 32, 64])
 
     def requires(self) -> list[Train]:
         return [Train(batch_size=int(size)) for size in self.batch_sizes]

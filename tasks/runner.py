@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.text import Text
 
 from kwsops import exitcodes
-from kwsops.config import THREADS_ENV
+from kwsops.config import THREADS_ENV, available_cores
 from kwsops.pipeline.preprocess import NoRecordingsError, require_recordings
 from kwsops.pipeline.validate import ValidationInputError
 from kwsops.runs.capture import captured_output
@@ -25,8 +25,7 @@ from kwsops.runs.session import RunSession, exit_code, run_environment
 from kwsops.runs.space import free_bytes, is_out_of_space, remove_partial_objects, space_message
 from kwsops.runs.state import RunState
 from kwsops.workspace import Workspace, WorkspaceError
-from tasks.process import STOP_SIGNALS, CancelHandler, Cancelled, install
-from tasks.request import (
+from tasks.luigi_config import (
     RunRequest,
     apply_overrides,
     build_succeeded,
@@ -36,6 +35,7 @@ from tasks.request import (
     preload_for_fork,
     prepare,
 )
+from tasks.process import STOP_SIGNALS, CancelHandler, Cancelled, install
 from tasks.validate import require_models_to_compare
 
 log = logging.getLogger("kwsops")
@@ -132,7 +132,7 @@ def _run_locked(
         with captured_output(session.paths.log, stdout=not drawing):
             target = build_target(request)
             if workers > 1:
-                threads = max(1, (os.cpu_count() or 1) // workers)
+                threads = max(1, available_cores() // workers)
                 os.environ.setdefault(THREADS_ENV, str(threads))
                 if needs_preload(target):  # only for stale stages that use torch or ClearML
                     preload_for_fork(ws)

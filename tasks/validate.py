@@ -10,7 +10,6 @@ from __future__ import annotations
 import luigi
 
 from kwsops.compare.revisions import (
-    FORMS_HELP,
     RevisionError,
     default_specs,
     resolve_revisions,
@@ -24,6 +23,7 @@ from kwsops.pipeline.validate import (
 )
 from kwsops.workspace import Workspace
 from tasks.base import KwsTask, StampTarget
+from tasks.params import declare
 from tasks.pipeline import VersionModels
 
 
@@ -46,15 +46,10 @@ def require_models_to_compare(ws: Workspace, revisions: list, batch_sizes: list)
         require_trained_models(ws)
 
 
+@declare("Validate")  # revisions, fail_below
 class Validate(KwsTask):
     batch_sizes = luigi.OptionalListParameter(
         default=None, description="batch sizes to train and compare (default: VersionModels')"
-    )
-    revisions = luigi.ListParameter(
-        default=[], description=f"revisions compared besides the new models: {FORMS_HELP}"
-    )
-    fail_below = luigi.FloatParameter(
-        default=0.0, description="fail (exit code 5) when the best accuracy is under this"
     )
     standalone = luigi.BoolParameter(
         default=False, significant=False, description="compare only: require nothing upstream"

@@ -10,8 +10,8 @@ import sys
 from rich.console import Console
 
 from kwsops.compare.revisions import FORMS_HELP
-from kwsops.config import PRECISIONS
-from kwsops.runs.request import LIMITS, RunRequest
+from kwsops.params import REQUEST, TRAINING, ParamError
+from kwsops.runs.request import RunRequest
 from kwsops.workspace import Workspace
 
 console = Console()
@@ -39,18 +39,9 @@ def run_request(args: argparse.Namespace, command: str) -> RunRequest:
     return RunRequest(
         command=command,
         target=getattr(args, "target", "Validate"),
-        batch_sizes=args.batch_sizes,
-        epochs=getattr(args, "epochs", None),
-        folds=getattr(args, "folds", None),
-        learning_rate=getattr(args, "learning_rate", None),
-        seed=getattr(args, "seed", None),
-        precision=getattr(args, "precision", None),
-        revisions=args.revisions,
-        fail_below=args.fail_below,
-        workers=getattr(args, "workers", None),
+        **{name: getattr(args, name, None) for name in REQUEST},
         fold_tasks=getattr(args, "fold_tasks", None) or None,
         scheduler_host=getattr(args, "scheduler_host", None),
-        scheduler_port=getattr(args, "scheduler_port", None),
         run_id=args.run_id,
         origin=args.origin,
         rerun_of=getattr(args, "rerun_of", None),
@@ -59,6 +50,7 @@ def run_request(args: argparse.Namespace, command: str) -> RunRequest:
 
 def start(args: argparse.Namespace, request: RunRequest) -> int:
     """Run ``request`` in the workspace of ``args`` (lock, run folder, events, exit code)."""
+    request.check()  # a bad flag is named first, wherever the command is run
     ws = workspace_of(args).require()
     enter_workspace(ws)
     from tasks.runner import run_pipeline
@@ -67,44 +59,43 @@ def start(args: argparse.Namespace, request: RunRequest) -> int:
                         exiting=getattr(args, "exiting", False))  # fmt: skip
 
 
-def _range(name: str) -> str:
-    return LIMITS[name].describe()
+def flag_type(name: str):
+    """An argparse type for one declared parameter: its value, or the word as typed when it is
+    not one, for the request check to refuse with the range (exit 4, as for a value out of
+    range) rather than argparse with its usage block."""
+    param = REQUEST[name]
+
+    def parse(text: str):
+        try:
+            return param.parse_item(text)
+        except ParamError:
+            return text
+
+    return parse
+
+
+def add_param_flag(group: argparse._ArgumentGroup, name: str, help: str | None = None) -> None:
+    """``--name`` for the declared parameter ``name``: its type, range, choices and help."""
+    param = REQUEST[name]
+    options: dict = {"metavar": param.metavar, "help": help or param.help,
+                     "type": flag_type(name)}  # fmt: skip
+    if param.kind is list:
+        options["nargs"] = "+"
+    if param.choices:
+        options["metavar"] = "{" + ",".join(param.choices) + "}"
+    elif "{range}" in options["help"]:
+        options["help"] = options["help"].replace("{range}", param.describe())
+    elif param.number_kind is not None:
+        options["help"] += f" ({param.describe()})"
+    group.add_argument(param.flag, **options)
 
 
 def add_run_options(parser: argparse.ArgumentParser, *, training: bool = True) -> None:
     group = parser.add_argument_group("pipeline parameters (default: luigi.cfg)")
-    group.add_argument(
-        "--batch-sizes", type=int, nargs="+", metavar="N",
-        help=f"batch sizes to train and compare, e.g. 16 32 64 (each {_range('batch_sizes')})",
-    )  # fmt: skip
+    add_param_flag(group, "batch_sizes")
     if training:
-        group.add_argument("--epochs", type=int, metavar="N",
-                           help=f"most epochs per fold; early stopping may end one sooner "
-                                f"({_range('epochs')})")  # fmt: skip
-        group.add_argument(
-            "--folds",
-            type=int,
-            metavar="K",
-            help=f"cross-validation folds per batch size ({_range('folds')})",
-        )
-        group.add_argument(
-            "--learning-rate",
-            type=float,
-            metavar="LR",
-            help=f"peak of the one-cycle schedule ({_range('learning_rate')})",
-        )
-        group.add_argument(
-            "--seed",
-            type=int,
-            metavar="N",
-            help=f"seed of the folds and the training ({_range('seed')})",
-        )
-        group.add_argument(
-            "--precision",
-            choices=PRECISIONS,
-            help="compute precision of the training steps (auto: bfloat16 on a CPU with "
-            "bfloat16 arithmetic, else float32)",
-        )
+        for name in TRAINING:
+            add_param_flag(group, name)
         group.add_argument(
             "--fold-tasks",
             action="store_true",
@@ -112,34 +103,25 @@ def add_run_options(parser: argparse.ArgumentParser, *, training: bool = True) -
             help="train each fold as its own TrainFold task, for luigid workers on several "
             "machines (default: the folds of a batch size train together, [Train] stacked)",
         )
-    group.add_argument(
-        "--revisions", nargs="+", metavar="REV",
-        help=f"revisions to compare{' besides the new models' if training else ''}: {FORMS_HELP}",
-    )  # fmt: skip
-    group.add_argument(
-        "--fail-below",
-        type=float,
-        metavar="ACC",
-        help="exit 5 when the best accuracy is under ACC (0 to 1)",
+    later = (
+        " besides the new models; a ref the run's own commit moves (HEAD, HEAD~1, a branch) is "
+        "resolved when the comparison runs, anything else is checked before training"
+        if training
+        else ""
     )
+    add_param_flag(group, "revisions", f"revisions to compare{later}: {FORMS_HELP}")
+    add_param_flag(group, "fail_below")
     how = parser.add_argument_group("how to run")
     how.add_argument("--quiet", action="store_true", help="print nothing on success (cron)")
     if training:
-        how.add_argument("--workers", type=int, metavar="N",
-                         help="Luigi worker processes, each training one fold at a time "
-                              "(default: luigi.cfg [core] workers)")  # fmt: skip
+        add_param_flag(how, "workers", REQUEST["workers"].help + " ({range}; default: "
+                       "luigi.cfg [core] workers)")  # fmt: skip
         how.add_argument(
             "--scheduler-host",
             metavar="HOST",
             help="use the luigid central scheduler on HOST (default: local)",
         )
-        how.add_argument(
-            "--scheduler-port",
-            type=int,
-            default=None,
-            metavar="PORT",
-            help="luigid's port (default: 8082)",
-        )
+        add_param_flag(how, "scheduler_port", "luigid's port ({range}; default: 8082)")
         how.add_argument("--target", default="Validate", help=argparse.SUPPRESS)
     add_hidden_run_options(how)
 

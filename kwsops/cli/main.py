@@ -8,8 +8,10 @@ and a no-op `kwsops run` stay fast.
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import NoReturn
 
 from kwsops import exitcodes
 from kwsops.cli import compare, ops, registry
@@ -117,8 +119,17 @@ def cmd_tui(args: argparse.Namespace) -> int:
     return tui_main(workspace_of(args).require().root)
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Refuses a command line in one line, as every other kwsops error is said (not argparse's
+    usage block); `kwsops COMMAND --help` shows the usage."""
+
+    def error(self, message: str) -> NoReturn:
+        print_error(err, f"{message}; see `{self.prog} --help`")
+        sys.exit(exitcodes.USAGE)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="kwsops",
         description="Train, version, track and compare keyword-spotting models.",
     )

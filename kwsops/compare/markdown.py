@@ -13,7 +13,7 @@ from pathlib import Path
 
 from kwsops.audio.layout import speakers_phrase
 from kwsops.compare.breakdown import SHOWN
-from kwsops.text import escape_md, md_url, plot_text
+from kwsops.text import escape_md, md_url, plot_text, plural
 
 CI = "95 % CI"
 JSON_NAME = "comparison_versions.json"
@@ -48,10 +48,6 @@ def short_names(specs: list[str]) -> dict[str, str]:
         if len(set(names.values())) == len(specs):
             return names
     return {spec: spec for spec in specs}
-
-
-def plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def pct(value: float | None) -> str:

@@ -32,7 +32,6 @@ Clips are read a batch at a time (``data.features[index]``), never a whole fold 
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -46,7 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kwsops.config import TrainSettings
+from kwsops.config import TrainSettings, available_cores
 from kwsops.ml.augment import Augmenter, AugmentSettings
 from kwsops.ml.features import SpecSplit, load_noise, load_split
 from kwsops.ml.model import TCResNet, TemporalBlock, build_model, default_arch
@@ -403,8 +402,7 @@ def default_lanes(device: torch.device) -> int:
     one on a GPU."""
     if device.type != "cpu":
         return 1
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, int(cores or 1))
+    return available_cores()
 
 
 def _check_folds(folds: list[int], out_dirs: Mapping[int, Path], settings: TrainSettings) -> None:

@@ -19,6 +19,7 @@ from kwsops.compare.revisions import ResolvedRevision, materialise, trained_batc
 from kwsops.pipeline.result import StageResult
 from kwsops.progress import ProgressFn, no_progress
 from kwsops.stamps import digest, file_sha256
+from kwsops.text import plural
 from kwsops.workspace import Workspace
 
 SCHEMA = 1
@@ -262,7 +263,7 @@ def validate_stage(
         top = data["revisions"][0]
         detail = (
             f"best {display_name_of(top)}: accuracy {top['accuracy']['mean']:.3f} "
-            f"({len(revisions)} revisions, {data['test']['clips']} test clips)"
+            f"({plural(len(revisions), 'revision')}, {plural(data['test']['clips'], 'test clip')})"
         )
         if failed:
             raise QualityGateError(

@@ -2,21 +2,22 @@
 
 One :class:`RunRequest` for every way a run starts: `kwsops run` and `kwsops validate` build
 it from their flags, the console from its start dialog, `kwsops rerun` from a past run's
-params.json. Before a run starts, the request is resolved against luigi.cfg (tasks/request.py)
-and checked here (:meth:`RunRequest.check`): a bad value stops it with one line naming the
-value and the allowed range, exit code 4, and nothing recorded as a run. The resolved request
-is what params.json records, so a rerun repeats exactly what ran.
+params.json. Its parameters are the declared ones (:data:`kwsops.params.REQUEST`). Before a
+run starts, the request is resolved against luigi.cfg (tasks/luigi_config.py) and checked here
+(:meth:`RunRequest.check`): a bad value stops it with one line naming the value and the
+allowed range, exit code 4, and nothing recorded as a run. The resolved request is what
+params.json records, so a rerun repeats exactly what ran.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, field, fields, make_dataclass, replace
 from typing import Any
 
 from kwsops import exitcodes
 from kwsops.compare.revisions import FORMS_HELP, is_valid_spec
-from kwsops.config import PRECISIONS
+from kwsops.params import REQUEST, TRAINING, ParamError, shown
 
 COMMANDS = ("run", "validate")  # what runs: the whole DAG, or the comparison alone
 KINDS = (*COMMANDS, "rerun")  # what params.json calls the run
@@ -28,87 +29,15 @@ class RequestError(ValueError):
     exit_code = exitcodes.BAD_CONFIG
 
 
-@dataclass(frozen=True)
-class Limit:
-    kind: type
-    low: float
-    high: float
-    low_open: bool = False  # the low end itself is not allowed (a learning rate of 0)
-
-    def allows(self, value: Any) -> bool:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            return False
-        if self.kind is int and not float(value).is_integer():
-            return False
-        above = value > self.low if self.low_open else value >= self.low
-        return above and value <= self.high
-
-    def describe(self) -> str:
-        what = "an integer" if self.kind is int else "a number"
-        if self.low_open:
-            return f"{what} above {self.low:g} and at most {self.high:g}"
-        return f"{what} from {self.low:g} to {self.high:g}"
-
-
-LIMITS: dict[str, Limit] = {
-    "batch_sizes": Limit(int, 1, 4096),
-    "epochs": Limit(int, 1, 10_000),
-    "folds": Limit(int, 2, 100),
-    "learning_rate": Limit(float, 0.0, 1.0, low_open=True),
-    "seed": Limit(int, 0, 2**32 - 1),
-    "fail_below": Limit(float, 0.0, 1.0),
-    "workers": Limit(int, 1, 256),
-    "scheduler_port": Limit(int, 1, 65_535),
-}
-FLAGS = {name: "--" + name.replace("_", "-") for name in (*LIMITS, "revisions", "precision")}
-# where luigi.cfg sets each parameter (kwsops/templates/luigi.cfg)
-CONFIG_OPTIONS = {
-    "batch_sizes": "[VersionModels] batch_sizes",
-    "epochs": "[Train] epochs",
-    "folds": "[Train] folds",
-    "learning_rate": "[Train] learning_rate",
-    "seed": "[Train] seed",
-    "precision": "[Train] precision",
-    "revisions": "[Validate] revisions",
-    "fail_below": "[Validate] fail_below",
-    "workers": "[core] workers",
-}
-TRAINING = (
-    "epochs",
-    "folds",
-    "learning_rate",
-    "seed",
-    "precision",
-)  # what a validate-only run ignores
-
-
-@dataclass
-class RunRequest:
-    command: str = "run"  # run | validate
-    target: str = "Validate"  # the Luigi task to build (the DAG's last one by default)
-    batch_sizes: list[int] | None = None
-    epochs: int | None = None
-    folds: int | None = None
-    learning_rate: float | None = None
-    seed: int | None = None
-    precision: str | None = None  # of the training steps: PRECISIONS
-    revisions: list[str] | None = None  # compared besides the new models (run), or alone
-    fail_below: float | None = None
-    workers: int | None = None
-    fold_tasks: bool | None = None  # one TrainFold task per fold ([Train] stacked = false)
-    scheduler_host: str | None = None
-    scheduler_port: int | None = None
-    run_id: str | None = None
-    origin: str = "cli"
-    rerun_of: str | None = None  # the run this one repeats
-    asked: frozenset[str] | None = field(default=None, compare=False)  # what the user set
+class _Request:
+    """The behaviour of :class:`RunRequest`; its fields are declared below, the parameters'
+    from :data:`kwsops.params.REQUEST` (None: not asked, luigi.cfg decides)."""
 
     def __post_init__(self) -> None:
         if self.command not in COMMANDS:
             raise RequestError(f"command {self.command!r} is not one of {', '.join(COMMANDS)}")
         if self.asked is None:  # kept through dataclasses.replace: resolving adds no flags
-            given = (*LIMITS, "revisions", "precision")
-            self.asked = frozenset(name for name in given if getattr(self, name) is not None)
+            self.asked = frozenset(name for name in REQUEST if getattr(self, name) is not None)
 
     @property
     def standalone(self) -> bool:
@@ -151,17 +80,16 @@ class RunRequest:
     def arguments(self) -> list[str]:
         """The `kwsops` arguments that ask for this run (subcommand first)."""
         args = [self.command]
-        if self.standalone:  # `kwsops validate` takes no training or worker flags
-            names = ["batch_sizes", "revisions", "fail_below"]
-        else:
-            names = ["batch_sizes", *TRAINING, "revisions", "fail_below", "workers",
-                     "scheduler_host", "scheduler_port"]  # fmt: skip
-        for name in names:
+        for name, param in REQUEST.items():  # `kwsops validate` takes no training flags
+            if self.standalone and (param.training or param.section == "core"):
+                continue
+            if name == "scheduler_port" and self.scheduler_host and not self.standalone:
+                args += ["--scheduler-host", self.scheduler_host]
             value = getattr(self, name)
             if value is None or value == []:
                 continue
-            flag = "--" + name.replace("_", "-")
-            args += [flag, *map(_arg, value)] if isinstance(value, list) else [flag, _arg(value)]
+            values = value if isinstance(value, list) else [value]
+            args += [param.flag, *map(shown, values)]
         if self.fold_tasks and not self.standalone:
             args.append("--fold-tasks")
         if self.target != "Validate":
@@ -176,34 +104,41 @@ class RunRequest:
         """Raise :class:`RequestError` naming the first value out of range (``label`` says
         where a value came from; default: its flag, or luigi.cfg when the user did not set it)."""
         where = label or self.where
-        for name, limit in LIMITS.items():
+        for name, param in REQUEST.items():
             value = getattr(self, name)
-            if value is None or (self.standalone and name in TRAINING):
+            if value is None or (self.standalone and param.training):
                 continue
-            values = value if isinstance(value, list) else [value]
-            if name == "batch_sizes" and not values:
-                raise RequestError(f"{where(name)}: choose at least one batch size")
-            for item in values:
-                if not limit.allows(item):
-                    shown = " ".join(map(_arg, values))
-                    raise RequestError(f"{where(name)} {shown}: must be {limit.describe()}")
-        if self.precision is not None and not self.standalone and self.precision not in PRECISIONS:
-            raise RequestError(
-                f"{where('precision')} {self.precision}: use one of {', '.join(PRECISIONS)}"
-            )
+            try:
+                param.check(value)
+            except ParamError as exc:
+                values = value if isinstance(value, list) else [value]
+                told = " ".join([where(name), *map(shown, values)])
+                raise RequestError(f"{told}: {exc}") from None
         for spec in self.revisions or []:
             if not is_valid_spec(spec):
-                raise RequestError(f"{where('revisions')} {_arg(spec)}: use {FORMS_HELP}")
+                raise RequestError(f"{where('revisions')} {shown(spec)}: use {FORMS_HELP}")
         return self
 
     def where(self, name: str) -> str:
-        if name in self.asked or name not in CONFIG_OPTIONS:
-            return FLAGS.get(name, name)
-        return f"luigi.cfg {CONFIG_OPTIONS[name]} ="
+        param = REQUEST[name]
+        return param.flag if name in self.asked else f"luigi.cfg {param.option} ="
 
 
-def _arg(value: object) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
+_FIELDS = [
+    ("command", str, field(default="run")),  # run | validate
+    ("target", str, field(default="Validate")),  # the Luigi task to build (the DAG's last one)
+    *[(name, Any, field(default=None)) for name in REQUEST],
+    ("fold_tasks", bool | None, field(default=None)),  # one TrainFold task per fold
+    ("scheduler_host", str | None, field(default=None)),
+    ("run_id", str | None, field(default=None)),
+    ("origin", str, field(default="cli")),
+    ("rerun_of", str | None, field(default=None)),  # the run this one repeats
+    ("asked", frozenset | None, field(default=None, compare=False)),  # what the user set
+]
+RunRequest = make_dataclass("RunRequest", _FIELDS, bases=(_Request,))
+RunRequest.__module__ = __name__
+RunRequest.__doc__ = """What a run asks for. Its parameter fields are :data:`kwsops.params.REQUEST`
+(``batch_sizes``, ``epochs``, ...); None leaves a parameter to luigi.cfg."""
 
 
 def params_line(params: dict, *, revisions: bool = True) -> str:
@@ -212,15 +147,14 @@ def params_line(params: dict, *, revisions: bool = True) -> str:
     parts = []
     extra = params.get("revisions")
     if kind_of(params) == "validate" or (params.get("standalone") and extra):
-        shown = [str(spec) for spec in extra or []]
-        return "compare " + (" ".join(shown) if shown else "the workspace's models")
+        specs = [str(spec) for spec in extra or []]
+        return "compare " + (" ".join(specs) if specs else "the workspace's models")
     batches = params.get("batch_sizes")
     if isinstance(batches, list) and batches:
         parts.append("bs " + ",".join(str(b) for b in batches))
-    for key, short in (("epochs", "ep"), ("folds", "folds"), ("learning_rate", "lr")):
-        if params.get(key) is not None:
-            value = params[key]
-            parts.append(f"{short} {_arg(value) if isinstance(value, float) else value}")
+    for key, param in REQUEST.items():
+        if param.short and params.get(key) is not None:
+            parts.append(f"{param.short} {shown(params[key])}")
     if revisions and isinstance(extra, list) and extra:
         parts.append(f"+{len(extra)} rev")
     return " · ".join(parts)

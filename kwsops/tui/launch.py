@@ -1,13 +1,16 @@
-"""Launch: choose batch sizes, epochs, folds, learning rate and the revisions to compare.
+"""Launch: choose batch sizes, the training parameters and the revisions to compare.
 
-The form opens with the values of the last run started here (.kwsops/tui/launch.json), else
-luigi.cfg's; it offers only revisions that exist; it shows how long the training should take
-(from the folds trained before) and checks every value with the same rule as `kwsops run`.
+The form's fields are the declared training parameters (kwsops.params: epochs, folds, learning
+rate, seed, precision). It opens with the parameters the last run resolved, whoever started it
+(its params.json), else luigi.cfg's, else the declared defaults; it offers only revisions that
+exist; it shows how long the training should take (from the folds trained before) and checks
+every value with the same rule as `kwsops run`.
 """
 
 from __future__ import annotations
 
 import configparser
+import contextlib
 import json
 
 from rich.segment import Segment
@@ -18,71 +21,78 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.strip import Strip
-from textual.widgets import Button, Footer, Input, Label, SelectionList, Static
+from textual.widgets import Button, Footer, Input, Label, Select, SelectionList, Static
 from textual.widgets._toggle_button import ToggleButton
 from textual.widgets.selection_list import Selection
 
-from kwsops.atomic import atomic_write_json
 from kwsops.compare.discover import Discovery, Revision, discover_revisions
 from kwsops.compare.revisions import FORMS_HELP, is_valid_spec
-from kwsops.config import DEFAULT_BATCH_SIZES, TrainSettings
+from kwsops.config import DEFAULT_BATCH_SIZES
+from kwsops.params import REQUEST, TRAINING, Param, ParamError, shown
 from kwsops.runs.estimate import estimate_training, workers_of
-from kwsops.runs.request import RequestError, RunRequest
-from kwsops.text import rich_text
+from kwsops.runs.folder import list_runs
+from kwsops.runs.request import RequestError, RunRequest, kind_of
+from kwsops.text import plural, rich_text
 from kwsops.tui.launcher import LaunchError
 from kwsops.tui.workers import ForwardWorkerErrors
 from kwsops.workspace import Workspace
 
-FIELDS = {"#epochs": "epochs", "#folds": "folds", "#learning-rate": "learning rate"}
+FORM = ("batch_sizes", *TRAINING, "revisions")  # what the form sets
+RECENT_RUNS = 20  # the runs read for the last values (newest first)
 
 
-def last_values_file(ws: Workspace):
-    return ws.state_dir / "tui" / "launch.json"
+def label_of(name: str) -> str:
+    return name.replace("_", " ").capitalize()
+
+
+def field_id(name: str) -> str:
+    return name.replace("_", "-")
 
 
 def form_defaults(ws: Workspace) -> dict:
-    """The last values started from here, else the workspace's luigi.cfg, else the defaults."""
-    train = TrainSettings()
-    values: dict = {
-        "epochs": str(train.epochs),
-        "folds": str(train.folds),
-        "learning_rate": f"{train.learning_rate:g}",
-        "batch_sizes": list(DEFAULT_BATCH_SIZES),
-        "revisions": [],
-    }
+    """The values the last run resolved (the newest run that trained, however started), else
+    the workspace's luigi.cfg, else the declared defaults; each value as the form shows it."""
+    values: dict = {name: REQUEST[name].default for name in FORM}
     config = configparser.ConfigParser()
     try:
         config.read(ws.luigi_cfg)
-        for key in ("epochs", "folds", "learning_rate"):
-            if config.has_option("Train", key):
-                values[key] = config.get("Train", key).strip()
-        if config.has_option("VersionModels", "batch_sizes"):
-            values["batch_sizes"] = [
-                int(b) for b in json.loads(config.get("VersionModels", "batch_sizes"))
-            ]
-    except (configparser.Error, ValueError, TypeError):
-        pass
-    try:
-        last = json.loads(last_values_file(ws).read_text())
-    except (OSError, ValueError):
-        last = {}
-    if isinstance(last, dict):
-        for key in ("epochs", "folds", "learning_rate"):
-            if isinstance(last.get(key), int | float):
-                values[key] = f"{last[key]:g}" if isinstance(last[key], float) else str(last[key])
-        for key in ("batch_sizes", "revisions"):
-            if isinstance(last.get(key), list):
-                values[key] = last[key]
-    return values
+    except configparser.Error:
+        config = configparser.ConfigParser()
+    for name in FORM:
+        param = REQUEST[name]
+        try:
+            raw = config.get(param.section, param.name, fallback=None)
+            values[name] = _valid(param, param.parse(raw)) if raw is not None else values[name]
+        except (configparser.Error, ParamError):
+            pass  # the run's own check names the bad value
+    return {**values, **last_run_values(ws)}
 
 
-def remember(ws: Workspace, request: RunRequest) -> None:
-    """The values just started, for the next time the form opens."""
-    keep = {
-        k: getattr(request, k)
-        for k in ("batch_sizes", "epochs", "folds", "learning_rate", "revisions")
-    }
-    atomic_write_json(last_values_file(ws), keep)
+def last_run_values(ws: Workspace) -> dict:
+    """The form's values the newest training run recorded (params.json: the parameters it
+    resolved; no revisions recorded: none); a run started by `luigi --module tasks` records
+    its command line only, and a comparison trains nothing: both are passed over."""
+    for run in list_runs(ws.runs_dir, limit=RECENT_RUNS):
+        try:
+            params = json.loads(run.params.read_text())
+        except (OSError, ValueError):
+            continue
+        if not isinstance(params, dict) or kind_of(params) not in ("run", "rerun"):
+            continue
+        if params.get("standalone"):
+            continue
+        found: dict = {"revisions": []}
+        for name in FORM:
+            if name in params:
+                with contextlib.suppress(ParamError):  # a value no run could use
+                    found[name] = _valid(REQUEST[name], params[name])
+        return found
+    return {}
+
+
+def _valid(param: Param, value: object) -> object:
+    param.check(value)
+    return list(value) if isinstance(value, list | tuple) else value
 
 
 class TickList(SelectionList):
@@ -138,15 +148,10 @@ class LaunchScreen(ForwardWorkerErrors, ModalScreen[RunRequest | None]):
                     )
                     yield Input(placeholder="add a batch size + Enter", id="batch-add",
                                 type="integer", compact=True)  # fmt: skip
-                    for label, field, kind in (
-                        ("Epochs (most)", "epochs", "integer"),
-                        ("Folds", "folds", "integer"),
-                        ("Learning rate", "learning_rate", "number"),
-                    ):
+                    for name in TRAINING:
                         with Horizontal(classes="field"):
-                            yield Label(label)
-                            yield Input(defaults[field], id=field.replace("_", "-"), type=kind,
-                                        compact=True)  # fmt: skip
+                            yield Label(label_of(name))
+                            yield self._field(name, defaults[name])
                 with Vertical(id="launch-right"):
                     yield Label("Also compare (space ticks)")
                     yield TickList(id="revisions")
@@ -158,6 +163,16 @@ class LaunchScreen(ForwardWorkerErrors, ModalScreen[RunRequest | None]):
                 yield Button("Start run  ctrl+s", id="start", variant="success", compact=True)
                 yield Button("Cancel  esc", id="cancel", compact=True)
         yield Footer(compact=True)
+
+    @staticmethod
+    def _field(name: str, value: object) -> Input | Select:
+        param = REQUEST[name]
+        if param.choices:
+            options = [(choice, choice) for choice in param.choices]
+            return Select(options, value=value, allow_blank=False, id=field_id(name),
+                          compact=True)  # fmt: skip
+        kind = "integer" if param.number_kind is int else "number"
+        return Input(shown(value), id=field_id(name), type=kind, compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#batch-sizes").focus()
@@ -181,7 +196,7 @@ class LaunchScreen(ForwardWorkerErrors, ModalScreen[RunRequest | None]):
                 revisions.add_option(
                     Selection(revision_prompt(revision), revision.spec, revision.spec in ticked)
                 )
-        notes = [f"{len(found.revisions)} revisions found"] + found.warnings
+        notes = [f"{plural(len(found.revisions), 'revision')} found"] + found.warnings
         self.query_one("#discover-notes", Static).update(rich_text("\n".join(notes), "dim", 600))
 
     def _values(self, selector: str) -> list:
@@ -189,6 +204,7 @@ class LaunchScreen(ForwardWorkerErrors, ModalScreen[RunRequest | None]):
         return [selection.get_option_at_index(i).value for i in range(selection.option_count)]
 
     @on(Input.Changed)
+    @on(Select.Changed)
     @on(SelectionList.SelectedChanged, "#batch-sizes")
     def _estimate(self) -> None:
         """How long the training should take with the values now in the form."""
@@ -232,26 +248,26 @@ class LaunchScreen(ForwardWorkerErrors, ModalScreen[RunRequest | None]):
 
     def request(self) -> RunRequest:
         """The form as a run request, checked as `kwsops run` checks its flags."""
-
-        def number(selector: str, kind: type) -> int | float:
-            raw = self.query_one(selector, Input).value.strip()
+        values: dict = {}
+        for name in TRAINING:
+            widget = self.query_one(f"#{field_id(name)}")
+            if isinstance(widget, Select):
+                values[name] = widget.value
+                continue
+            raw = widget.value.strip()
             try:
-                return kind(raw)
-            except ValueError:
-                raise LaunchError(f"{FIELDS[selector]}: {raw!r} is not a number") from None
-
+                values[name] = REQUEST[name].parse_item(raw)
+            except ParamError:
+                raise LaunchError(f"{label_of(name).lower()}: {raw!r} is not a number") from None
         batches = sorted(self.query_one("#batch-sizes", SelectionList).selected)
         request = RunRequest(
             batch_sizes=list(batches),
-            epochs=int(number("#epochs", int)),
-            folds=int(number("#folds", int)),
-            learning_rate=float(number("#learning-rate", float)),
             revisions=list(self.query_one("#revisions", SelectionList).selected),
             origin="tui",
+            **values,
         )
-        labels = {"batch_sizes": "batch sizes", "learning_rate": "learning rate"}
         try:
-            return request.check(label=lambda name: labels.get(name, name))
+            return request.check(label=lambda name: label_of(name).lower())
         except RequestError as exc:
             raise LaunchError(str(exc)) from None
 
@@ -261,7 +277,6 @@ class LaunchScreen(ForwardWorkerErrors, ModalScreen[RunRequest | None]):
         except LaunchError as exc:
             self.notify(str(exc), title="Cannot start", severity="error")
             return
-        remember(self.ws, request)
         self.dismiss(request)
 
     def action_cancel(self) -> None:

@@ -33,12 +33,18 @@ def stage_states(app: KwsApp) -> dict[str, str]:
 
 FAKE_RUN = """\
 import json, os, sys, time
+from kwsops.cli.common import run_request
+from kwsops.cli.main import build_parser
 args = sys.argv[1:]
 root = os.environ["KWSOPS_WORKSPACE"]
 run_id = args[args.index("--run-id") + 1]
+# what a real run records: the request its flags describe (and argv, for the tests to read)
+parsed = build_parser().parse_args(args)
+params = run_request(parsed, parsed.command).params() if parsed.command == "run" else {}
 folder = os.path.join(root, "reports", "runs", run_id)
 os.makedirs(folder)
-json.dump({"run_id": run_id, "argv": args}, open(os.path.join(folder, "params.json"), "w"))
+json.dump({"run_id": run_id, "argv": args, **params},
+          open(os.path.join(folder, "params.json"), "w"))
 json.dump({"run_id": run_id, "status": "ok", "pid": os.getpid(), "started": time.time(),
            "duration": 0.1, "exit_code": 0}, open(os.path.join(folder, "status.json"), "w"))
 """

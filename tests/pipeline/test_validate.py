@@ -296,7 +296,7 @@ def test_kwsops_run_ends_with_validate_and_compares_two_runs_as_git_revisions(de
     cfg["VersionModels"]["batch_sizes"] = "[16]"
     cfg["Train"].update(epochs="1", folds="2", learning_rate="0.003")
     cfg["Validate"].update(
-        fail_below="1.01", revisions='["git:HEAD~1:batch_16", "workspace:batch_16"]'
+        fail_below="1.0", revisions='["git:HEAD~1:batch_16", "workspace:batch_16"]'
     )
     with ws.luigi_cfg.open("w") as handle:
         cfg.write(handle)

@@ -103,7 +103,7 @@ def test_a_target_before_validate_keeps_the_batch_sizes_asked_for(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`kwsops run --target VersionModels --batch-sizes 16 32` trains 16 and 32, not luigi.cfg's."""
-    from tasks.request import resolve
+    from tasks.luigi_config import resolve
 
     monkeypatch.chdir(tmp_path)  # no luigi.cfg: the tasks' defaults (16, 32, 64)
     asked = RunRequest(target="VersionModels", batch_sizes=[16, 32])
@@ -118,7 +118,7 @@ def test_the_training_precision_is_resolved_recorded_and_repeated(
     """--precision goes to [Train] precision like every training flag: params.json records the
     value Luigi resolved (luigi.cfg's or the default), a rerun asks for it again, and a value
     luigi.cfg cannot mean stops the run before anything is recorded."""
-    from tasks.request import resolve
+    from tasks.luigi_config import resolve
 
     monkeypatch.chdir(tmp_path)
     assert resolve(RunRequest(batch_sizes=[16])).precision == "auto"
@@ -141,7 +141,9 @@ def test_the_training_precision_is_resolved_recorded_and_repeated(
 
         config.write_text("[Train]\nprecision = half\n")
         luigi.configuration.get_config().reload()
-        with pytest.raises(RequestError, match=r"^luigi\.cfg \[Train\] precision: half is not"):
+        with pytest.raises(
+            RequestError, match=r"^luigi\.cfg \[Train\] precision = half: use one of"
+        ):
             resolve(RunRequest(batch_sizes=[16]))
     finally:
         config.unlink()

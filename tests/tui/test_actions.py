@@ -31,11 +31,12 @@ class TestLaunch:
             app.screen.query_one("#batch-add", Input).focus()
             await pilot.press(*"128", "enter")
             batches = app.screen.query_one("#batch-sizes", SelectionList)
-            assert sorted(batches.selected) == [16, 32, 64, 128]
+            assert sorted(batches.selected) == [16, 32, 128]  # the last run's, and the new one
             await pilot.click("#batch-sizes")
+            batches.select(64)
             batches.deselect(64)
             epochs = app.screen.query_one("#epochs", Input)
-            assert epochs.value == "3"  # from the workspace's luigi.cfg
+            assert epochs.value == "3"  # from the last run's params.json
             epochs.value = "2"
             app.screen.query_one("#revision-add", Input).focus()
             await pilot.press(*"git:abc123:batch_16", "enter")
@@ -54,6 +55,40 @@ class TestLaunch:
                 16, 32, 128
             ]  # fmt: skip
             assert app.screen.query_one("#epochs", Input).value == "2"
+
+    @run_async
+    async def test_the_form_opens_with_the_last_runs_resolved_values(
+        self, ws: Path, fake_run
+    ) -> None:
+        """Whoever started the last run (here `kwsops run` from a shell), the form opens with
+        what it resolved, seed and precision included; a later `luigi --module tasks` run
+        records its command line only and is passed over."""
+        runs = ws / "reports" / "runs"
+        (runs / RUN_ACTIVE / "status.json").unlink()
+        resolved = {"kind": "run", "origin": "cli", "batch_sizes": [64], "epochs": 7,
+                    "folds": 4, "learning_rate": 0.0005, "seed": 9, "precision": "float32",
+                    "revisions": [], "standalone": False}  # fmt: skip
+        for run_id, params in (("20231115-021320-dddd", resolved),
+                               ("20231115-031320-eeee", {"argv": ["--module", "tasks"]})):  # fmt: skip
+            (runs / run_id).mkdir()
+            (runs / run_id / "params.json").write_text(json.dumps({"run_id": run_id, **params}))
+        app = make_app(ws, run_command=fake_run)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: app.snapshot is not None and not app.snapshot.active)
+            await pilot.press("s")
+            assert isinstance(app.screen, LaunchScreen)
+            form = app.screen
+            assert sorted(form.query_one("#batch-sizes", SelectionList).selected) == [64]
+            shown = {name: form.query_one(f"#{name}").value
+                     for name in ("epochs", "folds", "learning-rate", "seed", "precision")}  # fmt: skip
+            assert shown == {"epochs": "7", "folds": "4", "learning-rate": "0.0005",
+                             "seed": "9", "precision": "float32"}  # fmt: skip
+            await pilot.press("ctrl+s")
+            await wait_for(pilot, lambda: not isinstance(app.screen, LaunchScreen))
+            await wait_for(pilot, lambda: "--seed" in launched_argv(ws))
+            argv = launched_argv(ws)
+            assert argv[argv.index("--seed") + 1] == "9"
+            assert argv[argv.index("--precision") + 1] == "float32"
 
     @run_async
     async def test_bad_values_are_refused_in_place(self, ws: Path, fake_run) -> None:

@@ -1,31 +1,33 @@
-"""A run's request (:class:`kwsops.runs.request.RunRequest`) in Luigi's terms: config values,
-the target task, build arguments; and the request resolved against luigi.cfg and checked
-before anything is recorded (:func:`prepare`)."""
+"""luigi.cfg as a run reads it, and the run's request (:class:`kwsops.runs.request.RunRequest`)
+in Luigi's terms: the file checked against the declared parameters (:mod:`kwsops.params`),
+the request's flags written over it, the request resolved against it, the target task found
+in Luigi's task registry, the build arguments; :func:`prepare` does it all before anything is
+recorded as a run."""
 
 from __future__ import annotations
 
+import configparser
+import difflib
 import re
 from dataclasses import replace
 
 import luigi
 import luigi.configuration
 from luigi.execution_summary import LuigiStatusCode
+from luigi.task_register import Register, TaskClassException
 
 from kwsops.compare.revisions import RevisionError, default_specs, parse_spec, resolve_revisions
+from kwsops.params import PARAMS, REQUEST, Param, ParamError
 from kwsops.pipeline.validate import ValidationInputError, require_test_split
 from kwsops.runs.request import RequestError, RunRequest
+from kwsops.versioning.git import resolve_commit
 from kwsops.workspace import Workspace
 
-__all__ = ["RunRequest", "prepare"]
+__all__ = ["RunRequest", "check_config", "prepare"]
 
-
-CONFIG_OVERRIDES = {
-    "epochs": ("Train", "epochs"),
-    "folds": ("Train", "folds"),
-    "learning_rate": ("Train", "learning_rate"),
-    "seed": ("Train", "seed"),
-    "precision": ("Train", "precision"),
-}
+# sections Luigi (or a contrib module) reads itself, beside its registered Config classes
+LUIGI_SECTIONS = ("logging", "resources", "task_history", "hdfs", "hadoop", "spark", "cors")
+RENAMED = {("Preprocess", "workers"): "processes"}  # an older kwsops's option: its new name
 
 
 def apply_overrides(request: RunRequest) -> None:
@@ -37,10 +39,10 @@ def apply_overrides(request: RunRequest) -> None:
             config.add_section(section)
         config.set(section, option, str(value))
 
-    for attr, (section, option) in CONFIG_OVERRIDES.items():
-        value = getattr(request, attr)
-        if value is not None:
-            put(section, option, value)
+    for name, param in REQUEST.items():  # the training flags; the others are task arguments
+        value = getattr(request, name)
+        if param.training and value is not None:
+            put(param.section, param.name, value)
     if request.fold_tasks:
         put("Train", "stacked", "false")
     put("core", "no_configure_logging", "true")
@@ -49,10 +51,20 @@ def apply_overrides(request: RunRequest) -> None:
         put("worker", "keep_alive", "true")
 
 
-def build_target(request: RunRequest) -> luigi.Task:
-    import tasks
+def task_class(name: str) -> type[luigi.Task]:
+    """A kwsops task class by its family name, from Luigi's task registry."""
+    import tasks  # registers the kwsops tasks
 
-    cls = getattr(tasks, request.target)
+    try:
+        if name in tasks.__all__:
+            return Register.get_task_cls(name)
+    except TaskClassException:
+        pass
+    raise RequestError(f"--target {name}: no such task; use one of {', '.join(tasks.__all__)}")
+
+
+def build_target(request: RunRequest) -> luigi.Task:
+    cls = task_class(request.target)
     kwargs: dict = {}
     if request.batch_sizes and "batch_sizes" in dict(cls.get_params()):
         kwargs["batch_sizes"] = [int(b) for b in request.batch_sizes]
@@ -112,6 +124,7 @@ def resolve(request: RunRequest) -> RunRequest:
     import tasks
 
     apply_overrides(request)
+    check_config()
     try:
         target = build_target(request)
         validate = target if isinstance(target, tasks.Validate) else tasks.Validate()
@@ -129,26 +142,74 @@ def resolve(request: RunRequest) -> RunRequest:
             if not train.stacked:  # [Train] stacked = false: recorded as the flag would be
                 resolved["fold_tasks"] = True
     except (ValueError, TypeError, luigi.parameter.ParameterException) as exc:
-        raise RequestError(config_error(exc)) from None
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RequestError(f"luigi.cfg: {first}") from None
     return replace(request, **resolved)
 
 
-def config_error(exc: BaseException) -> str:
-    """One line for a luigi.cfg value Luigi could not read: ``luigi.cfg [Train] precision: half
-    is not a valid choice from ...`` (Luigi's own message names the task, not the option)."""
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    found = re.search(r"^(\w+)\[.*\]: Error when parsing the default value of '(\w+)'", first)
-    if found and exc.__cause__ is not None:
-        return f"luigi.cfg [{found[1]}] {found[2]}: {exc.__cause__}"
-    return f"luigi.cfg: {first}"
+def check_config() -> None:
+    """RequestError (exit code 4) for the first mistake in luigi.cfg, as it stands with the
+    flags written over it: a section or option no task has (``did you mean epochs?``), or a
+    value that is not of its declared form or range. Luigi's own sections pass unchecked."""
+    config = luigi.configuration.get_config()
+    _check_names(config)
+    for param in PARAMS:
+        _check_value(config, param)
 
 
-def moves_with_training(spec: str) -> bool:
-    """A revision a run's own training changes: ``last:N`` (a new `train model` task) and a
-    git revision named by a ref (``HEAD``, ``HEAD~1``, a branch; VersionModels commits), not
-    by a sha. In a training run they are resolved when Validate runs, not before."""
+def _check_names(config: configparser.ConfigParser) -> None:
+    import tasks
+
+    stages = {name: [*dict(task_class(name).get_params())] for name in tasks.__all__}
+    known = {*Register.task_names(), *LUIGI_SECTIONS}
+    for section in config.sections():
+        if section not in stages:
+            hint = "" if section in known else _nearest(section, list(stages), "[{}]")
+            if hint:  # near a stage's name: a misspelt one, whose settings would be ignored
+                raise RequestError(f"luigi.cfg [{section}]: no such section{hint}")
+            continue
+        for option in config.options(section):
+            # Luigi reads an option spelt with dashes as the parameter with underscores
+            if option.replace("-", "_") in stages[section] or option in config.defaults():
+                continue
+            renamed = RENAMED.get((section, option))
+            hint = f"; it is {renamed} now" if renamed else _nearest(option, stages[section])
+            raise RequestError(f"luigi.cfg [{section}] {option}: {section} has no such "
+                               f"option{hint}")  # fmt: skip
+
+
+def _check_value(config: configparser.ConfigParser, param: Param) -> None:
+    if not config.has_option(param.section, param.name):  # Luigi's: learning-rate too
+        return
+    raw = config.get(param.section, param.name, raw=True).strip()
+    where = f"luigi.cfg [{param.section}] {param.name} = {raw}"
+    try:
+        param.check(param.parse(config.get(param.section, param.name)))
+    except configparser.InterpolationError:
+        raise RequestError(f"{where}: a bare % (write % as %%)") from None
+    except ParamError as exc:
+        raise RequestError(f"{where}: {exc}") from None
+
+
+def _nearest(name: str, known: list[str], form: str = "{}") -> str:
+    """``; did you mean epochs?`` when ``name`` looks like a misspelling of a known name."""
+    lowered = {item.lower(): item for item in known}
+    close = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.6)
+    return f"; did you mean {form.format(lowered[close[0]])}?" if close else ""
+
+
+def moves_with_training(ws: Workspace, spec: str) -> bool:
+    """A revision a run's own training changes: ``last:N`` (a new `train model` task), a git
+    ref relative to HEAD (``HEAD~1`` may exist only after VersionModels commits) and a ref that
+    exists now (a branch moves with that commit), not a sha. In a training run they are resolved
+    when Validate runs; a ref that names nothing now (``git:nope:batch_16``) is refused at once."""
     kind, parts = parse_spec(spec)
-    return kind == "last" or (kind == "git" and not re.fullmatch(r"[0-9a-f]{7,40}", parts["rev"]))
+    if kind == "last":
+        return True
+    if kind != "git" or re.fullmatch(r"[0-9a-f]{7,40}", parts["rev"]):
+        return False
+    relative = re.fullmatch(r"(HEAD|@)([~^]\d*)*", parts["rev"])
+    return bool(relative) or resolve_commit(ws.root, parts["rev"]) is not None
 
 
 def check_revisions(ws: Workspace, request: RunRequest) -> None:
@@ -164,7 +225,9 @@ def check_revisions(ws: Workspace, request: RunRequest) -> None:
     else:
         trained = set(default_specs(request.batch_sizes or []))
         specs = [
-            s for s in request.revisions or [] if s not in trained and not moves_with_training(s)
+            s
+            for s in request.revisions or []
+            if s not in trained and not moves_with_training(ws, s)
         ]
     if not specs:
         return
