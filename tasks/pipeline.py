@@ -100,13 +100,19 @@ class Preprocess(StageTask):
     speaker_pattern = luigi.Parameter(
         default="", description="regex with a group named speaker (empty: built-in namings)"
     )
+    unknown_words = luigi.BoolParameter(
+        default=False,
+        parsing=luigi.BoolParameter.EXPLICIT_PARSING,
+        description="with labels listed: recordings in the other folders are unknown speech "
+        "(_unknown_), Speech Commands' convention",
+    )
     # not `workers`: Luigi's command line already has --workers (its worker count)
     processes = luigi.IntParameter(
         default=2, significant=False, description="decoding processes (the output is the same)"
     )
 
     def layout(self) -> LayoutSettings:
-        return LayoutSettings(tuple(self.labels), self.speaker_pattern)
+        return LayoutSettings(tuple(self.labels), self.speaker_pattern, self.unknown_words)
 
     def requires(self) -> VersionInput:
         return VersionInput()
