@@ -74,7 +74,11 @@ def test_counts_names_and_speakers(demo: tuple[Path, DemoSummary, list]) -> None
             assert label == label_of(path, root)
         on_disk[speaker] = on_disk.get(speaker, 0) + 1
     assert on_disk == summary.per_speaker
-    assert kinds == {"word": PER_LABEL // 3, "near-miss": PER_LABEL // 3, "sentence": PER_LABEL // 3}
+    assert kinds == {
+        "word": PER_LABEL // 3,
+        "near-miss": PER_LABEL // 3,
+        "sentence": PER_LABEL // 3,
+    }
     assert sorted(on_disk) == [f"spk{i:02d}" for i in range(1, SPEAKERS + 1)]
     assert sum(summary.per_format.values()) == summary.total_files
 
