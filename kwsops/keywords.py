@@ -25,6 +25,7 @@ NON_WORDS = (UNKNOWN, SILENCE)
 OPERATING_POINT = "operating_point.json"
 # a revision trained before operating points were kept: the word must win with this probability
 DEFAULT_THRESHOLD = 0.5
+DEFAULT_BUDGET = 1.0  # false alarms per hour: [Validate] false_alarms_per_hour
 
 
 def is_word(label: str) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import luigi
 
 from kwsops.compare.revisions import FORMS_HELP, RevisionError, default_specs, resolve_revisions
+from kwsops.keywords import DEFAULT_BUDGET
 from kwsops.pipeline.validate import require_test_split, split_digest, validate_stage
 from tasks.base import KwsTask, StampTarget
 from tasks.pipeline import VersionModels
@@ -24,6 +25,11 @@ class Validate(KwsTask):
     )
     fail_below = luigi.FloatParameter(
         default=0.0, description="fail (exit code 5) when the best accuracy is under this"
+    )
+    false_alarms_per_hour = luigi.FloatParameter(
+        default=DEFAULT_BUDGET,
+        description="the false-alarm budget the operating threshold is chosen for, on the "
+        "training folds' out-of-fold scores; the miss rate is reported at it",
     )
     standalone = luigi.BoolParameter(
         default=False, significant=False, description="compare only: require nothing upstream"
