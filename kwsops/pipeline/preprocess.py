@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from kwsops import keywords
 from kwsops.atomic import atomic_dir, remove_leftovers
 from kwsops.config import AudioSettings, LayoutSettings
 from kwsops.pipeline.result import StageResult
@@ -21,9 +22,7 @@ if TYPE_CHECKING:
     from kwsops.audio.preprocess import PreprocessSummary
 
 AUDIO_SAMPLES = 3
-NO_UNKNOWN = (
-    "no unknown speech (data/input/_unknown_/): the model will call any speech one of the words"
-)
+NO_UNKNOWN = keywords.NO_UNKNOWN
 log = logging.getLogger("kwsops")
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from kwsops import exitcodes
 from kwsops.atomic import atomic_dir, atomic_write_json, atomic_write_text, remove_leftovers
 from kwsops.compare.revisions import ResolvedRevision, materialise
-from kwsops.keywords import DEFAULT_BUDGET
+from kwsops.keywords import DEFAULT_BUDGET, NO_UNKNOWN, UNKNOWN
 from kwsops.pipeline.result import StageResult
 from kwsops.progress import ProgressFn, no_progress
 from kwsops.stamps import digest, file_sha256
@@ -102,7 +102,8 @@ def compare(
         "best": ranked[0]["spec"],
         "differing_params": ev.differing_params(ranked),
         "revisions": ranked,
-        "notes": unseen_notes(ranked, split),
+        "notes": unseen_notes(ranked, split)
+        + ([NO_UNKNOWN] if UNKNOWN not in split.label_names else []),
         "plots": {},
     }
 
