@@ -12,6 +12,7 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from kwsops.runs.events import read_events
@@ -117,15 +118,18 @@ def test_the_original_study_gives_its_six_labels(tmp_path: Path):
     per_label = original_study(ws.input_dir)
     run_cli(ws, *TO_SPECTROGRAMS)
     data = meta(ws)
-    assert data["labels"] == sorted(STUDY_LABELS)  # not ML, not Whatsapp
+    # not ML, not Whatsapp; beside them generated _silence_, as many clips as the median word
+    assert data["labels"] == sorted([*STUDY_LABELS, "_silence_"])
     assert data["split"]["kind"] == "clip" and data["split"]["note"] == "speakers unknown"
-    assert len(data["train"]["ids"]) + len(data["test"]["ids"]) == sum(per_label.values())
+    silence = int(np.median(list(per_label.values())))
+    total = sum(per_label.values()) + silence
+    assert len(data["train"]["ids"]) + len(data["test"]["ids"]) == total
     rows = manifest(ws)
     assert rows["ML/Whatsapp/Rock/PTT-20230100-WA005.ogg"]["label"] == "Rock"
     assert rows["ML/Whatsapp/Rock/PTT-20230100-WA005.ogg"]["folder"] == "ML/Whatsapp/Rock"
     assert rows["ML/notes.txt"]["status"] == "rejected" and not rows["ML/notes.txt"]["label"]
     done = {e["family"]: e for e in last_events(ws) if e["event"] == "task_done"}
-    assert "6 labels, speakers unknown" in done["MakeSpectrograms"]["detail"]
+    assert "6 labels + _silence_, speakers unknown" in done["MakeSpectrograms"]["detail"]
 
 
 def test_mixed_case_merges_and_a_speaker_pattern_names_the_speakers(tmp_path: Path):
