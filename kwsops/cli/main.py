@@ -162,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
             default=None,
             metavar="N",
             help="recordings of unknown speech: other words, near misses, sentences "
-            "(default: as many as --per-label; 0: none)",
+            "(default: twice --per-label; 0: none)",
         )
         p.add_argument(
             "--near-misses",

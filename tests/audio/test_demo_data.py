@@ -23,7 +23,8 @@ from kwsops.keywords import UNKNOWN
 
 PER_LABEL, SPEAKERS = 12, 4
 NAME = re.compile(r"^(spk\d{2})__([a-z\-]+)_(\d{3})\.(wav|flac|ogg|opus|mp3)$")
-CLASSES = (*DEMO_LABELS, UNKNOWN)  # the words and, as many, unknown speech (default)
+CLASSES = (*DEMO_LABELS, UNKNOWN)
+UNKNOWN_FILES = 2 * PER_LABEL  # unknown speech: twice a word's recordings by default
 
 
 def files_in(folder: Path) -> list[Path]:
@@ -60,8 +61,12 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, DemoSummary, l
 def test_counts_names_and_speakers(demo: tuple[Path, DemoSummary, list]) -> None:
     root, summary, _ = demo
     files = files_in(root)
-    assert len(files) == summary.total_files == summary.written == PER_LABEL * len(CLASSES)
-    assert summary.per_label == {label: PER_LABEL for label in CLASSES}
+    total = PER_LABEL * len(DEMO_LABELS) + UNKNOWN_FILES
+    assert len(files) == summary.total_files == summary.written == total
+    assert summary.per_label == {
+        **{label: PER_LABEL for label in DEMO_LABELS},
+        UNKNOWN: UNKNOWN_FILES,
+    }
     on_disk: dict[str, int] = {}
     kinds: dict[str, int] = {}
     for path in files:
