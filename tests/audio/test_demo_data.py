@@ -80,9 +80,9 @@ def test_counts_names_and_speakers(demo: tuple[Path, DemoSummary, list]) -> None
         on_disk[speaker] = on_disk.get(speaker, 0) + 1
     assert on_disk == summary.per_speaker
     assert kinds == {
-        "word": PER_LABEL // 3,
-        "near-miss": PER_LABEL // 3,
-        "sentence": PER_LABEL // 3,
+        "word": UNKNOWN_FILES // 3,
+        "near-miss": UNKNOWN_FILES // 3,
+        "sentence": UNKNOWN_FILES // 3,
     }
     assert sorted(on_disk) == [f"spk{i:02d}" for i in range(1, SPEAKERS + 1)]
     assert sum(summary.per_format.values()) == summary.total_files
