@@ -72,7 +72,7 @@ def spectrogram_stage(
     facts = {
         "train": summary.train_count,
         "test": summary.test_count,
-        "labels": len(summary.labels),
+        "labels": len(words),  # the words; _unknown_ and _silence_ are in the detail
         "speakers": speakers,
         "split": summary.split_kind,
         "split_note": summary.split_note,
