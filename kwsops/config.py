@@ -74,12 +74,19 @@ class LayoutSettings:
 
     labels: tuple[str, ...] = ()
     speaker_pattern: str = ""
+    # Speech Commands' convention: with a labels list, the folders it does not name are
+    # unknown speech (``_unknown_``) instead of rejected recordings
+    unknown_words: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", tuple(str(label) for label in self.labels))
 
     def as_dict(self) -> dict:
-        return {"labels": list(self.labels), "speaker_pattern": self.speaker_pattern}
+        return {
+            "labels": list(self.labels),
+            "speaker_pattern": self.speaker_pattern,
+            "unknown_words": self.unknown_words,
+        }
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,11 @@ NON_WORDS = (UNKNOWN, SILENCE)
 OPERATING_POINT = "operating_point.json"
 # a revision trained before operating points were kept: the word must win with this probability
 DEFAULT_THRESHOLD = 0.5
+# said once by the run, the report and the Data screen when no _unknown_ clip was kept
+NO_UNKNOWN = (
+    "no unknown speech (data/input/_unknown_/): the model will call any speech one of the words"
+)
+DEFAULT_BUDGET = 1.0  # false alarms per hour: [Validate] false_alarms_per_hour
 
 
 def is_word(label: str) -> bool:

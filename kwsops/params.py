@@ -25,6 +25,7 @@ from kwsops.config import (
     SplitSettings,
     TrainSettings,
 )
+from kwsops.keywords import DEFAULT_BUDGET
 
 _AUDIO, _SPLIT, _TRAIN = AudioSettings(), SplitSettings(), TrainSettings()
 
@@ -202,6 +203,9 @@ PARAMS: tuple[Param, ...] = (
           "found)", item=str),
     Param("Preprocess", "speaker_pattern", str, "", "regex with a group named speaker (empty: "
           "built-in namings)", regex_group="speaker"),
+    Param("Preprocess", "unknown_words", bool, False,
+          help="with labels listed: recordings in the other folders are unknown speech "
+          "(_unknown_), Speech Commands' convention"),
     Param("MakeSpectrograms", "test_size", float, _SPLIT.test_size,
           "share of the clips held out for the test split", low=0.0, high=0.5, low_open=True),
     Param("MakeSpectrograms", "seed", int, _SPLIT.seed, "seed of the test split", **SEED_RANGE),
@@ -231,6 +235,10 @@ PARAMS: tuple[Param, ...] = (
           help="revisions compared besides the new models"),
     Param("Validate", "fail_below", float, 0.0, low=0.0, high=1.0, request="fail_below",
           metavar="ACC", help="exit 5 when the best accuracy is under ACC"),
+    Param("Validate", "false_alarms_per_hour", float, DEFAULT_BUDGET, low=0.0, high=3600.0,
+          low_open=True, request="false_alarms_per_hour", metavar="FA",
+          help="the false-alarm budget per hour the operating threshold is chosen for (on the "
+          "training folds' out-of-fold scores); the miss rate is reported at it"),
     Param("core", "workers", int, 2, low=1, high=256, request="workers",
           help="Luigi worker processes, each training one fold at a time"),
     Param("core", "default_scheduler_port", int, 8082, low=1, high=65_535,

@@ -124,7 +124,7 @@ class Preprocess(StageTask):
     versioned_as = ("VersionOutput", "data/output")
 
     def layout(self) -> LayoutSettings:
-        return LayoutSettings(tuple(self.labels), self.speaker_pattern)
+        return LayoutSettings(tuple(self.labels), self.speaker_pattern, self.unknown_words)
 
     def requires(self) -> VersionInput:
         return VersionInput()
@@ -215,6 +215,15 @@ def training_folds() -> int:
     return int(values["folds"])
 
 
+def false_alarm_budget() -> float:
+    """``[Validate] false_alarms_per_hour`` as Luigi resolves it (flag, luigi.cfg, default):
+    Train chooses the operating point it keeps with the models for it."""
+    # by name: tasks.validate imports this module (Validate requires VersionModels)
+    validate = luigi.task_register.Register.get_task_cls("Validate")
+    values = dict(validate.get_param_values(validate.get_params(), [], {}))
+    return float(values["false_alarms_per_hour"])
+
+
 class TrainFold(TrainParams, StageTask):
     fold = luigi.IntParameter()
     versioned_as = ("VersionModels", "data/models")
@@ -262,6 +271,11 @@ class Train(TrainParams, StageTask):
     def key_upstream(self) -> list[luigi.Task]:
         return self.fold_tasks()  # in both modes: a fold trained one way is done the other
 
+    def key_inputs(self) -> dict:
+        # the operating point is chosen for this budget: a new budget reruns the collection
+        # only (the folds' keys do not change)
+        return {"false_alarms_per_hour": false_alarm_budget()}
+
     def output(self) -> StampTarget:
         return StampTarget(self.ws.batch_dir(self.batch_size) / STAMP_NAME, self.stage_key)
 
@@ -276,7 +290,11 @@ class Train(TrainParams, StageTask):
                                   on_epoch=self.fold_epoch)  # fmt: skip
         self.finish(
             collect_folds_stage(
-                self.ws, self.stage_key, self.settings(), stamp_file=self.output().stamp_file
+                self.ws,
+                self.stage_key,
+                self.settings(),
+                stamp_file=self.output().stamp_file,
+                budget=false_alarm_budget(),
             )
         )
 

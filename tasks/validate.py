@@ -112,6 +112,7 @@ class Validate(KwsTask):
             revisions,
             stamp_file=self.output().stamp_file,
             fail_below=float(self.fail_below),
+            budget=float(self.false_alarms_per_hour),
             progress=self.progress,
         )
         self.summary(result.detail, **result.summary)

@@ -51,7 +51,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="session")
 def demo_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Tiny demo recordings (6 labels x 8 clips, 4 speakers), synthesised once per session."""
+    """Tiny demo recordings (6 labels x 8 clips, 16 of unknown speech, 4 speakers), synthesised
+    once per session."""
     from kwsops.audio.demo_data import generate_demo_data
 
     root = tmp_path_factory.mktemp("demo-source") / "input"

@@ -1,6 +1,8 @@
 """Demo data: the command words spoken by synthetic eSpeak NG speakers through varied
 "phones" (mic, room, noise, level), saved as a phone's mix of wav, flac, ogg/vorbis, opus, mp3
-and WhatsApp notes. Each file is a pure function of (seed, label, index)."""
+and WhatsApp notes, and unknown speech in the same voices under ``_unknown_/``: other words,
+near misses and sentences (:mod:`kwsops.audio.demo_texts`). Each file is a pure function of
+(seed, label, index)."""
 
 from __future__ import annotations
 
@@ -21,8 +23,10 @@ import soxr
 from scipy import fft, signal
 
 from kwsops.atomic import TMP_MARK, atomic_write_bytes
+from kwsops.audio.demo_texts import NEAR_MISSES, UNKNOWN_KINDS, unknown_text
 from kwsops.audio.espeak import VoiceSettings, get_engine
 from kwsops.config import DEMO_LABELS, WHATSAPP_DIR
+from kwsops.keywords import UNKNOWN
 from kwsops.progress import ProgressFn, no_progress
 
 LANGUAGES = ("en-us", "en-gb-x-rp", "en", "en-029", "en-gb-scotland", "en-us-nyc")
@@ -35,6 +39,9 @@ TEXT_FORMS = ("{}", "{}.", "{}!", "{}?", "<speak><emphasis>{}</emphasis></speak>
 TEXT_WEIGHTS = (0.35, 0.2, 0.2, 0.15, 0.1)
 NOISES = ("white", "pink", "brown", "hum", "babble")
 WHATSAPP_SHARE = 0.15
+# unknown speech against one word's recordings: the near misses are what a spotter confuses,
+# and a stream is mostly other speech (measured: 162 unknown clips left near misses at 0.9)
+UNKNOWN_PER_LABEL = 2
 EVENT_SHARE = 0.008  # each of "burst" and "long": realistic oddities, still processable
 MAX_SECONDS = 2.5  # whole file, except the rare "long" recordings
 # kind: (container, subtypes, subtype weights, sample rates, stereo share, extension)
@@ -88,6 +95,7 @@ class DemoFile:
     quality: float | None  # libsndfile compression_level
     event: str  # "", "burst" (a knock near the word) or "long" (long, quiet lead-in)
     seed: tuple[int, ...]
+    text: str = ""  # what is said, when it is not the label (unknown speech)
 
 
 @dataclass
@@ -121,13 +129,22 @@ def speaker_profiles(count: int, seed: int = 42) -> list[Speaker]:
     ]
 
 
-def plan_demo_files(per_label: int = 144, speakers: int = 16, seed: int = 42) -> list[DemoFile]:
-    """Every file of the set: where it goes and how it is encoded (no audio yet)."""
+def plan_demo_files(
+    per_label: int = 144,
+    speakers: int = 16,
+    seed: int = 42,
+    unknown: int | None = None,
+    near_misses: tuple[str, ...] = NEAR_MISSES,
+) -> list[DemoFile]:
+    """Every file of the set: where it goes and how it is encoded (no audio yet). ``unknown``
+    recordings of unknown speech (default: UNKNOWN_PER_LABEL x ``per_label``), a third of
+    each kind."""
     profiles = speaker_profiles(speakers, seed)
-    width = max(3, len(str(per_label - 1)))
+    unknown = UNKNOWN_PER_LABEL * per_label if unknown is None else unknown
+    width = max(3, len(str(max(per_label, unknown) - 1)))
     plan = []
-    for label in DEMO_LABELS:
-        for index in range(per_label):
+    for label in (*DEMO_LABELS, UNKNOWN):
+        for index in range(unknown if label == UNKNOWN else per_label):
             file_seed = (seed, zlib.crc32(label.encode()), index)
             rng = np.random.default_rng([*file_seed, 0])
             speaker = profiles[index % speakers]
@@ -142,9 +159,14 @@ def plan_demo_files(per_label: int = 144, speakers: int = 16, seed: int = 42) ->
             odds = [1 - 2 * EVENT_SHARE, EVENT_SHARE, EVENT_SHARE]
             event = str(rng.choice(["", "burst", "long"], p=odds))
             subtype = "PCM_16" if event == "long" and subtype == "PCM_U8" else subtype
-            relpath = f"{folder}/{speaker.name}__{label}_{index:0{width}d}.{ext}"
+            text, stem = "", label
+            if label == UNKNOWN:  # a third of each kind, each speaker saying every kind
+                what = UNKNOWN_KINDS[index % len(UNKNOWN_KINDS)]
+                text = unknown_text(what, index // len(UNKNOWN_KINDS), near_misses)
+                event, stem = "", what.replace(" ", "-")
+            relpath = f"{folder}/{speaker.name}__{stem}_{index:0{width}d}.{ext}"
             plan.append(DemoFile(label, speaker, relpath, kind, container, subtype, rate,
-                                 channels, quality, event, file_seed))  # fmt: skip
+                                 channels, quality, event, file_seed, text))  # fmt: skip
     return plan
 
 
@@ -155,7 +177,7 @@ def _speak(item: DemoFile, rng: np.random.Generator) -> np.ndarray:
     pitch = int(np.clip(spk.pitch + rng.integers(-6, 7), 0, 100))
     pitch_range = int(np.clip(spk.pitch_range + rng.integers(-10, 11), 0, 100))
     settings = VoiceSettings(spk.voice, rate, pitch, pitch_range, int(rng.integers(80, 131)))
-    text, ssml = form.format(item.label), form.startswith("<")
+    text, ssml = form.format(item.text or item.label), form.startswith("<")
     audio, native = get_engine().synthesize(text, settings, ssml, seed=int(rng.integers(2**31)))
     voiced = np.flatnonzero(np.abs(audio) > 1e-3)
     audio = audio[voiced[0] : voiced[-1] + 1] if voiced.size else audio
@@ -263,12 +285,17 @@ def generate_demo_data(
     seed: int = 42,
     progress: ProgressFn = no_progress,
     workers: int = 2,
+    unknown: int | None = None,
+    near_misses: tuple[str, ...] = NEAR_MISSES,
 ) -> DemoSummary:
     """Write the demo recordings into ``input_dir``; existing files are kept untouched."""
-    if per_label < 1 or speakers < 1:
-        raise ValueError(f"per_label ({per_label}) and speakers ({speakers}) must be >= 1")
+    if per_label < 1 or speakers < 1 or (unknown is not None and unknown < 0):
+        raise ValueError(
+            f"per_label ({per_label}) and speakers ({speakers}) must be >= 1, "
+            f"unknown ({unknown}) >= 0"
+        )
     started, input_dir = time.perf_counter(), Path(input_dir)
-    plan = plan_demo_files(per_label, speakers, seed)
+    plan = plan_demo_files(per_label, speakers, seed, unknown, near_misses)
     # temp files a killed run left: only those named after our own files
     ours = {f"{Path(item.relpath).parent}/.{Path(item.relpath).name}" for item in plan}
     for entry in input_dir.rglob(f".*{TMP_MARK}*") if input_dir.is_dir() else ():

@@ -2,9 +2,13 @@
 
 The rules (docs/ARCHITECTURE.md "Speakers and labels"), for paths relative to data/input:
 
-- A folder whose name starts with ``_`` is not a label. Recordings under one with "noise" in
-  its name (Speech Commands' ``_background_noise_``) are noise for the training augmentation;
+- A folder whose name starts with ``_`` is not a word. Recordings under ``_unknown_`` (any
+  case, any layout below it) are unknown speech, the class ``_unknown_``
+  (:mod:`kwsops.keywords`). Recordings under one with "noise" in its name (Speech Commands'
+  ``_background_noise_``) are noise for the training augmentation and the ``_silence_`` class;
   recordings under any other are listed as not under a label.
+- With ``[Preprocess] labels`` and ``unknown_words = true`` (Speech Commands' convention), a
+  recording in a folder the list does not name is unknown speech too.
 - ``testing_list.txt`` and ``validation_list.txt`` name the official split, one path per line,
   relative to the list's own folder (Speech Commands keeps them at its root).
 - The label folder. With ``[Preprocess] labels``: the deepest folder on the path that names a
@@ -36,6 +40,7 @@ from pathlib import Path, PurePosixPath
 
 from kwsops import exitcodes
 from kwsops.config import AUDIO_EXTENSIONS, WHATSAPP_DIR, LayoutSettings
+from kwsops.keywords import UNKNOWN
 from kwsops.text import one_line
 
 CONTAINER_NAMES = frozenset({WHATSAPP_DIR.casefold()})
@@ -198,7 +203,7 @@ def _refuse_ambiguous(places: dict[str, Placement]) -> None:
     """LayoutError when one label name sits in two different folders at the same depth."""
     parents: dict[tuple[str, int], dict[str, str]] = {}
     for place in places.values():
-        if not place.label:
+        if not place.label or place.label == UNKNOWN:
             continue
         above = [p for p in place.folder.split("/")[:-1] if p.casefold() not in CONTAINER_NAMES]
         key = (place.label.casefold(), len(above))
@@ -242,12 +247,20 @@ def plan_layout(
         if special is not None:
             if NOISE_WORD in special.casefold():
                 places[rel] = Placement("noise")
+            elif special.casefold() == UNKNOWN:
+                folder = "/".join(folders[: folders.index(special) + 1])
+                speaker = speaker_of(rel, pattern)
+                places[rel] = Placement("recording", UNKNOWN, folder, speaker, split.get(rel, ""))
             else:
                 reason = f"not a label: folder {special} starts with _"
                 places[rel] = Placement("recording", reason=one_line(reason))
             continue
         index = _label_index(folders, holders, listed)
         speaker = speaker_of(rel, pattern)
+        if index is None and listed and folders and settings.unknown_words:
+            where = "/".join(folders)
+            places[rel] = Placement("recording", UNKNOWN, where, speaker, split.get(rel, ""))
+            continue
         if index is None:
             reason = "no label folder"
             if listed and folders:
@@ -259,13 +272,18 @@ def plan_layout(
     if not listed:
         _refuse_ambiguous(places)
     # display names: the listed spelling, else the first met top down (shallower, then by name)
-    found = sorted((p.folder.count("/"), p.folder, p.label) for p in places.values() if p.label)
+    found = sorted(
+        (p.folder.count("/"), p.folder, p.label)
+        for p in places.values()
+        if p.label and p.label != UNKNOWN
+    )
+    display[UNKNOWN] = UNKNOWN
     for _, _, written in found:
         key = written.casefold()
         display.setdefault(key, listed.get(key, written))
         spellings.setdefault(key, set()).add(written)
     for rel, place in places.items():
-        if place.label:
+        if place.label and place.label != UNKNOWN:
             places[rel] = replace(place, label=display[place.label.casefold()])
     for rel in ordered:
         if rel in lists:

@@ -2,7 +2,10 @@
 
 ``preprocess`` writes ``<output_dir>/<Label>/<name>.wav``, the background-noise recordings
 whole at the clip sample rate in ``<output_dir>/_noise/``, and ``<output_dir>/manifest.csv``
-(docs/ARCHITECTURE.md). Which file is what comes from :mod:`kwsops.audio.layout`. It never
+(docs/ARCHITECTURE.md). Unknown speech (``_unknown_``) longer than a clip, a sentence, is cut
+into clip-length pieces, one manifest row each; ``_silence_`` clips are pieces of the
+background noise plus generated noise (:mod:`kwsops.audio.silence`), as many generated as the
+median word has clips. Which file is what comes from :mod:`kwsops.audio.layout`. It never
 fails on a bad recording: each one gets a one-line reason. Files are shared out to a process
 pool; every clip depends only on its file, the settings and the seed, so the output bytes do
 not depend on the number of workers.
@@ -41,8 +44,10 @@ from kwsops.audio.manifest import (
     reason_kind,
     write_manifest,
 )
+from kwsops.audio.silence import GENERATED_SOURCE, generated_noise, noise_pieces
 from kwsops.config import AudioSettings, LayoutSettings
 from kwsops.entries import classify, walk
+from kwsops.keywords import SILENCE, UNKNOWN, is_word
 from kwsops.procs import die_with_parent
 from kwsops.progress import ProgressFn, no_progress
 from kwsops.text import one_line
@@ -168,33 +173,97 @@ def _noise_pcm(mono: np.ndarray, rate_in: int, settings: AudioSettings) -> np.nd
     return np.clip(np.rint(audio * 32767.0), -32768, 32767).astype(np.int16)
 
 
-def _process(job: _Job, rel: str, place: Placement) -> ManifestRow:
+def _pieces(audio: np.ndarray, job: _Job, rel: str) -> list[tuple[np.ndarray, float]]:
+    """Unknown speech longer than a clip (a sentence), at the clip rate, cut into consecutive
+    clip-length pieces, each shaped like a clip; a piece with nothing in it is left out."""
+    settings, samples = job.settings, job.settings.clip_samples
+    rng, out = clip_rng(job.seed, rel), []
+    for start in range(0, max(1, len(audio) - samples // 4), samples):
+        try:
+            out.append(
+                shape_clip(audio[start : start + samples], settings.sample_rate, settings, rng)
+            )
+        except AudioError:
+            continue
+    if not out:
+        raise AudioError("silent: no piece holds sound")
+    return out
+
+
+def _clips(job: _Job, rel: str, place: Placement, mono: np.ndarray, rate_in: int):
+    """(label folder, [(pcm, seconds kept)]) of one decoded recording."""
+    settings = job.settings
+    if place.kind == "noise":
+        pcm = _noise_pcm(mono, rate_in, settings)
+        return NOISE_DIR, [(pcm, len(pcm) / settings.sample_rate)]
+    if place.label == UNKNOWN and len(mono) > settings.clip_seconds * rate_in:
+        audio = resample(mono - mono.mean(dtype=np.float64).astype(np.float32), rate_in,
+                         settings.sample_rate)  # fmt: skip
+        return UNKNOWN, _pieces(audio, job, rel)
+    return place.label or "", [shape_clip(mono, rate_in, settings, clip_rng(job.seed, rel))]
+
+
+def _process(job: _Job, rel: str, place: Placement) -> list[ManifestRow]:
     noise = place.kind == "noise"
     info: dict = {}
     try:
-        limit = {"max_seconds": MAX_NOISE_SECONDS} if noise else {}
+        long = noise or place.label == UNKNOWN
+        limit = {"max_seconds": MAX_NOISE_SECONDS} if long else {}
         mono, rate_in, channels_in, duration_in = decode(job.input_dir / rel, **limit)
         info = {"sample_rate_in": rate_in, "channels_in": channels_in, "duration_in": duration_in}
-        if noise:
-            pcm = _noise_pcm(mono, rate_in, job.settings)
-            duration_out = len(pcm) / job.settings.sample_rate
-        else:
-            pcm, duration_out = shape_clip(mono, rate_in, job.settings, clip_rng(job.seed, rel))
+        folder, clips = _clips(job, rel, place, mono, rate_in)
     except AudioError as exc:
-        return _row(rel, place, "rejected", exc.reason, **info)
+        return [_row(rel, place, "rejected", exc.reason, **info)]
     except OSError as exc:
-        return _row(
-            rel, place, "rejected", f"unreadable: {exc.strerror or type(exc).__name__}", **info
-        )
+        reason = f"unreadable: {exc.strerror or type(exc).__name__}"
+        return [_row(rel, place, "rejected", reason, **info)]
     except Exception as exc:  # a bad recording must never stop the run
         reason = _sanitise(f"error: {type(exc).__name__}: {exc}", job)
-        return _row(rel, place, "rejected", reason, **info)
-    output = output_name(rel, NOISE_DIR if noise else place.label or "")
+        return [_row(rel, place, "rejected", reason, **info)]
+    rows = []
+    for index, (pcm, duration_out) in enumerate(clips):
+        output = output_name(rel, folder)
+        if len(clips) > 1:
+            output = output.removesuffix(".wav") + f"-p{index:03d}.wav"
+        _write_clip(job, output, pcm)
+        status = "noise" if noise else "kept"
+        rows.append(_row(rel, place, status, output=output, duration_out=duration_out, **info))
+    if noise:  # the recording's pieces are also windows of nothing said
+        rows += _silence_rows(job, rel, mono, rate_in, info)
+    return rows
+
+
+def _write_clip(job: _Job, output: str, pcm: np.ndarray) -> None:
     target = job.output_dir / output
     target.parent.mkdir(parents=True, exist_ok=True)
     write_wav(target, pcm, job.settings.sample_rate)  # a failed write is the run's error
-    status = "noise" if noise else "kept"
-    return _row(rel, place, status, output=output, duration_out=duration_out, **info)
+
+
+def _to_pcm(audio: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(audio * 32767.0), -32768, 32767).astype(np.int16)
+
+
+def _silence_rows(job: _Job, rel: str, mono: np.ndarray, rate_in: int, info: dict):
+    audio = resample(mono - mono.mean(dtype=np.float64).astype(np.float32), rate_in,
+                     job.settings.sample_rate)  # fmt: skip
+    place, rows = Placement("recording", SILENCE, SILENCE), []
+    samples = job.settings.clip_samples
+    for index, piece in enumerate(noise_pieces(audio, samples, job.seed, rel)):
+        output = output_name(rel, SILENCE).removesuffix(".wav") + f"-p{index:03d}.wav"
+        _write_clip(job, output, _to_pcm(piece))
+        rows.append(_row(rel, place, "kept", output=output, **info))
+    return rows
+
+
+def generated_silence(job: _Job, count: int) -> list[ManifestRow]:
+    """``count`` generated ``_silence_`` clips (:mod:`kwsops.audio.silence`)."""
+    place, rows = Placement("recording", SILENCE, SILENCE), []
+    for index in range(count):
+        source = GENERATED_SOURCE.format(class_=SILENCE, index=index)
+        output = f"{SILENCE}/generated-{index:04d}.wav"
+        _write_clip(job, output, _to_pcm(generated_noise(index, job.settings, job.seed)))
+        rows.append(_row(source, place, "kept", output=output))
+    return rows
 
 
 _WORKER_JOB: _Job | None = None
@@ -215,13 +284,13 @@ def _init_worker(job: _Job) -> None:
     shape_clip(warm + 1e-3 * rng.standard_normal(8000).astype(np.float32), 8000, job.settings)
 
 
-def _prepare(job: _Job, rel: str, place: Placement) -> ManifestRow:
-    """The file's row: decided without decoding (a list, a rejected entry), else processed."""
+def _prepare(job: _Job, rel: str, place: Placement) -> list[ManifestRow]:
+    """The file's rows: decided without decoding (a list, a rejected entry), else processed."""
     row = _check(job.input_dir, rel, place)
-    return row if row is not None else _process(job, rel, place)
+    return [row] if row is not None else _process(job, rel, place)
 
 
-def _prepare_in_worker(item: tuple[str, Placement]) -> ManifestRow:
+def _prepare_in_worker(item: tuple[str, Placement]) -> list[ManifestRow]:
     assert _WORKER_JOB is not None
     return _prepare(_WORKER_JOB, *item)
 
@@ -270,13 +339,14 @@ def preprocess(
         else:
             chunk = max(1, min(16, total // (workers * 8)))
             results = pool.map(_prepare_in_worker, todo, chunksize=chunk)
-        for row in results:
-            rows.append(row)
-            progress(len(rows), total, row.source)
+        for done, found in enumerate(results, 1):
+            rows += found
+            progress(done, total, found[0].source)
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
-    rows.sort(key=lambda row: row.source)
+    rows += generated_silence(job, silence_count(rows))
+    rows.sort(key=lambda row: (row.source, row.output or ""))
     outputs = [row.output for row in rows if row.output]
     if len(set(outputs)) != len(outputs):
         raise RuntimeError("two inputs mapped to the same output name; rename one of them")
@@ -284,6 +354,13 @@ def preprocess(
     summary = _summarise(rows, time.perf_counter() - started)
     merged = {label: others for label, others in plan.merged.items() if label in summary.labels}
     return replace(summary, merged_spellings=merged, split_lists=plan.lists)
+
+
+def silence_count(rows: list[ManifestRow]) -> int:
+    """Generated ``_silence_`` clips to add: as many as the median word has (a class about
+    the size of a word; the recorded noise pieces come on top)."""
+    counts = Counter(row.label for row in rows if row.kept and row.label and is_word(row.label))
+    return int(np.median(list(counts.values()))) if counts else 0
 
 
 def _summarise(rows: list[ManifestRow], seconds: float) -> PreprocessSummary:

@@ -45,6 +45,14 @@ def cmd_init(args: argparse.Namespace) -> int:
     return exitcodes.OK
 
 
+def unknown_options(args: argparse.Namespace) -> dict:
+    """The unknown-speech options of ``demo-data`` and ``demo``, for generate_demo_data."""
+    options = {"unknown": args.unknown}
+    if args.near_misses:
+        options["near_misses"] = args.near_misses
+    return options
+
+
 def cmd_demo_data(args: argparse.Namespace) -> int:
     from rich.progress import Progress
 
@@ -63,6 +71,7 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
             speakers=args.speakers,
             seed=args.data_seed,
             progress=update,
+            **unknown_options(args),
         )
     if not args.quiet:
         console.print(
@@ -158,6 +167,22 @@ def build_parser() -> argparse.ArgumentParser:
         )
         p.add_argument(
             "--speakers", type=int, default=16, metavar="N", help="synthetic speakers (default: 16)"
+        )
+        p.add_argument(
+            "--unknown",
+            type=int,
+            default=None,
+            metavar="N",
+            help="recordings of unknown speech: other words, near misses, sentences "
+            "(default: twice --per-label; 0: none)",
+        )
+        p.add_argument(
+            "--near-misses",
+            type=lambda text: tuple(w.strip() for w in text.split(",") if w.strip()),
+            default=None,
+            metavar="WORDS",
+            help="comma-separated near misses of the words to say as unknown speech "
+            "(default: a built-in list, kwsops/audio/demo_texts.py)",
         )
 
     p = sub.add_parser("demo-data", help="synthesise the demo recordings into data/input")

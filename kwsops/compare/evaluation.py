@@ -21,7 +21,9 @@ import numpy as np
 import torch
 
 from kwsops.compare import breakdown
+from kwsops.compare.spotting import spotting_summary
 from kwsops.config import FeatureSettings, resolve_threads
+from kwsops.keywords import DEFAULT_BUDGET, is_word
 from kwsops.ml.features import SpecSplit, log_mel
 from kwsops.ml.store import FeatureStore
 
@@ -262,16 +264,41 @@ def flat_params(meta: dict) -> dict:
 
 
 def evaluate_models(
-    paths: list[Path], split: SpecSplit, output_dir: Path, n_boot: int = N_BOOT, seed: int = SEED
+    paths: list[Path],
+    split: SpecSplit,
+    output_dir: Path,
+    n_boot: int = N_BOOT,
+    seed: int = SEED,
+    budget: float = DEFAULT_BUDGET,
 ) -> dict:
     """Score the fold models in ``paths`` on ``split`` (the test clips); a JSON-able dict.
-    Inference uses ``$KWSOPS_TORCH_THREADS`` threads (default: every core), as training does."""
+    Inference uses ``$KWSOPS_TORCH_THREADS`` threads (default: every core), as training does.
+    Accuracy is on the word clips; ``spotting`` has the spotter figures at the threshold for
+    ``budget`` false alarms per hour (:mod:`kwsops.compare.spotting`)."""
     with torch_threads(resolve_threads()):
-        return _evaluate_models(paths, split, output_dir, n_boot, seed)
+        return _evaluate_models(paths, split, output_dir, n_boot, seed, budget)
+
+
+def _word_accuracy(scores: dict, fold_probs: list[np.ndarray], y_true: np.ndarray,
+                   label_names: list[str], n_boot: int, seed: int) -> None:  # fmt: skip
+    """Accuracy (and the ensemble's) on the word clips only: _unknown_ and _silence_ clips
+    are the spotter's business (its miss and false-alarm rates), not the words' accuracy."""
+    words = np.array([is_word(label_names[i]) for i in y_true], dtype=bool)
+    if words.all() or not words.any():
+        return
+    on_words = score_folds([p[words] for p in fold_probs], y_true[words], label_names, n_boot, seed)
+    for key in ("accuracy", "ensemble_accuracy", "ensemble_correct"):
+        scores[key] = on_words[key]
+    scores["accuracy_on"] = "words"
+
+
+def _clip_seconds(split: SpecSplit) -> float:
+    settings = split.feature_settings
+    return (split.features.shape[2] - 1) * settings.hop_length / settings.sample_rate
 
 
 def _evaluate_models(
-    paths: list[Path], split: SpecSplit, output_dir: Path, n_boot: int, seed: int
+    paths: list[Path], split: SpecSplit, output_dir: Path, n_boot: int, seed: int, budget: float
 ) -> dict:
     from kwsops.ml.model import count_parameters, load_model, predict_proba
 
@@ -290,9 +317,14 @@ def _evaluate_models(
         metas.append(meta)
     y_true = split.labels.numpy()
     scores = score_folds(fold_probs, y_true, split.label_names, n_boot, seed)
+    _word_accuracy(scores, fold_probs, y_true, split.label_names, n_boot, seed)
     sources = split.sources or split.ids
+    folder = Path(paths[0]).parent.parent
+    spot = spotting_summary(fold_probs, y_true, split.label_names, _clip_seconds(split), folder,
+                            budget)  # fmt: skip
     return {
         **scores,
+        "spotting": spot,
         "per_speaker": breakdown.per_speaker(fold_probs, y_true, split.speakers),
         "misclassified": breakdown.misclassified(
             fold_probs, y_true, split.label_names, split.speakers, sources, split.ids

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from kwsops.audio.layout import speakers_phrase
 from kwsops.compare.breakdown import SHOWN
+from kwsops.compare.spotting import miss_text, section_lines
 from kwsops.text import escape_md, md_url, plot_text, plural
 
 CI = "95 % CI"
@@ -146,9 +147,14 @@ def summary_section(data: dict) -> list[str]:
     names = short_names([rev["spec"] for rev in data["revisions"]])
     header = ["rank", "revision", f"accuracy ({CI})", "macro F1", "ensemble acc."]
     header += ["ms/clip", "parameters", "file", "vs best"]
+    budget = next((r["spotting"]["budget"] for r in data["revisions"] if r.get("spotting")), None)
+    if budget is not None:  # the spotter's figure beside the accuracy on the words
+        header.insert(3, f"miss @ {budget:g} FA/h")
     rows = []
     for rev in data["revisions"]:
         row = [str(rev["rank"]), escape_md(names[rev["spec"]]), with_ci(rev["accuracy"])]
+        if budget is not None:
+            row.append(miss_text(rev))
         row += [pct(rev["macro_f1"]["mean"]), pct(rev["ensemble_accuracy"]["mean"])]
         row += [f"{rev['latency_ms']:.2f}", human_count(rev["parameters"])]
         row += [human_bytes(rev["file_bytes"]), p_text(rev.get("paired"))]
@@ -157,7 +163,8 @@ def summary_section(data: dict) -> list[str]:
         f"**{escape_md(names[rev['spec']])}** = {escape_md(display_name(rev['spec']), 400)}"
         for rev in data["revisions"]
     )
-    return ["## Summary", "", *_table(header, rows, "rllrrrrrl"), f"Revisions: {legend}.", ""]
+    align = "rllrrrrrrl" if budget is not None else "rllrrrrrl"
+    return ["## Summary", "", *_table(header, rows, align), f"Revisions: {legend}.", ""]
 
 
 def params_section(data: dict) -> list[str]:
@@ -317,6 +324,11 @@ def render_markdown(data: dict) -> str:
         f"{method['latency_repeats']} runs. File: one fold's model file."
     )
     lines.append("")
+    names = {
+        spec: escape_md(name)
+        for spec, name in short_names([r["spec"] for r in data["revisions"]]).items()
+    }
+    lines += section_lines(data["revisions"], names, data.get("plots", {}).get("det"))
     task = data.get("validation_task") or {}
     if task.get("task_id"):
         link = (

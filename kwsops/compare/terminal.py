@@ -37,6 +37,7 @@ from kwsops.compare.markdown import (
     split_sentence,
     with_ci,
 )
+from kwsops.compare.spotting import DET_BUDGETS, miss_text, rate_text
 from kwsops.text import clean_text
 
 
@@ -89,6 +90,9 @@ def summary_table(data: dict) -> Table:
     table.add_column("#", justify="right")
     table.add_column("revision", no_wrap=True, style="bold")
     table.add_column(f"acc %\n{CI}", justify="right", no_wrap=True)
+    budget = next((r["spotting"]["budget"] for r in data["revisions"] if r.get("spotting")), None)
+    if budget is not None:  # the spotter's figure beside the accuracy on the words
+        table.add_column(f"miss\n@{budget:g}/h", justify="right")
     table.add_column("F1 %", justify="right")
     table.add_column("ens.\nacc %", justify="right")
     table.add_column("ms/\nclip", justify="right")
@@ -102,6 +106,7 @@ def summary_table(data: dict) -> Table:
             str(rev["rank"]),
             _t(names[rev["spec"]]),
             f"{pct(acc['mean'])}\n{pct(acc['low'])}–{pct(acc['high'])}",
+            *([miss_text(rev)] if budget is not None else []),
             pct(rev["macro_f1"]["mean"]),
             pct(rev["ensemble_accuracy"]["mean"]),
             f"{rev['latency_ms']:.2f}",
@@ -276,7 +281,41 @@ def comparison_view(data: dict) -> RenderableType:
     differing = data.get("differing_params") or []
     views = [revision_view(rev, test["labels"], differing) for rev in data["revisions"]]
     diff = params_table(data)
-    return Group(intro, summary_table(data), *([diff] if diff else []), *views)
+    spot = spotting_view(data)
+    return Group(intro, summary_table(data), *([diff] if diff else []), *spot, *views)
+
+
+def spotting_view(data: dict) -> list[RenderableType]:
+    """The spotter's figures and the DET curve as text tables (none without them)."""
+    shown = [rev for rev in data["revisions"] if rev.get("spotting")]
+    if not shown:
+        return []
+    names = short_names([rev["spec"] for rev in data["revisions"]])
+    first = shown[0]["spotting"]
+    table = Table(title=f"Spotting: threshold for {first['budget']:g} false alarm(s)/h "
+                  "(out of fold); test negatives, clip level, 95 % Poisson CI",
+                  box=box.SIMPLE_HEAD, title_justify="left")  # fmt: skip
+    table.add_column("revision", style="bold", no_wrap=True)
+    table.add_column("threshold", justify="right")
+    table.add_column("miss %", justify="right")
+    table.add_column("false alarms", overflow="fold")
+    for rev in shown:
+        spot = rev["spotting"]
+        table.add_row(_t(names[rev["spec"]]), f"{spot['threshold']:.3f}",
+                      miss_text(rev), _t(rate_text(spot["at_budget"])))  # fmt: skip
+    det = Table(title="DET curve (test split): miss % at most N false alarms/h",
+                box=box.SIMPLE_HEAD, title_justify="left")  # fmt: skip
+    det.add_column("FA/h ≤", justify="right")
+    for rev in shown:
+        det.add_column(_t(names[rev["spec"]]), justify="right")
+    for i, budget in enumerate(DET_BUDGETS):
+        cells = []
+        for rev in shown:
+            rows = rev["spotting"].get("det_text") or []
+            miss = rows[i]["miss_rate"] if i < len(rows) else None
+            cells.append("–" if miss is None else pct(miss))
+        det.add_row(f"{budget:g}", *cells)
+    return [table, det]
 
 
 def print_report(path: Path, console: Console) -> None:

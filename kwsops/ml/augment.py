@@ -1,7 +1,8 @@
 """Spectrogram-domain augmentation, batched, seeded, each part switchable by name for ablations.
 
 Everything works on natural-log mel power ``[B, n_mels, frames]`` before the model's per-clip
-normalisation. Order: gain -> eq (microphone colour, band limits) -> reverb -> noise -> time
+normalisation. Order: edge cuts and context (:mod:`kwsops.ml.windows`: windows like the
+detector's, on the clean clip) -> gain -> eq (microphone colour, band limits) -> reverb -> noise -> time
 shift / speed / pitch (one resampling grid) -> time and frequency masks -> mixup. Gain is an
 offset in the log domain; after per-clip normalisation it only matters through the log floor and
 the noise it is mixed with, which is the point: the model must not care about loudness.
@@ -17,10 +18,14 @@ import torch
 import torch.nn.functional as F
 
 from kwsops.config import FeatureSettings
+from kwsops.keywords import UNKNOWN, is_word
 from kwsops.ml.features import LOG_FLOOR, log_mel
 from kwsops.ml.store import FeatureStore, Rows, mean_power
+from kwsops.ml.windows import edge_cuts, in_context
 
 AUGMENTATIONS: tuple[str, ...] = (
+    "edge_cut",
+    "context",
     "gain",
     "eq",
     "reverb",
@@ -40,6 +45,8 @@ _DB_TO_LOG = math.log(10) / 10  # power dB -> natural log
 class AugmentSettings:
     """Which augmentations run and how strong they are; ``.without(name)`` for an ablation."""
 
+    edge_cut: bool = True
+    context: bool = True
     gain: bool = True
     eq: bool = True
     reverb: bool = True
@@ -68,6 +75,11 @@ class AugmentSettings:
     freq_masks: int = 2
     freq_mask_fraction: float = 0.15  # max width of one mask, share of the mel bins
     mixup_alpha: float = 0.3
+    # a word's windows at a stream's hop: about one in six holds most of it cut off (unknown)
+    edge_cut_prob: float = 0.15
+    cut_fraction: tuple[float, float] = (0.5, 0.95)  # of the word beyond the edge
+    context_prob: float = 0.4  # words amid other speech
+    context_db: tuple[float, float] = (-12.0, 3.0)  # the other speech against the word
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -200,9 +212,14 @@ class Augmenter:
         features: FeatureSettings,
         bank: torch.Tensor | None = None,
         seed: int = 0,
+        label_names: list[str] | None = None,
     ):
         self.settings = settings
         self.n_classes = n_classes
+        names = list(label_names or [])
+        # windows like the detector's need unknown speech to cut words into and to mix in
+        self.unknown = names.index(UNKNOWN) if UNKNOWN in names else None
+        self.words = torch.tensor([is_word(name) for name in names], dtype=torch.bool)
         self.features = features
         self.centres = mel_centres(features)  # Hz, float64
         self.bank = bank
@@ -226,6 +243,8 @@ class Augmenter:
             raise ValueError(
                 f"features have {n_mels} mel bands, settings say {self.features.n_mels}"
             )
+        if self.unknown is not None and (s.edge_cut or s.context):
+            x, y = self._windows(x, y)
         if s.gain:
             offset = (2 * self._rand(batch) - 1) * s.gain_db * _DB_TO_LOG * self._chosen(batch)
             x = (x + offset.to(x.device)[:, None, None]).clamp_min(_LOG_FLOOR)
@@ -245,6 +264,24 @@ class Augmenter:
             x = self._masks(x)
         if s.mixup:
             return self._mixup(x, y)
+        return x, y
+
+    def _windows(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Edge cuts and context (:mod:`kwsops.ml.windows`) on the batch's word clips."""
+        s, batch = self.settings, x.shape[0]
+        word = self.words.to(y.device)[y]
+        if s.context:
+            pool = torch.nonzero(y == self.unknown).flatten()
+            chosen = (self._rand(batch) < s.context_prob).to(x.device) & word
+            pick = torch.randint(max(1, len(pool)), (batch,), generator=self.gen)
+            level = self._uniform(batch, *s.context_db).to(x.device)
+            if len(pool):
+                x = in_context(x, chosen, x[pool[pick.to(pool.device)]], level)
+        if s.edge_cut:
+            chosen = (self._rand(batch) < s.edge_cut_prob).to(x.device) & word
+            fraction = self._uniform(batch, *s.cut_fraction).to(x.device)
+            to_left = (self._rand(batch) < 0.5).to(x.device)
+            x, y = edge_cuts(x, y, chosen, fraction, to_left, self.unknown)
         return x, y
 
     def _eq_curve(self, batch: int) -> torch.Tensor:

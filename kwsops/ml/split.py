@@ -21,6 +21,7 @@ import numpy as np
 from kwsops import exitcodes
 from kwsops.audio.layout import CONTAINER_NAMES
 from kwsops.config import SplitSettings
+from kwsops.keywords import is_word
 from kwsops.ml.holdout import Holdout, NoHoldoutError, choose_holdout
 
 FIX_LABELS = (
@@ -95,7 +96,7 @@ def check_labels(clips: Clips, expected: Sequence[str], folds: int) -> None:
             f"[Preprocess] labels lists {_names(missing)}, but no kept recording is in such a "
             "folder: add recordings of it under data/input/, or remove it from the list"
         )
-    if len(clips.label_names) < 2:
+    if len([name for name in clips.label_names if is_word(name)]) < 2:
         raise DataCheckError(_one_label(clips))
     check_clips_for_folds({name: counts[i] for i, name in enumerate(clips.label_names)}, folds)
 
@@ -116,7 +117,20 @@ def check_clips_for_folds(clips_per_label: dict[str, int], folds: int) -> None:
 
 
 def _one_label(clips: Clips) -> str:
-    name, folder = clips.label_names[0], clips.folders[0] if clips.folders else ""
+    words = [i for i, name in enumerate(clips.label_names) if is_word(name)]
+    if not words:
+        return f"no word found, only {_names(clips.label_names)}; {FIX_LABELS}"
+    mine = [k for k, label in enumerate(clips.labels.tolist()) if label == words[0]]
+    clips = Clips(
+        labels=clips.labels[mine],
+        label_names=clips.label_names,
+        speakers=[clips.speakers[k] for k in mine],
+        ids=[clips.ids[k] for k in mine],
+        official=[clips.official[k] for k in mine],
+        folders=[clips.folders[k] for k in mine],
+        sources=[clips.sources[k] for k in mine],
+    )
+    name, folder = clips.label_names[words[0]], clips.folders[0] if clips.folders else ""
     where = f" from {folder}/" if folder and len(set(clips.folders)) == 1 else ""
     cause = f"only one label found ({name}, {len(clips)} clips{where}); a model needs at least 2"
     depth = folder.count("/") + 1
@@ -180,6 +194,7 @@ def plan_split(clips: Clips, settings: SplitSettings, lists: Sequence[str] = ())
     if (official == test_mark).any():
         test = index[official == test_mark]
         train = index[official != test_mark]
+        test, train = _unlisted_non_words(clips, settings, official, test, train)
         named = ", ".join(n for n in lists if test_mark in n) or f"{test_mark}_list.txt"
         plan = SplitPlan(train, test, "official", named)
     elif len(known) >= 2:
@@ -201,6 +216,29 @@ def _group_names(clips: Clips, groups: np.ndarray) -> list[str]:
     """Each group's name in the order of its number: its speaker, or its clip's id."""
     first = {int(g): n for n, g in reversed(list(enumerate(groups.tolist())))}
     return [clips.speakers[first[g]] or clips.ids[first[g]] for g in sorted(first)]
+
+
+def _unlisted_non_words(
+    clips: Clips, settings: SplitSettings, official: np.ndarray, test: np.ndarray, train: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """An official split's lists name recordings, not the ``_silence_`` clips Preprocess makes
+    (nor unknown speech added beside them): a class the lists leave wholly in train gives the
+    test split its share, held out clip by clip (by speaker where named)."""
+    for k, name in enumerate(clips.label_names):
+        members = np.flatnonzero((clips.labels == k) & (official == ""))
+        if (
+            is_word(name)
+            or len(members) < 2
+            or np.isin(np.flatnonzero(clips.labels == k), test).any()
+        ):
+            continue
+        groups = speaker_groups(
+            [clips.speakers[i] for i in members], [clips.ids[i] for i in members]
+        )
+        _, held = holdout_indices(np.zeros(len(members), dtype=np.int64), groups, settings)
+        test = np.sort(np.concatenate([test, members[held]]))
+        train = np.setdiff1d(train, members[held])
+    return test, train
 
 
 def _single_speaker_labels(clips: Clips, groups: np.ndarray) -> None:

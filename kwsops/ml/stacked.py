@@ -275,7 +275,14 @@ def _new_fold(
         else:
             dropout_gen.manual_seed(seed)
         bank = fold_noise_bank(data, train_idx, seed, recorded)
-        augmenter = Augmenter(augment, n_classes, data.feature_settings, bank.to(device), seed=seed)
+        augmenter = Augmenter(
+            augment,
+            n_classes,
+            data.feature_settings,
+            bank.to(device),
+            seed=seed,
+            label_names=data.label_names,
+        )
         order_gen = torch.Generator().manual_seed(seed)
         optimizer, schedule = new_optimizer(model, settings, len(train_idx))
     return _Fold(

@@ -226,7 +226,14 @@ def train_fold(
     with repeatable(seed, threads):
         model = build_model(arch, n_classes, n_mels).to(device)
         bank = fold_noise_bank(data, train_idx, seed, recorded)
-        augmenter = Augmenter(augment, n_classes, data.feature_settings, bank.to(device), seed=seed)
+        augmenter = Augmenter(
+            augment,
+            n_classes,
+            data.feature_settings,
+            bank.to(device),
+            seed=seed,
+            label_names=data.label_names,
+        )
         order_gen = torch.Generator().manual_seed(seed)
         optimizer, schedule = new_optimizer(model, settings, len(train_idx))
         book = EpochBook(settings.patience)

@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kwsops import exitcodes
+from kwsops import exitcodes, keywords
 from kwsops.atomic import atomic_dir, remove_leftovers
 from kwsops.config import AudioSettings, LayoutSettings
 from kwsops.pipeline.result import StageResult
@@ -23,17 +23,22 @@ if TYPE_CHECKING:
     from kwsops.audio.preprocess import PreprocessSummary
 
 AUDIO_SAMPLES = 3
+NO_UNKNOWN = keywords.NO_UNKNOWN
 log = logging.getLogger("kwsops")
 
 
 def summary_line(summary: PreprocessSummary) -> str:
     """The stage's one line: files kept and rejected, labels, speakers, noise, official split."""
     from kwsops.audio.layout import speakers_phrase
+    from kwsops.keywords import UNKNOWN, is_word
 
-    labels = f"{len(summary.labels)} label" + ("" if len(summary.labels) == 1 else "s")
+    words = [label for label in summary.labels if is_word(label)]
+    labels = f"{len(words)} label" + ("" if len(words) == 1 else "s")
+    unknown = summary.kept_per_label.get(UNKNOWN, 0)
     parts = [
         f"{summary.kept} kept, {summary.rejected} rejected",
         f"{labels}, {speakers_phrase(summary.speakers)}",
+        f"{unknown} unknown-speech clips" if unknown else NO_UNKNOWN,
     ]
     if summary.noise:
         parts.append(f"{summary.noise} noise recordings")
@@ -118,7 +123,7 @@ def preprocess_stage(
             waveforms = waveform_examples(ws.output_dir, rows, Path(plots) / "waveforms.png")
             tracker.figure("duration histogram", histogram)
             tracker.figure("sample waveforms", waveforms)
-        kept = [row for row in rows if row.status == "kept"]
+        kept = [row for row in rows if row.kept and (ws.input_dir / row.source).is_file()]
         for index, row in enumerate(kept[:AUDIO_SAMPLES]):
             tracker.audio("raw", row.label, ws.input_dir / row.source, iteration=index)
             tracker.audio("processed", row.label, ws.output_dir / row.output, iteration=index)

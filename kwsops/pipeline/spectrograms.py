@@ -33,6 +33,7 @@ def spectrogram_stage(
     """Raises :class:`kwsops.ml.split.DataCheckError` (the run exits 4) before any work when
     the clips cannot make a model with ``folds`` folds."""
     from kwsops.audio.layout import speakers_phrase
+    from kwsops.keywords import is_word
     from kwsops.ml.features import make_spectrogram_dataset, spectrogram_examples
     from kwsops.tracking.tracker import stage_task
 
@@ -58,9 +59,12 @@ def spectrogram_stage(
             )
         tracker.artifact("meta", ws.spec_dir / "meta.json")
     speakers = len(set(summary.train_speakers) | set(summary.test_speakers))
+    words = [label for label in summary.labels if is_word(label)]
+    others = [label for label in summary.labels if not is_word(label)]
     detail = (
-        f"{summary.train_count} train, {summary.test_count} test clips; {len(summary.labels)} "
-        f"labels, {speakers_phrase(speakers)}; test split: {summary.split_kind}"
+        f"{summary.train_count} train, {summary.test_count} test clips; {len(words)} "
+        f"labels{' + ' + ', '.join(others) if others else ''}, {speakers_phrase(speakers)}; "
+        f"test split: {summary.split_kind}"
     )
     if summary.share_note:
         detail += f"; {summary.share_note}"
@@ -71,7 +75,7 @@ def spectrogram_stage(
     facts = {
         "train": summary.train_count,
         "test": summary.test_count,
-        "labels": len(summary.labels),
+        "labels": len(words),  # the words; _unknown_ and _silence_ are in the detail
         "speakers": speakers,
         "split": summary.split_kind,
         "split_note": summary.split_note,

@@ -21,12 +21,14 @@ from pathlib import Path
 
 from kwsops.atomic import atomic_dir, atomic_write_json, remove_leftovers
 from kwsops.config import TrainSettings
+from kwsops.keywords import DEFAULT_BUDGET, OPERATING_POINT
 from kwsops.pipeline.result import StageResult
 from kwsops.progress import ProgressFn, no_progress
 from kwsops.stamps import write_stamp
 from kwsops.workspace import Workspace
 
 log = logging.getLogger("kwsops.train")
+OOF_SCORES = "oof_scores.json"  # the training clips' out-of-fold scores, beside the folds
 EpochFn = Callable[[int, dict], None]
 FoldEpochFn = Callable[[int, int, dict], None]  # (fold, epoch, row)
 
@@ -173,10 +175,38 @@ def read_history(path: Path) -> list[dict]:
         ]
 
 
+def keep_operating_point(ws: Workspace, settings: TrainSettings, budget: float) -> dict:
+    """Score the training clips out of fold, keep the scores (``oof_scores.json``) and the
+    operating point chosen on them for ``budget`` (``operating_point.json``) beside the folds."""
+    from kwsops.keywords import write_operating_point
+    from kwsops.ml.oof import out_of_fold_scores
+    from kwsops.ml.spotting import choose_threshold
+
+    batch_dir = ws.batch_dir(settings.batch_size)
+    paths = [
+        fold_dir(ws, settings.batch_size, k) / "model.safetensors" for k in range(settings.folds)
+    ]
+    scores = out_of_fold_scores(ws.spec_dir, paths, settings)
+    atomic_write_json(batch_dir / OOF_SCORES, scores.as_dict())
+    if not scores.negative_hours:  # no _unknown_ nor _silence_: nothing to budget against
+        (batch_dir / OPERATING_POINT).unlink(missing_ok=True)
+        return {}
+    point = choose_threshold(scores, budget)
+    write_operating_point(batch_dir, point)
+    return {"threshold": point.threshold, "miss_rate": point.miss_rate,
+            "negative_minutes": point.negative_minutes, "false_alarms_per_hour": budget}  # fmt: skip
+
+
 def collect_folds_stage(
-    ws: Workspace, key: str, settings: TrainSettings, *, stamp_file: Path
+    ws: Workspace,
+    key: str,
+    settings: TrainSettings,
+    *,
+    stamp_file: Path,
+    budget: float = DEFAULT_BUDGET,
 ) -> StageResult:
-    """Drop folds left from a run with more folds, summarise, log the `train model` task."""
+    """Drop folds left from a run with more folds, summarise, keep the operating point for
+    ``budget`` false alarms per hour, log the `train model` task."""
     from kwsops.ml.training import summarize_folds
     from kwsops.tracking.tracker import stage_task
 
@@ -189,6 +219,7 @@ def collect_folds_stage(
     folds = [fold_dir(ws, settings.batch_size, k) for k in range(settings.folds)]
     fold_metrics = [json.loads((folder / "metrics.json").read_text()) for folder in folds]
     summary = summarize_folds(fold_metrics)
+    operating = keep_operating_point(ws, settings, budget)
     params = settings.as_dict()
     tags = [f"batch_{settings.batch_size}"]
     with stage_task(ws.root, "train model", "training", params, tags=tags) as tracker:
@@ -202,7 +233,10 @@ def collect_folds_stage(
                             title = "loss" if metric == "loss" else "accuracy"
                             tracker.scalar(title, f"fold {k} {split}", row[name], epoch)
             tracker.artifact(f"fold_{k}", folder / "model.safetensors")
-        for name, value in summary.items():
+        for name, value in {
+            **summary,
+            **{f"operating {k}": v for k, v in operating.items()},
+        }.items():
             if isinstance(value, (int, float)):
                 tracker.single(name, value)
     record = {
@@ -210,6 +244,7 @@ def collect_folds_stage(
         "params": params,
         "summary": summary,
         "folds": fold_metrics,
+        "operating_point": operating,
         "clearml_task": tracker.task_id,
         "clearml_mode": tracker.mode,
     }
@@ -223,5 +258,11 @@ def collect_folds_stage(
     )
     if fallback:
         detail += f"; {fallback}"
+    if operating:
+        detail += (
+            f"; threshold {operating['threshold']:.3f} for {budget:g} false alarm(s)/h: "
+            f"{operating['miss_rate']:.1%} words missed out of fold "
+            f"({operating['negative_minutes']:.0f} min of negatives)"
+        )
     facts = {"val_accuracy_mean": mean, "fold_note": fallback, **epochs_fields(ran, settings)}
     return StageResult(detail, {**facts, "task_id": tracker.task_id})

@@ -16,6 +16,7 @@ from pathlib import Path
 from kwsops import exitcodes
 from kwsops.atomic import atomic_dir, atomic_write_json, atomic_write_text, remove_leftovers
 from kwsops.compare.revisions import ResolvedRevision, materialise, trained_batch_sizes
+from kwsops.keywords import DEFAULT_BUDGET, NO_UNKNOWN, UNKNOWN
 from kwsops.pipeline.result import StageResult
 from kwsops.progress import ProgressFn, no_progress
 from kwsops.stamps import digest, file_sha256
@@ -69,7 +70,11 @@ def _slug(text: str) -> str:
 
 
 def compare(
-    ws: Workspace, revisions: list[ResolvedRevision], scratch: Path, progress: ProgressFn
+    ws: Workspace,
+    revisions: list[ResolvedRevision],
+    scratch: Path,
+    progress: ProgressFn,
+    budget: float = DEFAULT_BUDGET,
 ) -> dict:
     """Fetch and score every revision; the comparison dict (ranked, paired tests added)."""
     from kwsops.compare import evaluation as ev
@@ -85,7 +90,7 @@ def compare(
         progress(n, total, f"revision {n + 1}/{total}: fetching {revision.requested}")
         fetched = materialise(ws, revision, scratch / f"rev_{n}")
         progress(n, total, f"revision {n + 1}/{total}: scoring on {len(split)} test clips")
-        scores = ev.evaluate_models(fetched.model_paths, split, ws.output_dir)
+        scores = ev.evaluate_models(fetched.model_paths, split, ws.output_dir, budget=budget)
         scores["unseen"] = ev.unseen_check(scores.pop("trained_on"), split, train_sha)
         scores["history"] = fold_histories(fetched.model_paths)
         results.append({"spec": revision.spec, "requested": revision.requested,
@@ -109,7 +114,8 @@ def compare(
         "best": ranked[0]["spec"],
         "differing_params": ev.differing_params(ranked),
         "revisions": ranked,
-        "notes": unseen_notes(ranked, split),
+        "notes": unseen_notes(ranked, split)
+        + ([NO_UNKNOWN] if UNKNOWN not in split.label_names else []),
         "plots": {},
     }
 
@@ -152,9 +158,12 @@ def test_facts(meta: dict, split) -> dict:
 
 def write_plots(data: dict, folder: Path) -> None:
     from kwsops.compare.markdown import display_name, plot_accuracy, plot_confusion, plot_curves
+    from kwsops.compare.spotting import plot_det
 
     plot_accuracy(data["revisions"], folder / "accuracy.png")
     data["plots"]["accuracy"] = "plots/accuracy.png"
+    if plot_det(data["revisions"], folder / "det.png"):
+        data["plots"]["det"] = "plots/det.png"
     for rev in data["revisions"]:
         slug = f"{rev['rank']}_{_slug(display_name(rev['spec']))}"
         title = f"{display_name(rev['spec'])}: mean over {rev['folds']} folds"
@@ -174,6 +183,8 @@ def _log(tracker, data: dict, plots: Path) -> None:
         tracker.single(f"{name} macro F1", rev["macro_f1"]["mean"])
         tracker.single(f"{name} ensemble accuracy", rev["ensemble_accuracy"]["mean"])
         tracker.single(f"{name} ms per clip", rev["latency_ms"])
+        if rev.get("spotting"):
+            tracker.single(f"{name} miss rate at budget", rev["spotting"]["at_budget"]["miss_rate"])
         if rev.get("paired"):
             tracker.single(f"{name} p vs best", rev["paired"]["p_value"])
     for png in sorted(plots.glob("*.png")):
@@ -223,6 +234,7 @@ def validate_stage(
     stamp_file: Path,
     fail_below: float = 0.0,
     progress: ProgressFn = no_progress,
+    budget: float = DEFAULT_BUDGET,
 ) -> StageResult:
     """Compare ``revisions`` into reports/comparison_versions.{md,json} and reports/plots/."""
     from kwsops.compare.markdown import render_html, render_markdown
@@ -235,11 +247,12 @@ def validate_stage(
     remove_leftovers(ws.reports_dir)
     for stale in ws.state_dir.glob("validate-*"):  # models fetched by a killed Validate
         shutil.rmtree(stale, ignore_errors=True)
-    params = {"revisions": [r.requested for r in revisions], "fail_below": fail_below}
+    params = {"revisions": [r.requested for r in revisions], "fail_below": fail_below,
+              "false_alarms_per_hour": budget}  # fmt: skip
     with stage_task(ws.root, "validation", "testing", params) as tracker:
         scratch = Path(tempfile.mkdtemp(prefix="validate-", dir=ws.state_dir))
         try:
-            data = compare(ws, revisions, scratch, progress)
+            data = compare(ws, revisions, scratch, progress, budget)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         data["notes"] = short_last_notes(revisions) + data["notes"]

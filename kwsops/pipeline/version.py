@@ -223,9 +223,7 @@ def _as_versioned(
     return True
 
 
-def restore_stage(
-    ws: Workspace, target: str, key: str, prefix: str = ""
-) -> StageResult | None:
+def restore_stage(ws: Workspace, target: str, key: str, prefix: str = "") -> StageResult | None:
     """A stage output deleted or damaged in the workspace, back from the DVC cache when the
     cache holds it whole and stamped with ``key``; None when it must be computed."""
     from kwsops.versioning.integrity import restore

@@ -44,6 +44,7 @@ def data_line(state: RunState, run: RunPaths) -> str | None:
     """Clips, labels, speakers and the test split: from this run's MakeSpectrograms, else (the
     stage was up to date) from the workspace's data/spec_ds/meta.json as it is now."""
     from kwsops.audio.layout import speakers_phrase
+    from kwsops.keywords import is_word
 
     made = next(
         (
@@ -64,7 +65,7 @@ def data_line(state: RunState, run: RunPaths) -> str | None:
     else:
         try:  # a run folder is <workspace>/reports/runs/<run-id>
             meta = json.loads((run.root.parents[2] / "data/spec_ds/meta.json").read_text())
-            test, labels = len(meta["test"]["ids"]), len(meta["labels"])
+            test, labels = len(meta["test"]["ids"]), len(list(filter(is_word, meta["labels"])))
             clips = len(meta["train"]["ids"]) + test
             speakers = len({s for s in meta["train"]["speakers"] + meta["test"]["speakers"] if s})
             kind, where = meta["split"].get("kind", ""), " (data/spec_ds now)"

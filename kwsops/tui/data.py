@@ -14,6 +14,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from kwsops.audio.layout import speakers_phrase
+from kwsops.keywords import NO_UNKNOWN
 from kwsops.text import rich_text
 from kwsops.tui import formatting as fmt
 from kwsops.tui.dashboard import set_columns
@@ -85,6 +86,8 @@ def title_text(summary: ManifestSummary) -> Text:
     if summary.lists:
         title.append(" · official split lists")
     title.append(f"  {summary.path.name}", "dim")
+    if summary.kept and not summary.unknown_speech:
+        title.append(f"\n{NO_UNKNOWN}", "yellow")
     for label, others in summary.merged.items():
         title.append("\nmerged: ", "dim").append(rich_text(", ".join(others), limit=400))
         title.append(" → ").append(rich_text(label, limit=60))

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kwsops.audio import manifest
+from kwsops.keywords import UNKNOWN, is_word
 from kwsops.stamps import file_stamp
 
 NO_LABEL = "(no label)"
@@ -67,8 +68,14 @@ class ManifestSummary:
 
     @property
     def label_count(self) -> int:
-        """Labels with kept clips: the labels a model is trained on."""
-        return sum(1 for s in self.labels if s.kept and s.label != NO_LABEL)
+        """Words with kept clips: the labels a model spots (``_unknown_`` and ``_silence_``
+        are trained on too, and listed, but are not words)."""
+        return sum(1 for s in self.labels if s.kept and s.label != NO_LABEL and is_word(s.label))
+
+    @property
+    def unknown_speech(self) -> int:
+        """Kept ``_unknown_`` clips: without them a model calls any speech a word."""
+        return sum(s.kept for s in self.labels if s.label == UNKNOWN)
 
     @property
     def speakers(self) -> int:

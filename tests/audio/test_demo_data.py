@@ -19,9 +19,12 @@ from kwsops.audio.demo_data import (
 )
 from kwsops.audio.espeak import NATIVE_SAMPLE_RATE, ESpeak, ESpeakError, synthesize
 from kwsops.config import AUDIO_EXTENSIONS, DEMO_LABELS, WHATSAPP_DIR
+from kwsops.keywords import UNKNOWN
 
 PER_LABEL, SPEAKERS = 12, 4
-NAME = re.compile(r"^(spk\d{2})__([a-z]+)_(\d{3})\.(wav|flac|ogg|opus|mp3)$")
+NAME = re.compile(r"^(spk\d{2})__([a-z\-]+)_(\d{3})\.(wav|flac|ogg|opus|mp3)$")
+CLASSES = (*DEMO_LABELS, UNKNOWN)
+UNKNOWN_FILES = 2 * PER_LABEL  # unknown speech: twice a word's recordings by default
 
 
 def files_in(folder: Path) -> list[Path]:
@@ -58,16 +61,29 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, DemoSummary, l
 def test_counts_names_and_speakers(demo: tuple[Path, DemoSummary, list]) -> None:
     root, summary, _ = demo
     files = files_in(root)
-    assert len(files) == summary.total_files == summary.written == PER_LABEL * len(DEMO_LABELS)
-    assert summary.per_label == {label: PER_LABEL for label in DEMO_LABELS}
+    total = PER_LABEL * len(DEMO_LABELS) + UNKNOWN_FILES
+    assert len(files) == summary.total_files == summary.written == total
+    assert summary.per_label == {
+        **{label: PER_LABEL for label in DEMO_LABELS},
+        UNKNOWN: UNKNOWN_FILES,
+    }
     on_disk: dict[str, int] = {}
+    kinds: dict[str, int] = {}
     for path in files:
         match = NAME.match(path.name)
         assert match, path.name
         speaker, label, _index, _ext = match.groups()
-        assert label == label_of(path, root)
+        if label_of(path, root) == UNKNOWN:
+            kinds[label] = kinds.get(label, 0) + 1
+        else:
+            assert label == label_of(path, root)
         on_disk[speaker] = on_disk.get(speaker, 0) + 1
     assert on_disk == summary.per_speaker
+    assert kinds == {
+        "word": UNKNOWN_FILES // 3,
+        "near-miss": UNKNOWN_FILES // 3,
+        "sentence": UNKNOWN_FILES // 3,
+    }
     assert sorted(on_disk) == [f"spk{i:02d}" for i in range(1, SPEAKERS + 1)]
     assert sum(summary.per_format.values()) == summary.total_files
 
@@ -89,7 +105,7 @@ def test_container_mix(demo: tuple[Path, DemoSummary, list]) -> None:
     whatsapp = [path for path in infos if path.relative_to(root).parts[0] == WHATSAPP_DIR]
     assert 1 <= len(whatsapp) <= len(infos) * 0.35
     assert all(infos[path].subtype == "OPUS" for path in whatsapp)
-    assert {path.parent.name for path in whatsapp} <= set(DEMO_LABELS)
+    assert {path.parent.name for path in whatsapp} <= set(CLASSES)
 
 
 def test_every_file_decodes_with_speech_over_noise(demo: tuple[Path, DemoSummary, list]) -> None:

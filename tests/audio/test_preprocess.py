@@ -63,6 +63,7 @@ REJECTED = {
     "loose.wav": "no label folder",
     "Whatsapp/loose.opus": "no label folder",
 }
+SILENCE_CLIPS = 3  # generated _silence_ clips: as many as the median word (catch 5, gun 3, rock 1)
 # dot-entries: versioned by DVC like the rest, so listed, each with why it is skipped
 HIDDEN = {
     "catch/.DS_Store": "hidden: '.DS_Store' starts with a dot",
@@ -140,12 +141,15 @@ def zoo(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 def test_every_input_is_listed_once_dot_entries_with_why_they_are_skipped(zoo: dict) -> None:
     rows = zoo["rows"]
-    assert set(rows) == set(GOOD) | set(REJECTED) | set(HIDDEN)
+    # beside the inputs: the generated _silence_ clips, as many as the median word has (3)
+    generated = {source for source in rows if source.startswith("_silence_/generated-")}
+    assert len(generated) == SILENCE_CLIPS
+    assert set(rows) - generated == set(GOOD) | set(REJECTED) | set(HIDDEN)
     for rel, reason in HIDDEN.items():
         row = rows[rel]
         assert (row.status, row.label, row.output) == ("rejected", None, None), rel
         assert row.reason.startswith(reason), (rel, row.reason)
-    assert zoo["summary"].labels == ["catch", "gun", "rock"]
+    assert zoo["summary"].labels == ["_silence_", "catch", "gun", "rock"]  # no " .." label
     assert list(rows) == sorted(rows)
     header = (zoo["root"] / "out2/manifest.csv").read_text().splitlines()[0]
     assert header == ",".join(MANIFEST_COLUMNS)
@@ -182,7 +186,8 @@ def test_kept_clips_have_the_output_format(zoo: dict) -> None:
         assert (loud[-1] - loud[0]) / 16000 == pytest.approx(word, abs=0.12)  # word kept whole
         assert row.duration_out < word + 0.3 < row.duration_in  # silence trimmed
     all_outputs = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.wav"))
-    assert all_outputs == sorted(zoo["rows"][rel].output for rel in GOOD)
+    silence = [f"_silence_/generated-{k:04d}.wav" for k in range(SILENCE_CLIPS)]
+    assert all_outputs == sorted([zoo["rows"][rel].output for rel in GOOD] + silence)
 
 
 def test_whatsapp_merges_and_same_names_stay_distinct(zoo: dict) -> None:
@@ -204,19 +209,22 @@ def test_raw_files_are_never_modified(zoo: dict) -> None:
 
 def test_output_does_not_depend_on_worker_count(zoo: dict) -> None:
     one, two = tree(zoo["root"] / "out1"), tree(zoo["root"] / "out2")
-    assert one == two and len(one) == len(GOOD) + 1
+    assert one == two and len(one) == len(GOOD) + SILENCE_CLIPS + 1
 
 
 def test_summary_and_progress(zoo: dict) -> None:
     summary: PreprocessSummary = zoo["summary"]
-    assert (summary.kept, summary.rejected) == (len(GOOD), len(REJECTED) + len(HIDDEN))
-    assert summary.kept_per_label == {"catch": 5, "gun": 3, "rock": 1}
+    assert (summary.kept, summary.rejected) == (
+        len(GOOD) + SILENCE_CLIPS,
+        len(REJECTED) + len(HIDDEN),
+    )
+    assert summary.kept_per_label == {"_silence_": SILENCE_CLIPS, "catch": 5, "gun": 3, "rock": 1}
     assert summary.rejected_per_label == {"": 2 + len(HIDDEN), "catch": 3, "gun": 3, "rock": 4}
     assert summary.reasons["unreadable"] == 3 and summary.reasons["no label folder"] == 2
     assert summary.reasons["hidden"] == len(HIDDEN)
     assert summary.duration_out.count == len(GOOD)
     assert summary.duration_out.max < summary.duration_in.max
-    assert summary.seconds > 0 and summary.as_dict()["kept"] == len(GOOD)
+    assert summary.seconds > 0 and summary.as_dict()["kept"] == len(GOOD) + SILENCE_CLIPS
     total = len(GOOD) + len(REJECTED) + len(HIDDEN)
     assert zoo["calls"][-1] == (total, total)
     assert [done for done, _ in zoo["calls"]] == sorted(done for done, _ in zoo["calls"])
@@ -309,7 +317,8 @@ def test_the_original_study_with_a_labels_list(tmp_path: Path) -> None:
     listed = tuple(name.lower() for name in STUDY_LABELS)
     summary = preprocess(tmp_path / "input", tmp_path / "out", layout=LayoutSettings(listed),
                          workers=1)  # fmt: skip
-    assert summary.kept_per_label == {name.lower(): n for name, n in per_label.items()}
+    words = {name: n for name, n in summary.kept_per_label.items() if name != "_silence_"}
+    assert words == {name.lower(): n for name, n in per_label.items()}
     rows = {row.source: row for row in read_manifest(tmp_path / "out/manifest.csv")}
     assert (
         rows["ML/Other/x.wav"].reason == "not a label: ML/Other names none of [Preprocess] labels"
@@ -332,4 +341,6 @@ def test_the_manifest_lists_every_file_dvc_versions(zoo: dict, tmp_path: Path) -
         subprocess.run(command, cwd=tmp_path, check=True, capture_output=True, timeout=300)
     listing = next((tmp_path / ".dvc" / "cache").rglob("*.dir"))
     versioned = {entry["relpath"] for entry in json.loads(listing.read_text())}
-    assert versioned == set(zoo["rows"])
+    # every row but the generated _silence_ clips, which have no input file
+    inputs = {source for source in zoo["rows"] if not source.startswith("_silence_/generated-")}
+    assert versioned == inputs

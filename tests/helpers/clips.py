@@ -53,11 +53,11 @@ def write_clips(
     return root
 
 
-def tiny_spec_dir(factory: pytest.TempPathFactory) -> Path:
+def tiny_spec_dir(factory: pytest.TempPathFactory, labels=("catch", "gun", "rock")) -> Path:
     """Spectrograms of 8 speakers x 4 takes of the tone clips: the training tests' data."""
     from kwsops.ml.features import make_spectrogram_dataset
 
-    output = write_clips(factory.mktemp("output"), speakers=8, takes=4)
+    output = write_clips(factory.mktemp("output"), labels=labels, speakers=8, takes=4)
     spec = factory.mktemp("spec")
     make_spectrogram_dataset(output, spec)
     return spec

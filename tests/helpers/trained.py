@@ -68,7 +68,8 @@ def build_trained(root: Path) -> Trained:
     ws = init_workspace(root)
     write_recordings(ws.input_dir)
     summary = preprocess(ws.input_dir, ws.output_dir, AudioSettings(), workers=1)
-    assert summary.kept == len(LABELS) * SPEAKERS * TAKES
+    # the words' clips and as many generated _silence_ clips as a word has
+    assert summary.kept == (len(LABELS) + 1) * SPEAKERS * TAKES
     make_spectrogram_dataset(ws.output_dir, ws.spec_dir, split=SplitSettings(test_size=0.25))
     weak_sha, weak_task = train_and_version(ws, WEAK)
     strong_sha, strong_task = train_and_version(ws, STRONG)

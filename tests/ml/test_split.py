@@ -216,3 +216,22 @@ def test_the_fold_fall_back_in_a_few_words():
     assert clip_folds_phrase(data.speakers, data.ids, 3) == ""
     with pytest.raises(DataCheckError, match=r"label b has 3 clips; the test split and 3 folds"):
         check_clips_for_folds({"a": 9, "b": 3}, 3)
+
+
+def test_unknown_and_silence_are_not_words_for_the_refusals():
+    """One word beside _unknown_ and _silence_ is still one label: refused, naming the word."""
+    data = clips(8, labels=("_silence_", "_unknown_", "catch"), speakers=4)
+    with pytest.raises(DataCheckError, match="only one label found \\(catch, 8 clips"):
+        check_labels(data, (), 2)
+    check_labels(clips(8, labels=("_silence_", "_unknown_", "catch", "gun"), speakers=4), (), 2)
+
+
+def test_an_official_split_holds_out_silence_the_lists_do_not_name():
+    data = clips(20, labels=("_silence_", "catch", "gun"), speakers=0)
+    official = ["" if data.label_names[k] == "_silence_" else ("test" if n % 5 == 0 else "")
+                for k, n in zip(data.labels.tolist(), range(len(data)), strict=True)]  # fmt: skip
+    data = clips(20, labels=("_silence_", "catch", "gun"), official=official)
+    plan = plan_split(data, SPLIT, ["testing_list.txt"])
+    held = data.labels[plan.test]
+    assert plan.kind == "official" and (held == 0).sum() >= 1 and (held == 0).sum() < 20
+    assert not set(plan.test) & set(plan.train)

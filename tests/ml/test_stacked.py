@@ -30,7 +30,8 @@ SETTINGS = TrainSettings(batch_size=16, epochs=4, learning_rate=0.01, folds=3, p
 
 @pytest.fixture(scope="module")
 def spec_dir(tmp_path_factory) -> Path:
-    return tiny_spec_dir(tmp_path_factory)
+    # with _unknown_: the edge cuts and context (kwsops.ml.windows) run in both modes
+    return tiny_spec_dir(tmp_path_factory, labels=("_unknown_", "catch", "gun", "rock"))
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from kwsops.runs.events import read_events
@@ -69,11 +70,19 @@ def speech(tmp_path_factory: pytest.TempPathFactory) -> tuple[Workspace, dict]:
 def test_speech_commands_words_speakers_and_the_official_split(speech):
     ws, lists = speech
     data = meta(ws)
-    assert data["labels"] == sorted(WORDS)  # _background_noise_ is not a label
+    # _background_noise_ is not a label; its pieces and generated noise are _silence_
+    assert data["labels"] == sorted([*WORDS, "_silence_"])
     assert data["split"]["kind"] == "official" and data["split"]["note"] == "testing_list.txt"
-    assert sorted(data["test"]["sources"]) == sorted(lists["testing_list.txt"])
-    assert set(data["test"]["speakers"]) == {SC_TEST}
-    assert set(data["train"]["speakers"]) == set(SC_SPEAKERS) - {SC_TEST}  # validation trains
+    # the lists name the words' test clips; _silence_, which they do not name, gets its share
+    test_sources = data["test"]["sources"]
+    silence = [s for s in test_sources if s.startswith(("_silence_/", "_background_noise_/"))]
+    assert silence and len(silence) < len(test_sources)
+    words = sorted(set(test_sources) - set(silence))
+    assert words == sorted(lists["testing_list.txt"])
+    assert set(data["test"]["speakers"]) - {""} == {SC_TEST}
+    assert set(data["train"]["speakers"]) - {""} == set(SC_SPEAKERS) - {
+        SC_TEST
+    }  # validation trains
     assert SC_VALIDATION in data["train"]["speakers"]
     rows = manifest(ws)
     assert {rows[name]["status"] for name in lists} == {"list"}
@@ -86,22 +95,28 @@ def test_speech_commands_words_speakers_and_the_official_split(speech):
     assert "from 1 of the 6 speakers in the data set" in md
     assert "Test split: the official one, the clips testing\\_list.txt names." in md
     best = report["revisions"][0]
-    assert [row["speaker"] for row in best["per_speaker"]] == [SC_TEST]
+    named = [row["speaker"] for row in best["per_speaker"] if row["speaker"] != "(unknown)"]
+    assert named == [SC_TEST]  # and the _silence_ clips, which name none
     for wrong in best["misclassified"]:
-        assert (ws.input_dir / wrong["source"]).is_file(), wrong  # a file a user can play
+        if not wrong["source"].startswith("_silence_/generated-"):  # generated: no input
+            assert (ws.input_dir / wrong["source"]).is_file(), wrong  # a file a user can play
         assert wrong["true"] != wrong["predicted"]
-    wrong = sum(1 - c for c in best["ensemble_correct"])
-    assert len(best["misclassified"]) == wrong
+    wrong = sum(1 - c for c in best["ensemble_correct"])  # on the words, as the accuracy
+    assert len([w for w in best["misclassified"] if not w["true"].startswith("_")]) == wrong
     shown = run_cli(ws, "runs", "show", "last").stdout
-    assert "data: 36 clips, 3 labels, 6 speakers; test split: official, 6 clips" in shown
+    # 36 word clips, 12 generated _silence_ (the median word's) and 3 pieces of the noise
+    assert "data: 51 clips, 3 labels, 6 speakers; test split: official, 8 clips" in shown
 
 
 def test_background_noise_feeds_training_and_is_no_label(speech):
     ws, _ = speech
-    rows = manifest(ws)
-    noise = {src: row for src, row in rows.items() if src.startswith("_background_noise_/")}
-    assert {noise[s]["status"] for s in noise if s.endswith(".wav")} == {"noise"}
-    assert all(not row["label"] for row in noise.values())
+    with open(ws.output_dir / "manifest.csv", newline="", encoding="utf-8") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["source"].startswith("_background_noise_/")]
+    recorded = [r for r in rows if r["source"].endswith(".wav") and r["status"] != "kept"]
+    assert {r["status"] for r in recorded} == {"noise"} and not any(r["label"] for r in recorded)
+    # their clip-length pieces are also _silence_ clips, a row each (7.5 s: 2, 4.0 s: 1)
+    pieces = [r for r in rows if r["status"] == "kept"]
+    assert len(pieces) == 3 and {r["label"] for r in pieces} == {"_silence_"}
     data = meta(ws)
     assert data["noise"]["pieces"] == 3  # 7.5 s and 4.0 s cut into 2.6 s pieces: 2 + 1
     assert (ws.spec_dir / "noise.safetensors").is_file()
@@ -117,15 +132,18 @@ def test_the_original_study_gives_its_six_labels(tmp_path: Path):
     per_label = original_study(ws.input_dir)
     run_cli(ws, *TO_SPECTROGRAMS)
     data = meta(ws)
-    assert data["labels"] == sorted(STUDY_LABELS)  # not ML, not Whatsapp
+    # not ML, not Whatsapp; beside them generated _silence_, as many clips as the median word
+    assert data["labels"] == sorted([*STUDY_LABELS, "_silence_"])
     assert data["split"]["kind"] == "clip" and data["split"]["note"] == "speakers unknown"
-    assert len(data["train"]["ids"]) + len(data["test"]["ids"]) == sum(per_label.values())
+    silence = int(np.median(list(per_label.values())))
+    total = sum(per_label.values()) + silence
+    assert len(data["train"]["ids"]) + len(data["test"]["ids"]) == total
     rows = manifest(ws)
     assert rows["ML/Whatsapp/Rock/PTT-20230100-WA005.ogg"]["label"] == "Rock"
     assert rows["ML/Whatsapp/Rock/PTT-20230100-WA005.ogg"]["folder"] == "ML/Whatsapp/Rock"
     assert rows["ML/notes.txt"]["status"] == "rejected" and not rows["ML/notes.txt"]["label"]
     done = {e["family"]: e for e in last_events(ws) if e["event"] == "task_done"}
-    assert "6 labels, speakers unknown" in done["MakeSpectrograms"]["detail"]
+    assert "6 labels + _silence_, speakers unknown" in done["MakeSpectrograms"]["detail"]
 
 
 def test_mixed_case_merges_and_a_speaker_pattern_names_the_speakers(tmp_path: Path):
@@ -134,9 +152,10 @@ def test_mixed_case_merges_and_a_speaker_pattern_names_the_speakers(tmp_path: Pa
     set_preprocess(ws, speaker_pattern="^(?P<speaker>[a-z]+)-")
     run_cli(ws, *TO_SPECTROGRAMS)
     data = meta(ws)
-    assert data["labels"] == ["Gun", "Rock"]  # not Rock, rock and ROCK
+    assert data["labels"] == ["Gun", "Rock", "_silence_"]  # not Rock, rock and ROCK
     assert data["split"]["kind"] == "speaker"
-    test, train = set(data["test"]["speakers"]), set(data["train"]["speakers"])
+    # named speakers (generated _silence_ names none) stay on one side
+    test, train = set(data["test"]["speakers"]) - {""}, set(data["train"]["speakers"]) - {""}
     assert test and train and not test & train
     assert test | train == set(speakers.values())
     rows = manifest(ws)

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from kwsops.keywords import read_operating_point
 from kwsops.runs.events import read_events
 from kwsops.runs.folder import list_runs, read_status
 from kwsops.stamps import STAMP_NAME, file_sha256
@@ -86,7 +87,13 @@ def test_run_produces_every_stage_and_a_git_revision(trained):
     ws, result, raw_before = trained
     assert tree_hashes(ws.input_dir) == raw_before, "raw recordings must never be modified"
     wavs = list(ws.output_dir.rglob("*.wav"))
-    assert len(wavs) == 48
+    # 6 words x 8, 8 generated _silence_ (the median word's count), the 16 unknown recordings'
+    # clips (sentences cut into several)
+    per_class = {p.parent.name: 0 for p in wavs}
+    for p in wavs:
+        per_class[p.parent.name] += 1
+    assert per_class.pop("_silence_") == 8 and per_class.pop("_unknown_") > 16
+    assert per_class == {label: 8 for label in ("catch", "gun", "index", "like", "relax", "rock")}
     info = sf.info(wavs[0])
     assert (info.samplerate, info.channels, info.subtype) == (16000, 1, "PCM_16")
     assert info.frames == round(16000 * 2.6)
@@ -96,6 +103,11 @@ def test_run_produces_every_stage_and_a_git_revision(trained):
         assert (ws.batch_dir(16) / f"fold_{fold}" / "model.safetensors").is_file()
     metrics = json.loads((ws.batch_dir(16) / "metrics.json").read_text())
     assert metrics["params"]["epochs"] == 1 and metrics["params"]["folds"] == 2
+    # the operating point chosen on the out-of-fold scores, kept beside the folds
+    point = read_operating_point(ws.batch_dir(16))
+    assert point is not None and point.false_alarms_per_hour == 1.0
+    assert metrics["operating_point"]["threshold"] == point.threshold
+    assert (ws.batch_dir(16) / "oof_scores.json").is_file()
     for stage in ("input", "output", "spec_ds", "models"):
         assert (ws.data_dir / f"{stage}.dvc").is_file()
     log = subprocess.run(
@@ -126,13 +138,16 @@ def test_bad_inputs_are_listed_with_reasons_and_the_run_succeeds(trained):
     ws, _, _ = trained
     with open(ws.output_dir / "manifest.csv", newline="") as handle:
         rows = {row["source"]: row for row in csv.DictReader(handle)}
-    assert len(rows) == 48 + len(BAD_INPUTS)
+    generated = [s for s in rows if s.startswith("_silence_/generated-")]
+    unknown = [s for s in rows if "_unknown_/" in s]
+    assert len(generated) == 8 and len(unknown) == 16
+    assert len(rows) == 48 + len(generated) + len(unknown) + len(BAD_INPUTS)
     for source, reason in BAD_INPUTS.items():
         assert rows[source]["status"] == "rejected", source
         assert reason in rows[source]["reason"], (source, rows[source]["reason"])
         assert "\n" not in rows[source]["reason"]
     kept = [row for row in rows.values() if row["status"] == "kept"]
-    assert len(kept) == 48 and all(row["output"] for row in kept)
+    assert len(kept) == 48 + 8 + 16 and all(row["output"] for row in kept)  # a row per source
 
 
 def test_rerun_does_no_work_and_changes_rerun_only_what_depends_on_them(trained):

@@ -130,6 +130,8 @@ class TestData:
             assert "3 kept · 0 rejected · 2 labels · speakers unknown" in title
             assert "1 noise recordings (61 s)" in title and "official split lists" in title
             assert "merged: ROCK → Rock" in title
+            # no _unknown_ clip: the screen says once what that model will do
+            assert title.count("the model will call any speech one of the words") == 1
             labels = app.screen.query_one("#labels", DataTable)
             table = {cells(labels, i)[0]: cells(labels, i) for i in range(labels.row_count)}
             assert table["Rock"][1:4] == ["2", "0", "unknown"]
