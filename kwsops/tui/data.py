@@ -104,7 +104,7 @@ def speakers_cell(stats: LabelStats) -> Text:
 
 
 class DataScreen(ForwardWorkerErrors, Screen):
-    BINDINGS = [Binding("r", "reload", "Reload"), Binding("v", "verify", "Verify data", show=False)]
+    BINDINGS = [Binding("r", "reload", "Reload"), Binding("v", "verify", "Verify data")]
 
     def __init__(self) -> None:
         super().__init__()

@@ -145,6 +145,7 @@ footer gives it.
 | **t** | show or hide the table of contents |
 | **b** | back to the comparison report |
 | **w** | open it in the web browser (the HTML page), when there is one |
+| **p** | promote a revision: a version of the model and its stage (GTO tags in git) |
 
 ## Runs
 
@@ -162,6 +163,7 @@ footer gives it.
 | key | action |
 | --- | --- |
 | **r** | Data: read the manifest again |
+| **v** | Data: verify every versioned file against its DVC hash (`kwsops verify`) |
 | **Curves** | validation accuracy and loss by epoch, one line per fold, live while a run trains |
 """
 

@@ -20,6 +20,7 @@ GITIGNORE_LINES = (
     "/data/models/",
     "/.kwsops/",
     "/reports/runs/",
+    "/exports/",  # kwsops export writes files built from a revision: rebuilt from its tag
     "__pycache__/",
 )
 
