@@ -155,6 +155,7 @@ class LaunchScreen(ForwardWorkerErrors, ModalScreen[RunRequest | None]):
                 with Vertical(id="launch-right"):
                     yield Label("Also compare (space ticks)")
                     yield TickList(id="revisions")
+                    yield Static(id="revision-whole")  # the highlighted one, never cut
                     yield Input(placeholder="another: git:<rev>:batch_32, clearml:<id>, last:3",
                                 id="revision-add", compact=True)  # fmt: skip
                     yield Static("Looking for revisions…", id="discover-notes")
@@ -198,6 +199,14 @@ class LaunchScreen(ForwardWorkerErrors, ModalScreen[RunRequest | None]):
                 )
         notes = [f"{plural(len(found.revisions), 'revision')} found"] + found.warnings
         self.query_one("#discover-notes", Static).update(rich_text("\n".join(notes), "dim", 600))
+
+    @on(SelectionList.SelectionHighlighted, "#revisions")
+    def _show_whole(self, event: SelectionList.SelectionHighlighted) -> None:
+        """A list row is cut at the list's width (a ClearML id at 80 columns): the highlighted
+        revision's name is shown whole below it, wrapped."""
+        whole = rich_text(event.selection.value, "bold", 300)
+        whole.overflow = "fold"  # an id has no spaces to wrap at
+        self.query_one("#revision-whole", Static).update(whole)
 
     def _values(self, selector: str) -> list:
         selection = self.query_one(selector, SelectionList)

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from textual.widgets import Input, SelectionList
+from textual.widgets import Input, SelectionList, Static
 
 from kwsops.procs import identity
 from kwsops.tui.dialogs import ConfirmDialog, HelpScreen
@@ -55,6 +55,24 @@ class TestLaunch:
                 16, 32, 128
             ]  # fmt: skip
             assert app.screen.query_one("#epochs", Input).value == "2"
+
+    @run_async
+    async def test_a_long_revision_is_shown_whole_at_80_columns(self, ws: Path, fake_run) -> None:
+        """The revision list cuts a row at its width; the highlighted one is shown whole."""
+        (ws / "reports" / "runs" / RUN_ACTIVE / "status.json").unlink()
+        spec = "clearml:offline-2474e7d6a5b44c1e9f0e1d2c3b4a5968"
+        app = make_app(ws, run_command=fake_run)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_for(pilot, lambda: app.snapshot is not None and not app.snapshot.active)
+            await pilot.press("s")
+            app.screen.query_one("#revision-add", Input).focus()
+            await pilot.press(*spec, "enter")
+            revisions = app.screen.query_one("#revisions", SelectionList)
+            revisions.focus()
+            revisions.highlighted = revisions.option_count - 1
+            whole = app.screen.query_one("#revision-whole", Static)
+            await wait_for(pilot, lambda: spec in "".join(str(whole.render()).split()))
+            assert whole.region.right <= 80  # on screen, folded rather than cut
 
     @run_async
     async def test_the_form_opens_with_the_last_runs_resolved_values(
