@@ -29,7 +29,7 @@ import torch
 from kwsops.atomic import atomic_write_json
 from kwsops.audio.manifest import MANIFEST_NAME, ManifestParts, ManifestRow, manifest_parts
 from kwsops.config import FeatureSettings, SplitSettings, TrainSettings, resolve_threads
-from kwsops.ml.split import Clips, check_labels, fold_groups, plan_split
+from kwsops.ml.split import Clips, check_labels, fold_groups, plan_split, word_mask
 from kwsops.ml.store import FeatureStore, SpectrogramDataError, read_tensor, stream_tensors
 from kwsops.progress import ProgressFn, no_progress
 from kwsops.text import plot_text
@@ -314,7 +314,10 @@ def make_spectrogram_dataset(
     check_labels(clips, expected_labels, folds)
     plan = plan_split(clips, split, parts.lists)
     train_speakers = [clips.speakers[i] for i in plan.train]
-    _, fold_note = fold_groups(train_speakers, [clips.ids[i] for i in plan.train], folds)
+    train_words = word_mask(clips.labels[plan.train], clips.label_names)
+    _, fold_note = fold_groups(
+        train_speakers, [clips.ids[i] for i in plan.train], folds, train_words
+    )
     label_names, labels = clips.label_names, clips.labels
     ids, speakers = clips.ids, clips.speakers
 

@@ -31,7 +31,12 @@ def out_of_fold_scores(
     training drew them: same labels, speakers, ids, count and seed)."""
     data = load_split(spec_dir, "train")
     pairs, _ = split_fold_indices(
-        data.labels.numpy(), data.speakers, data.ids, settings.folds, settings.seed
+        data.labels.numpy(),
+        data.speakers,
+        data.ids,
+        settings.folds,
+        settings.seed,
+        data.label_names,
     )
     probs = np.zeros((len(data), len(data.label_names)), dtype=np.float64)
     with torch.inference_mode():

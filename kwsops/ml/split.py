@@ -106,9 +106,10 @@ def check_clips_for_folds(clips_per_label: dict[str, int], folds: int) -> None:
     clip, one per fold). MakeSpectrograms checks it first; Train again, with the folds it trains
     (kwsops.pipeline.train), so a changed ``folds`` is checked whatever is up to date."""
     need = max(folds, 2) + 1
-    short = sorted((n, name) for name, n in clips_per_label.items() if n < need)
+    # a word first: more of it can be recorded (_silence_ is made as many as the median word)
+    short = sorted((not is_word(name), n, name) for name, n in clips_per_label.items() if n < need)
     if short:
-        n, name = short[0]
+        _, n, name = short[0]
         more = f" (and {len(short) - 1} more labels)" if len(short) > 1 else ""
         raise DataCheckError(
             f"label {name} has {n} clips{more}; the test split and {folds} folds need at least "
@@ -264,14 +265,34 @@ def _check_sides(clips: Clips, plan: SplitPlan) -> None:
             )
 
 
-def fold_groups(speakers: list[str], ids: list[str], folds: int) -> tuple[np.ndarray, str]:
+def word_mask(labels: Sequence[int] | np.ndarray, label_names: Sequence[str]) -> np.ndarray:
+    """Per clip: True for one of the user's words, False for ``_unknown_`` and ``_silence_``."""
+    return np.array([is_word(label_names[int(k)]) for k in labels], dtype=bool)
+
+
+def _word_groups(groups: np.ndarray, words: Sequence[bool] | np.ndarray | None) -> np.ndarray:
+    """The groups the folds must keep apart: the words' (a generated ``_silence_`` clip names
+    no speaker, so each is a group of its own; counted, they would hide too few speakers)."""
+    if words is None:
+        return groups
+    words = np.asarray(words, dtype=bool)
+    return groups[words] if words.any() else groups
+
+
+def fold_groups(
+    speakers: list[str],
+    ids: list[str],
+    folds: int,
+    words: Sequence[bool] | np.ndarray | None = None,
+) -> tuple[np.ndarray, str]:
     """Groups for the folds, and a note when they fall back to clip by clip: fewer speaker
-    groups in the training split than folds."""
+    groups among the training split's words (``words``: a mask per clip; None: every clip is
+    a word) than folds."""
     groups = speaker_groups(speakers, ids)
-    n_groups = len(np.unique(groups))
+    n_groups = len(np.unique(_word_groups(groups, words)))
     if n_groups >= folds:
         return groups, ""
-    known = len({s for s in speakers if s})
+    known = _known_speakers(speakers, words)
     fix = f"set [Train] folds = {n_groups}" if n_groups >= 2 else "name the speakers"
     note = (
         f"the training split has {known} speakers, fewer than {folds} folds: the folds hold out "
@@ -281,13 +302,23 @@ def fold_groups(speakers: list[str], ids: list[str], folds: int) -> tuple[np.nda
     return np.arange(len(ids), dtype=np.int64), note
 
 
-def clip_folds_phrase(speakers: list[str], ids: list[str], folds: int) -> str:
+def _known_speakers(speakers: list[str], words: Sequence[bool] | np.ndarray | None) -> int:
+    mask = [True] * len(speakers) if words is None or not np.any(words) else list(words)
+    return len({s for s, w in zip(speakers, mask, strict=True) if s and w})
+
+
+def clip_folds_phrase(
+    speakers: list[str],
+    ids: list[str],
+    folds: int,
+    words: Sequence[bool] | np.ndarray | None = None,
+) -> str:
     """The fall-back of :func:`fold_groups` in a few words, for a run's lines and the report:
     ``folds clip by clip: 5 training speakers for 6 folds``; "" when the folds keep speakers
     apart."""
-    if not fold_groups(speakers, ids, folds)[1]:
+    if not fold_groups(speakers, ids, folds, words)[1]:
         return ""
-    known = len({s for s in speakers if s})
+    known = _known_speakers(speakers, words)
     if not known:
         return f"folds clip by clip: training speakers unknown for {folds} folds"
     word = "speaker" if known == 1 else "speakers"
@@ -295,10 +326,17 @@ def clip_folds_phrase(speakers: list[str], ids: list[str], folds: int) -> str:
 
 
 def fold_indices(
-    labels: np.ndarray, speakers: list[str], ids: list[str], folds: int, seed: int
+    labels: np.ndarray,
+    speakers: list[str],
+    ids: list[str],
+    folds: int,
+    seed: int,
+    label_names: Sequence[str] = (),
 ) -> tuple[list[tuple[np.ndarray, np.ndarray]], str]:
-    """``folds`` (train, val) index pairs, stratified by label, speakers apart when there are
-    enough (else clip by clip), seeded; and the fallback note ("" when none)."""
+    """``folds`` (train, val) index pairs, stratified by label, speakers apart when the words
+    have enough (``label_names`` tell the words from ``_unknown_`` and ``_silence_``; without
+    them every label is a word), else clip by clip, seeded; and the fallback note ("" when
+    none)."""
     from sklearn.model_selection import StratifiedGroupKFold
 
     if folds < 2:
@@ -310,7 +348,8 @@ def fold_indices(
             f"{folds} folds need at least {folds} training clips of a label, the most any label "
             f"has is {counts.max()}: record more, or lower [Train] folds"
         )
-    groups, note = fold_groups(speakers, ids, folds)
+    words = word_mask(labels, label_names) if len(label_names) else None
+    groups, note = fold_groups(speakers, ids, folds, words)
     splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The least populated class")

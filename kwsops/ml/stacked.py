@@ -462,7 +462,12 @@ def train_folds(
 
     data = data if data is not None else load_split(spec_dir, "train")
     pairs, fold_note = fold_indices(
-        data.labels.numpy(), data.speakers, data.ids, settings.folds, settings.seed
+        data.labels.numpy(),
+        data.speakers,
+        data.ids,
+        settings.folds,
+        settings.seed,
+        data.label_names,
     )
     recorded = load_noise(spec_dir)
     bs = settings.batch_size

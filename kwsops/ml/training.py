@@ -24,7 +24,7 @@ from kwsops.config import PRECISIONS, TrainSettings, resolve_threads
 from kwsops.ml.augment import Augmenter, AugmentSettings, noise_bank
 from kwsops.ml.features import SpecSplit, load_noise, load_split, training_clips
 from kwsops.ml.model import build_model, count_parameters, default_arch, save_model
-from kwsops.ml.split import clip_folds_phrase
+from kwsops.ml.split import clip_folds_phrase, word_mask
 from kwsops.ml.split import fold_indices as split_fold_indices
 from kwsops.ml.store import Rows
 from kwsops.progress import ProgressFn, no_progress
@@ -125,7 +125,9 @@ def repeatable(seed: int, threads: int) -> Iterator[None]:
 
 def fold_indices(split: SpecSplit, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """``folds`` (train, val) index pairs of a split (see :func:`kwsops.ml.split.fold_indices`)."""
-    return split_fold_indices(split.labels.numpy(), split.speakers, split.ids, folds, seed)[0]
+    return split_fold_indices(
+        split.labels.numpy(), split.speakers, split.ids, folds, seed, split.label_names
+    )[0]
 
 
 @torch.no_grad()
@@ -213,7 +215,12 @@ def train_fold(
 
     data = data if data is not None else load_split(spec_dir, "train")
     pairs, fold_note = split_fold_indices(
-        data.labels.numpy(), data.speakers, data.ids, settings.folds, settings.seed
+        data.labels.numpy(),
+        data.speakers,
+        data.ids,
+        settings.folds,
+        settings.seed,
+        data.label_names,
     )
     train_idx, val_idx = pairs[fold]
     x_train = Rows(data.features, train_idx, device)  # read per batch, never the whole fold
@@ -391,7 +398,14 @@ def write_fold(
         "fold_grouping": "clip" if run.fold_note else "speaker",
         "fold_note": run.fold_note,
         "fold_fallback": (
-            clip_folds_phrase(data.speakers, data.ids, settings.folds) if run.fold_note else ""
+            clip_folds_phrase(
+                data.speakers,
+                data.ids,
+                settings.folds,
+                word_mask(data.labels.numpy(), data.label_names),
+            )
+            if run.fold_note
+            else ""
         ),
         "recorded_noise_pieces": 0 if run.recorded is None else len(run.recorded),
         "device": str(run.device),

@@ -48,14 +48,15 @@ def check_folds(ws: Workspace, settings: TrainSettings, *, say: bool = True) -> 
     DataCheckError (exit 4) for a label with too few clips; the clip-by-clip fall-back in a
     few words ("" when none), logged as a warning when ``say``."""
     from kwsops.ml.features import load_split
-    from kwsops.ml.split import check_clips_for_folds, clip_folds_phrase
+    from kwsops.ml.split import check_clips_for_folds, clip_folds_phrase, word_mask
 
     train, test = load_split(ws.spec_dir, "train"), load_split(ws.spec_dir, "test")
     counts = Counter(train.labels.tolist()) + Counter(test.labels.tolist())
     check_clips_for_folds(
         {name: counts[k] for k, name in enumerate(train.label_names)}, settings.folds
     )
-    fallback = clip_folds_phrase(train.speakers, train.ids, settings.folds)
+    words = word_mask(train.labels.tolist(), train.label_names)
+    fallback = clip_folds_phrase(train.speakers, train.ids, settings.folds, words)
     if fallback and say:
         log.warning("batch %s: %s (validation voices are also trained on)",
                     settings.batch_size, fallback)  # fmt: skip

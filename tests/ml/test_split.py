@@ -19,6 +19,7 @@ from kwsops.ml.split import (
     holdout_indices,
     plan_split,
     speaker_groups,
+    word_mask,
 )
 
 SPLIT = SplitSettings()
@@ -235,3 +236,24 @@ def test_an_official_split_holds_out_silence_the_lists_do_not_name():
     held = data.labels[plan.test]
     assert plan.kind == "official" and (held == 0).sum() >= 1 and (held == 0).sum() < 20
     assert not set(plan.test) & set(plan.train)
+
+
+def test_generated_silence_hides_no_fold_fall_back():
+    """A generated _silence_ clip names no speaker, so each is a group of its own: the folds
+    count the words' speakers, and a refusal names a short word before _silence_."""
+    speakers = ["", "", "", "", "", "a", "a", "b", "b", "c", "c"]
+    ids = [f"clip{k}" for k in range(len(speakers))]
+    labels = np.array([2] * 5 + [0, 1] * 3)
+    words = word_mask(labels, ["catch", "gun", "_silence_"])
+    assert words.tolist() == [False] * 5 + [True] * 6
+    assert clip_folds_phrase(speakers, ids, 4) == ""  # 8 groups, silence counted
+    assert clip_folds_phrase(speakers, ids, 4, words) == (
+        "folds clip by clip: 3 training speakers for 4 folds"
+    )
+    assert clip_folds_phrase(speakers, ids, 3, words) == ""
+    _, note = fold_indices(
+        labels, speakers, ids, 4, seed=42, label_names=["catch", "gun", "_silence_"]
+    )
+    assert "has 3 speakers, fewer than 4 folds" in note
+    with pytest.raises(DataCheckError, match=r"^label catch has 5 clips \(and 1 more labels\)"):
+        check_clips_for_folds({"_silence_": 5, "catch": 5, "gun": 9}, 5)

@@ -40,9 +40,14 @@ def test_changed_folds_are_checked_and_their_fall_back_said_whatever_is_up_to_da
     meta = json.loads((ws.spec_dir / "meta.json").read_text())
     training_speakers = {s for s in meta["train"]["speakers"] if s}
     assert len(training_speakers) == 3  # one speaker held out for test
-    # one speaker is 5 of the 21 clips, far from test_size 0.1: the line and the report say so
-    n = len(meta["test"]["ids"])
-    share = f"test share {n / 21:.2f} ({n} of 21 clips), not 0.1: whole speakers are held out"
+    # 21 recordings and as many generated _silence_ clips as the median word (8), which get
+    # their own share of the test split; one speaker is 5 of the 21 recordings, far from
+    # test_size 0.1: the line and the report say so
+    n, total = len(meta["test"]["ids"]), len(meta["train"]["ids"]) + len(meta["test"]["ids"])
+    assert total == 21 + 8 and meta["labels"] == ["_silence_", "catch", "gun", "like"]
+    share = (
+        f"test share {n / total:.2f} ({n} of {total} clips), not 0.1: whole speakers are held out"
+    )
     assert meta["split"]["share_note"].startswith(share)
     assert share in " ".join(first.stdout.split())
     report = (ws.root / "reports/comparison_versions.md").read_text()
