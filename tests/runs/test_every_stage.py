@@ -10,7 +10,9 @@ The tests in this module share one workspace and run in file order.
 from __future__ import annotations
 
 import configparser
+import contextlib
 import csv
+import hashlib
 import json
 import os
 import random
@@ -32,7 +34,9 @@ from kwsops.runs.folder import RunPaths, list_runs, read_status
 from kwsops.runs.lock import WorkspaceLock
 from kwsops.stamps import STAMP_NAME
 from kwsops.tracking.index import index_path
+from kwsops.versioning.dvc_config import cache_dir
 from kwsops.versioning.init import init_workspace
+from kwsops.versioning.integrity import object_path
 from kwsops.versioning.runner import tool
 from kwsops.workspace import Workspace
 from tests.helpers.cli import assert_remote_has_everything, run_cli
@@ -211,6 +215,32 @@ def stamps_of(ws: Workspace, family: str) -> list[Path]:
     return [ws.stamps_dir / f"{family}.json"]
 
 
+@contextlib.contextmanager
+def uncached(ws: Workspace, families: list[str], aside: Path):
+    """The DVC cache's copies of these stages' stamps moved to ``aside`` while inside, back
+    after. With them cached, a stage whose stamp is gone comes back from the cache (a link a
+    file, kwsops.versioning.integrity.restore) instead of being computed: a stop or a kill
+    then lands on no work. Without them, the stage computes as it did before versioning."""
+    cache, moved = cache_dir(ws.root), []
+    aside.mkdir(parents=True, exist_ok=True)
+    for family in families:
+        for stamp in stamps_of(ws, family):
+            obj = object_path(cache, hashlib.md5(stamp.read_bytes()).hexdigest())
+            if obj.is_file():
+                os.replace(obj, aside / obj.name)
+                moved.append(obj)
+    assert moved, f"{families}: no stamp of theirs in the DVC cache"
+    try:
+        yield
+    finally:
+        for obj in moved:
+            os.replace(aside / obj.name, obj)
+
+
+# the stages whose output is versioned with their stamp: a missing one comes from the cache
+RESTORED = ("Preprocess", "MakeSpectrograms", "TrainFold", "Train")
+
+
 def leftovers(ws: Workspace) -> list[Path]:
     return [p for p in ws.root.rglob(".*") if ".tmp-" in p.name or ".old-" in p.name]
 
@@ -227,37 +257,40 @@ def test_a_cancel_in_any_stage_stops_the_run_and_keeps_the_last_output(
         later = [path for family in ORDER[index:] for path in stamps_of(ws, family)]
         saved = {path: path.read_bytes() for path in later}
         offsets = [OFFSETS.uniform(0.1, 1.0), OFFSETS.uniform(0.0, 0.3), 0.0]
-        for attempt in range(3):
-            way = WAYS[(index + attempt) % len(WAYS)]
-            for path in saved:
-                path.unlink(missing_ok=True)
-            before = {run.run_id for run in list_runs(ws.runs_dir)}
-            # TrainFold runs in the fold-task mode; in the default one Train trains the folds
-            errors = tmp_path / f"{stage}-{attempt}.err"
-            proc = start_run(ws, way, *RUN, *(["--fold-tasks"] if stage == "TrainFold" else []),
-                             stderr=errors)  # fmt: skip
-            run = wait_for_start(ws, before, stage, proc)
-            time.sleep(offsets[attempt])  # into the stage, not only at its start
-            if way == "kwsops cancel":
-                run_cli(ws, "cancel")
-            elif way == "Ctrl-C":  # the terminal signals the whole foreground group
-                os.killpg(proc.pid, signal.SIGINT)
+        # a stage that the DVC cache would give back is made to compute again
+        aside = tmp_path / "aside"
+        with uncached(ws, [stage], aside) if stage in RESTORED else contextlib.nullcontext():
+            for attempt in range(3):
+                way = WAYS[(index + attempt) % len(WAYS)]
+                for path in saved:
+                    path.unlink(missing_ok=True)
+                before = {run.run_id for run in list_runs(ws.runs_dir)}
+                # TrainFold runs in the fold-task mode; in the default one Train trains the folds
+                errors = tmp_path / f"{stage}-{attempt}.err"
+                proc = start_run(ws, way, *RUN, *(["--fold-tasks"] if stage == "TrainFold" else []),
+                                 stderr=errors)  # fmt: skip
+                run = wait_for_start(ws, before, stage, proc)
+                time.sleep(offsets[attempt])  # into the stage, not only at its start
+                if way == "kwsops cancel":
+                    run_cli(ws, "cancel")
+                elif way == "Ctrl-C":  # the terminal signals the whole foreground group
+                    os.killpg(proc.pid, signal.SIGINT)
+                else:
+                    proc.send_signal(signal.SIGALRM if way == "timeout" else signal.SIGTERM)
+                expected = 124 if way == "timeout" else exitcodes.CANCELLED  # timeout's "expired"
+                code = proc.wait(timeout=120)
+                said = errors.read_text()
+                assert "Traceback" not in said and "Exception ignored" not in said, (stage, said)
+                done, failed = outcomes(run, "task_done"), outcomes(run, "task_failed")
+                assert not (stage in done and stage in failed), f"{stage}: recorded as both"
+                if read_status(run)["status"] == "ok":
+                    assert code == exitcodes.OK, (stage, way)  # the stop came after the end
+                    continue
+                assert code == expected, (stage, way)
+                if stage not in done:
+                    break  # else it finished before the signal landed: again
             else:
-                proc.send_signal(signal.SIGALRM if way == "timeout" else signal.SIGTERM)
-            expected = 124 if way == "timeout" else exitcodes.CANCELLED  # timeout's "expired"
-            code = proc.wait(timeout=120)
-            said = errors.read_text()
-            assert "Traceback" not in said and "Exception ignored" not in said, (stage, said)
-            done, failed = outcomes(run, "task_done"), outcomes(run, "task_failed")
-            assert not (stage in done and stage in failed), f"{stage}: recorded as both"
-            if read_status(run)["status"] == "ok":
-                assert code == exitcodes.OK, (stage, way)  # the stop came after the end
-                continue
-            assert code == expected, (stage, way)
-            if stage not in done:
-                break  # else it finished before the signal landed: again
-        else:
-            raise AssertionError(f"could not cancel {stage} while it ran")
+                raise AssertionError(f"could not cancel {stage} while it ran")
         status = read_status(run)
         assert (status["status"], status["exit_code"]) == ("cancelled", exitcodes.CANCELLED)
         assert outcomes(run, "task_failed")[stage]["error"].startswith("cancelled by SIG")
@@ -277,16 +310,20 @@ def test_a_cancel_in_any_stage_stops_the_run_and_keeps_the_last_output(
     assert_remote_has_everything(ws)
 
 
-def test_kill_9_of_the_run_takes_its_workers_and_the_next_run_goes_on(ws: Workspace):
-    for family in ORDER[ORDER.index("TrainFold") :]:  # training and all after it, stale
-        for stamp in stamps_of(ws, family):
-            stamp.unlink(missing_ok=True)
-    before = {run.run_id for run in list_runs(ws.runs_dir)}
-    proc = start_run(ws, "kill -9", *RUN, "--fold-tasks")
-    run = wait_for_start(ws, before, "TrainFold", proc, count=2)  # both folds training
-    assert len(psutil.Process(proc.pid).children(recursive=True)) >= 2
-    proc.send_signal(signal.SIGKILL)  # the run's own process, not its process group
-    proc.wait()
+def test_kill_9_of_the_run_takes_its_workers_and_the_next_run_goes_on(
+    ws: Workspace, tmp_path: Path
+):
+    # the folds trained, not linked back from the DVC cache: their workers are busy when killed
+    with uncached(ws, ["TrainFold"], tmp_path / "aside"):
+        for family in ORDER[ORDER.index("TrainFold") :]:  # training and all after it, stale
+            for stamp in stamps_of(ws, family):
+                stamp.unlink(missing_ok=True)
+        before = {run.run_id for run in list_runs(ws.runs_dir)}
+        proc = start_run(ws, "kill -9", *RUN, "--fold-tasks")
+        run = wait_for_start(ws, before, "TrainFold", proc, count=2)  # both folds training
+        assert len(psutil.Process(proc.pid).children(recursive=True)) >= 2
+        proc.send_signal(signal.SIGKILL)  # the run's own process, not its process group
+        proc.wait()
     deadline = time.monotonic() + 60
     while run_processes(run):
         assert time.monotonic() < deadline, "workers outlived the killed run"
