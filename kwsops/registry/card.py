@@ -22,7 +22,7 @@ import onnxruntime as ort
 import soundfile as sf
 
 MODEL = "{model}"
-CLIP = "clip.wav"  # 16 kHz mono, cut to start at the word, as data/output holds the clips
+CLIP = "clip.wav"  # 16 kHz mono, the word trimmed of silence and padded, as in data/output
 
 session = ort.InferenceSession(MODEL, providers=["CPUExecutionProvider"])
 props = session.get_modelmeta().custom_metadata_map
@@ -36,9 +36,19 @@ if sr != rate:
 audio = audio.mean(axis=1)[:samples]  # mono, at most {seconds} s
 audio = np.pad(audio, (0, samples - len(audio)))  # padded to {seconds} s
 probabilities = session.run(None, {{"audio": audio[None, :]}})[0][0]
-best = int(probabilities.argmax())
-said = labels[best] if probabilities[best] >= threshold else "nothing"
-print(labels[best], f"{{probabilities[best]:.3f}}", said)
+# as `kwsops predict`: a word only when it wins with at least the threshold; otherwise
+# _silence_ when the model scores silence above unknown speech, else _unknown_, with the
+# probability that no word was said
+NON_WORDS = ("_unknown_", "_silence_")
+words = [i for i, label in enumerate(labels) if label not in NON_WORDS]
+best = max(words, key=lambda i: probabilities[i])
+if int(probabilities.argmax()) == best and probabilities[best] >= threshold:
+    label, probability, said = labels[best], probabilities[best], labels[best]
+else:
+    score = [probabilities[labels.index(x)] if x in labels else -1.0 for x in NON_WORDS]
+    label = "_silence_" if score[1] > score[0] else "_unknown_"
+    probability, said = 1.0 - probabilities[best], "nothing"
+print(label, f"{{probability:.3f}}", said)
 '''
 
 
@@ -117,8 +127,8 @@ def write_card(ws: Workspace, result, meta: dict,
         f"{len(trained_on.get('speakers') or []) or 'unknown'} speakers "
         f"(clip list digest {escape_md(md['training_clips_sha256'][:16] or MISSING)})",
         f"- tested on {result.clips} held-out clips (data/spec_ds's test split)",
-        f"- clips: {md['sample_rate']} Hz mono, {md['clip_seconds']} s, cut to start at the word "
-        "and padded with low noise (data/output's layout: `data/output/<label>/<clip>.wav`)",
+        f"- clips: {md['sample_rate']} Hz mono, {md['clip_seconds']} s, the word trimmed of silence, "
+        "centred (data/output places it at a seeded random offset) and padded with low noise (data/output's layout: `data/output/<label>/<clip>.wav`)",
         "",
         "## Accuracy",
         "",

@@ -1,6 +1,6 @@
 """`kwsops detect`: words found in a long stream at the right times, one detection per word,
 window features equal to the clip's, blocks of bounded size, live input answered before it
-closes, and predict's `_unknown_` under the operating point."""
+closes, and predict's `_silence_`/`_unknown_` under the operating point."""
 
 from __future__ import annotations
 
@@ -26,8 +26,9 @@ from kwsops.cli.main import main
 from kwsops.compare.detect import Detector, Ensemble, detect_blocks, window_features
 from kwsops.compare.revisions import _fold_files
 from kwsops.config import FeatureSettings
-from kwsops.keywords import UNKNOWN, OperatingPoint, write_operating_point
+from kwsops.keywords import SILENCE, UNKNOWN, OperatingPoint, write_operating_point
 from kwsops.ml.features import log_mel
+from kwsops.ml.model import read_model_meta
 from kwsops.text import clean_text
 from tests.helpers.trained import LABELS, Trained
 
@@ -239,7 +240,7 @@ def test_live_input_is_answered_before_it_closes(trained):
         assert proc.wait(timeout=120) == exitcodes.OK
 
 
-def test_predict_says_unknown_under_the_operating_point(trained, tmp_path, capsys):
+def test_predict_says_silence_or_unknown_under_the_operating_point(trained, tmp_path, capsys):
     copy = tmp_path / "ws"
     shutil.copytree(trained.ws.root, copy, symlinks=True)
     write_operating_point(
@@ -247,9 +248,21 @@ def test_predict_says_unknown_under_the_operating_point(trained, tmp_path, capsy
     )
     recording = sorted((copy / "data" / "input" / LABELS[0]).iterdir())[0]
     args = ["-C", str(copy), "predict", "--revision", "workspace:batch_4", str(recording)]
+    # under a reachable threshold the word is named, with the best word's probability
+    assert main([*args, "--threshold", "0"]) == exitcodes.OK
+    word, best, _ = capsys.readouterr().out.split("  ", 2)
+    assert word == LABELS[0], word
+    # under the operating point 1.0 no word is named: _silence_ when the model scores silence
+    # above unknown speech (a model without _unknown_ scores no unknown speech: the fixture's
+    # models have _silence_ only), with the probability that no word was said
     assert main(args) == exitcodes.OK
     out = capsys.readouterr().out
-    assert out.startswith(f"{UNKNOWN}  "), out
+    labels = read_model_meta(fold_paths(trained)[0])["labels"]
+    assert SILENCE in labels and UNKNOWN not in labels, labels
+    label, no_word, _ = out.split("  ", 2)
+    assert label == SILENCE, out
+    # predict pads with fresh low noise each time: near, not equal
+    assert abs(float(no_word) - (1 - float(best))) <= 0.02, out
 
 
 def events_of(rows: list[list[float]], threshold: float = 0.5) -> list:
@@ -286,10 +299,14 @@ def test_unknown_speech_never_fires_and_a_later_word_fires_again():
 
 def test_predict_names_silence_when_it_beats_unknown_speech():
     from kwsops.compare.predict import decide
-    from kwsops.keywords import SILENCE
 
     labels = ["go", SILENCE, "stop", UNKNOWN]
     assert decide(labels, np.array([0.7, 0.1, 0.1, 0.1]), 0.5) == ("go", pytest.approx(0.7))
     assert decide(labels, np.array([0.4, 0.35, 0.1, 0.15]), 0.5) == (SILENCE, pytest.approx(0.6))
     assert decide(labels, np.array([0.2, 0.1, 0.1, 0.6]), 0.1)[0] == UNKNOWN  # it wins
     assert decide(["go", "stop"], np.array([0.55, 0.45]), 0.6) == (UNKNOWN, pytest.approx(0.45))
+    # a workspace without unknown speech: _silence_ but no _unknown_ class, so under the
+    # threshold the answer is _silence_ (nothing scores unknown speech)
+    no_unknown = [SILENCE, "go", "stop"]
+    assert decide(no_unknown, np.array([0.1, 0.6, 0.3]), 1.0) == (SILENCE, pytest.approx(0.4))
+    assert decide(no_unknown, np.array([0.1, 0.6, 0.3]), 0.5) == ("go", pytest.approx(0.6))

@@ -15,13 +15,17 @@ import onnx
 import soundfile as sf
 import torch
 
+from kwsops.audio.clip import load_clip
 from kwsops.cli.main import main
+from kwsops.compare.revisions import _fold_files
 from kwsops.config import FeatureSettings
+from kwsops.keywords import SILENCE, read_operating_point
 from kwsops.ml.features import log_mel
+from kwsops.ml.model import read_model_meta
 from kwsops.registry.frontend import LogMel
 from kwsops.text import clean_text
 from kwsops.tracking.index import list_tasks
-from tests.helpers.trained import Trained
+from tests.helpers.trained import LABELS, Trained
 
 CODE = re.compile(r"```python\n(.*?)```", re.S)
 # the card's snippet, for many clips: it must not import kwsops (checked in the child)
@@ -37,6 +41,15 @@ def clips(ws, per_label: int = 2) -> list[Path]:
     for folder in sorted(p for p in ws.output_dir.iterdir() if p.is_dir() and p.name[0] != "_"):
         found += sorted(folder.glob("*.wav"))[:per_label]
     return found
+
+
+def model_labels(ws) -> list[str]:
+    """The labels of the revision's fold models (the words and the non-word classes that
+    Preprocess made: ``_silence_`` always, ``_unknown_`` with unknown speech)."""
+    folds = _fold_files(ws.models_dir / "batch_4")
+    labels = read_model_meta(folds[0])["labels"]
+    assert set(LABELS) <= set(labels) and SILENCE in labels, labels
+    return labels
 
 
 def test_front_end_matches_log_mel_on_real_clips(trained_copy: Trained):
@@ -60,18 +73,33 @@ def test_onnx_export_runs_in_onnxruntime_alone_and_agrees_with_predict(
     model = onnx.load(str(output))
     props = {p.key: p.value for p in model.metadata_props}
     labels = json.loads(props["labels"])
-    assert len(labels) == 3 and props["sample_rate"] == "16000"
-    assert props["clip_seconds"] == "2.6" and float(props["threshold"]) == 0.5
+    assert labels == model_labels(ws) and props["sample_rate"] == "16000"
+    # the operating point Train kept beside the folds travels in the file
+    point = read_operating_point(ws.models_dir / "batch_4")
+    assert point is not None and float(props["threshold"]) == point.threshold
+    assert props["clip_seconds"] == "2.6"
     assert props["revision"] == "workspace:batch_4" and props["training_clips_sha256"]
     (audio_input,) = model.graph.input
     assert audio_input.name == "audio"
     assert [d.dim_value for d in audio_input.type.tensor_type.shape.dim][1] == 41600
 
     card = output.with_suffix(".md").read_text(encoding="utf-8")
-    assert "miss rate at the false-alarm budget: —" in card  # none in this comparison
+    # the comparison has none: the operating point's, measured out of fold by Train
+    budget = f"{point.false_alarms_per_hour:g} false alarms per hour"
+    assert point.miss_rate is not None
+    miss = f"{100 * point.miss_rate:.1f} %"
+    assert f"miss rate at the false-alarm budget ({budget}): {miss}" in card
     (code,) = CODE.findall(card)
     assert "import kwsops" not in code and "torch" not in code
-    files = clips(ws)
+    # data/output holds each word at a random offset (training on detector-like windows);
+    # predict centres the word: both run on the clip predict makes (its Preprocess chain),
+    # so that the file's code and predict see the same audio
+    prepared = tmp_path / "prepared"
+    prepared.mkdir()
+    files = []
+    for index, clip in enumerate(clips(ws)):
+        files.append(prepared / f"{index:02d}-{clip.name}")
+        sf.write(files[-1], load_clip(clip), 16_000, subtype="PCM_16")
     answers = {}
     for clip in files:
         program = RUN_CARD.format(code=code.replace('CLIP = "clip.wav"', f"CLIP = {str(clip)!r}"))
@@ -101,7 +129,8 @@ def test_torchscript_export_is_checked_too(trained_copy: Trained, tmp_path: Path
     audio = torch.from_numpy(sf.read(clips(trained_copy.ws, 1)[0], dtype="float32")[0])[None]
     with torch.no_grad():
         probabilities = network(audio)
-    assert probabilities.shape == (1, 3) and abs(float(probabilities.sum()) - 1) < 1e-5
+    labels = model_labels(trained_copy.ws)
+    assert probabilities.shape == (1, len(labels)) and abs(float(probabilities.sum()) - 1) < 1e-5
     assert json.loads(output.with_suffix(".json").read_text())["revision"] == "workspace:batch_4"
     assert "torch.jit.load" in (tmp_path / "spotter.pt.md").read_text(encoding="utf-8")
 
