@@ -35,7 +35,12 @@ from kwsops.versioning.dvc_config import cache_dir, ensure_cache_links, read_con
 from kwsops.versioning.errors import RemoteError, VersioningError
 from kwsops.versioning.git import has_file, resolve_commit
 from kwsops.versioning.ignore import ignore_unreadable
-from kwsops.versioning.integrity import drop_changed_objects, repair_objects, walk_files
+from kwsops.versioning.integrity import (
+    drop_changed_objects,
+    object_path,
+    repair_objects,
+    walk_files,
+)
 from kwsops.versioning.remote import (
     check_remote,
     get_remote,
@@ -202,10 +207,22 @@ def dvc_pull(
     ws_root: Path, targets: list[str] | None = None, remote: str | None = None, jobs: int = 0
 ) -> PullResult:
     """Fetch and check out the targets (all when None); never forces over unsaved files."""
-    started = time.monotonic()
+    started, dvc_files = time.monotonic(), _dvc_files(ws_root, targets)
     args = ["pull", *(["-r", remote] if remote else []), *(["-j", str(jobs)] if jobs else [])]
-    proc = run_dvc(ws_root, [*args, *_dvc_files(ws_root, targets)])
-    return PullResult(_count(proc.stdout, "fetched"), time.monotonic() - started)
+    listings = _listings_uncached(Path(ws_root), dvc_files)
+    proc = run_dvc(ws_root, [*args, *dvc_files])
+    fetched = max(0, _count(proc.stdout, "fetched") - listings)
+    return PullResult(fetched, time.monotonic() - started)
+
+
+def _listings_uncached(ws_root: Path, dvc_files: list[str]) -> int:
+    """How many of the targets' folder listings (.dir objects) the local cache lacks: DVC
+    counts each one it fetches as a file, but a listing is no file of the data."""
+    cache = cache_dir(ws_root)
+    listings = {str(out.get("md5") or "") for f in dvc_files if (ws_root / f).is_file()
+                for out in _outs(ws_root / f)}  # fmt: skip
+    return sum(1 for oid in listings
+               if oid.endswith(".dir") and not object_path(cache, oid).is_file())  # fmt: skip
 
 
 def dvc_status_cloud(

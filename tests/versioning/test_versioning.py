@@ -93,6 +93,13 @@ def test_version_stage_links_raw_input_bytes_and_mtime_unchanged(ws: Path) -> No
     # nothing changed: nothing to upload, raw files as they were after the first add
     assert dvc_push(ws, ["data/input"]).files == 0
     assert snapshot(ws / "data" / "input") == after
+    # pulled into an empty cache: the three files count, the folder listing does not
+    shutil.rmtree(ws / "data" / "input")
+    shutil.rmtree(ws / ".dvc" / "cache")
+    assert dvc_pull(ws, ["data/input"]).files == 3
+    assert {rel: v[0] for rel, v in snapshot(ws / "data" / "input").items()} == {
+        rel: v[0] for rel, v in after.items()
+    }
 
 
 @pytest.mark.parametrize("cache_type", ["hardlink,copy", "symlink"])
