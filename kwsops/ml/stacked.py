@@ -195,7 +195,7 @@ class GroupedTCResNet:
         return x * torch.stack(masks, dim=1).div_(1 - p)
 
 
-@dataclass
+@dataclass(eq=False)  # a training state: equal only to itself
 class _Fold(Fold):
     """A fold's own training state (:class:`kwsops.ml.fold.setup.Fold`) and what a stacked
     epoch keeps of it: its augmented batches ahead, its training sums, whether it is done."""

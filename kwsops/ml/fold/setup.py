@@ -91,7 +91,7 @@ def fold_seed(settings: TrainSettings, fold: int) -> int:
     return settings.seed * 1000 + fold
 
 
-@dataclass
+@dataclass(eq=False)  # a training state: equal only to itself
 class Fold:
     """One fold's own training state: its clips, network, augmentation, generators, optimizer,
     schedule and epoch book."""
@@ -102,9 +102,7 @@ class Fold:
     model: torch.nn.Module
     augmenter: Augmenter
     order_gen: torch.Generator
-    # the fold's later draws from the global generator (dropout) for a caller that runs it
-    # outside its own repeatable block: on CPU the global state right after the initial weights
-    dropout_gen: torch.Generator
+    dropout_gen: torch.Generator  # dropout masks of a fold trained outside its seeded block
     optimizer: torch.optim.Optimizer
     schedule: torch.optim.lr_scheduler.OneCycleLR
     book: EpochBook
@@ -143,6 +141,8 @@ def new_fold(setup: FoldSetup, source: FoldData, fold: int, kind: type[FoldT] = 
     n_classes, n_mels = len(data.label_names), data.features.shape[1]
     with repeatable(seed, torch.get_num_threads()):
         model = build_model(setup.arch, n_classes, n_mels).to(device)
+        # a fold trained alone draws only its dropout masks from the global generator later on:
+        # a stacked fold goes on from the state its own run would have here
         dropout_gen = torch.Generator(device=device)
         if device.type == "cpu":
             dropout_gen.set_state(torch.get_rng_state())
