@@ -122,6 +122,7 @@ def ablate(
     from kwsops.config import TrainSettings
     from kwsops.ml.augment import AugmentSettings
     from kwsops.ml.features import load_split
+    from kwsops.ml.fold.setup import FoldOptions
     from kwsops.ml.training import train_fold
 
     test = load_split(ws.spec_dir, "test")
@@ -151,7 +152,13 @@ def ablate(
                 for fold in range(folds):
                     out = Path(scratch) / name.replace(" ", "_") / f"seed_{seed}" / f"fold_{fold}"
                     job = pool.submit(
-                        train_fold, ws.spec_dir, out, settings, fold, augment=augment, threads=1
+                        train_fold,
+                        ws.spec_dir,
+                        out,
+                        settings,
+                        fold,
+                        options=FoldOptions(augment=augment),
+                        threads=1,
                     )
                     jobs.setdefault(seed, []).append(job)
             figures = []
@@ -227,6 +234,7 @@ def leave_one_speaker_out(ws: Workspace, batch_size: int) -> dict[str, tuple[int
 
     from kwsops.compare.evaluation import evaluate_models
     from kwsops.config import TrainSettings
+    from kwsops.ml.fold.setup import FoldOptions
     from kwsops.ml.training import train_fold
 
     pool = _pooled(ws)
@@ -243,7 +251,13 @@ def leave_one_speaker_out(ws: Workspace, batch_size: int) -> dict[str, tuple[int
             others = [i for i, s in enumerate(pool.speakers) if s != speaker]
             out = Path(scratch) / speaker
             jobs[speaker] = workers.submit(
-                train_fold, ws.spec_dir, out, settings, 0, threads=1, data=_select(pool, others)
+                train_fold,
+                ws.spec_dir,
+                out,
+                settings,
+                0,
+                threads=1,
+                options=FoldOptions(data=_select(pool, others)),
             )
         for speaker in speakers:
             model = jobs[speaker].result().model_path

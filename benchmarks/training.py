@@ -148,22 +148,24 @@ def on_gpu(ws: Workspace, args: argparse.Namespace) -> None:
     import torch
 
     from kwsops.config import TrainSettings
+    from kwsops.ml.fold.setup import FoldOptions
     from kwsops.ml.stacked import train_folds
 
     if not torch.cuda.is_available():
         sys.exit("--device cuda: torch sees no CUDA device")
     print(f"{torch.cuda.get_device_name()}; torch {torch.__version__}", flush=True)
+    cuda = FoldOptions(device="cuda")
     with tempfile.TemporaryDirectory() as tmp:
         warm = TrainSettings(batch_size=args.batch_sizes[0], epochs=1, folds=args.folds)
         dirs = {k: Path(tmp) / "warm" / str(k) for k in range(args.folds)}
-        train_folds(ws.spec_dir, dirs, warm, device="cuda")  # kernels, caches: not timed
+        train_folds(ws.spec_dir, dirs, warm, options=cuda)  # kernels, caches: not timed
         total = 0.0
         for batch in args.batch_sizes:
             settings = TrainSettings(batch_size=batch, epochs=args.epochs, folds=args.folds)
             dirs = {k: Path(tmp) / str(batch) / str(k) for k in range(args.folds)}
             torch.cuda.synchronize()
             started = time.perf_counter()
-            results = train_folds(ws.spec_dir, dirs, settings, device="cuda")
+            results = train_folds(ws.spec_dir, dirs, settings, options=cuda)
             torch.cuda.synchronize()
             seconds = time.perf_counter() - started
             total += seconds

@@ -111,7 +111,7 @@ class SplitSettings:
     seed: int = SEED
 
 
-# the compute precision of the training steps (kwsops.ml.training.step_dtype); weights, the
+# the compute precision of the training steps (kwsops.ml.compute.step_dtype); weights, the
 # optimizer and every score stay float32
 PRECISIONS = ("auto", "float32", "bfloat16")
 

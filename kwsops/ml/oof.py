@@ -13,8 +13,8 @@ import torch
 
 from kwsops.config import TrainSettings
 from kwsops.ml.features import load_split
+from kwsops.ml.fold.setup import fold_pairs
 from kwsops.ml.model import load_model, predict_proba
-from kwsops.ml.split import fold_indices as split_fold_indices
 from kwsops.ml.spotting import ClipScores
 from kwsops.ml.store import Rows
 
@@ -30,14 +30,7 @@ def out_of_fold_scores(
     """Every training clip's probabilities from the fold that held it out (the folds as
     training drew them: same labels, speakers, ids, count and seed)."""
     data = load_split(spec_dir, "train")
-    pairs, _ = split_fold_indices(
-        data.labels.numpy(),
-        data.speakers,
-        data.ids,
-        settings.folds,
-        settings.seed,
-        data.label_names,
-    )
+    pairs, _ = fold_pairs(data, settings.folds, settings.seed)
     probs = np.zeros((len(data), len(data.label_names)), dtype=np.float64)
     with torch.inference_mode():
         for (_, val_idx), path in zip(pairs, model_paths, strict=True):

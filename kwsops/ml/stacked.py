@@ -46,24 +46,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from kwsops.config import TrainSettings, available_cores
-from kwsops.ml.augment import Augmenter, AugmentSettings
-from kwsops.ml.features import SpecSplit, load_noise, load_split
-from kwsops.ml.model import TCResNet, TemporalBlock, build_model, default_arch
-from kwsops.ml.split import fold_indices
-from kwsops.ml.training import (
-    EpochBook,
-    FoldResult,
-    FoldRun,
-    _augment_settings,
-    autocast,
-    fold_noise_bank,
-    new_optimizer,
-    pick_device,
-    precision_name,
-    repeatable,
-    step_dtype,
-    write_fold,
+from kwsops.ml.compute import autocast, repeatable
+from kwsops.ml.features import SpecSplit
+from kwsops.ml.fold.files import FoldResult, FoldRun, write_fold
+from kwsops.ml.fold.setup import (
+    DEFAULT_OPTIONS,
+    Fold,
+    FoldData,
+    FoldOptions,
+    FoldSetup,
+    new_fold,
 )
+from kwsops.ml.model import TCResNet, TemporalBlock
 from kwsops.progress import ProgressFn, no_progress
 
 EpochFn = Callable[[int, int, dict], None]  # (fold, epoch, history row)
@@ -201,36 +195,28 @@ class GroupedTCResNet:
         return x * torch.stack(masks, dim=1).div_(1 - p)
 
 
-@dataclass
-class _Fold:
-    """One fold's own training state, as ``train_fold`` keeps it."""
+@dataclass(eq=False)  # a training state: equal only to itself
+class _Fold(Fold):
+    """A fold's own training state (:class:`kwsops.ml.fold.setup.Fold`) and what a stacked
+    epoch keeps of it: its augmented batches ahead, its training sums, whether it is done."""
 
-    fold: int
-    train_idx: np.ndarray
-    val_idx: np.ndarray
-    model: nn.Module
-    augmenter: Augmenter
-    order_gen: torch.Generator
-    dropout_gen: torch.Generator
-    optimizer: torch.optim.Optimizer
-    schedule: torch.optim.lr_scheduler.OneCycleLR
-    book: EpochBook
-    device: torch.device
     done: bool = False
     seconds: float = 0.0  # from train_folds' start to this fold's last epoch
-    order: torch.Tensor | None = None  # this epoch's shuffled positions in train_idx
     ready: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
-    lr: float = 0.0
     seen: int = 0
     loss_sum: float = 0.0
     correct: int = 0
 
-    def start_epoch(self) -> None:
+    def start_epoch(self) -> torch.Tensor:
         """Draw the epoch's order (as train_fold does, before any of its steps) and reset sums."""
-        self.lr = self.optimizer.param_groups[0]["lr"]
-        self.order = torch.randperm(len(self.train_idx), generator=self.order_gen)
+        order = super().start_epoch()
         self.seen, self.loss_sum, self.correct = 0, 0.0, 0
         self.model.train()
+        return order
+
+    def train_fit(self) -> tuple[float, float]:
+        """The epoch's (mean training loss, accuracy on the augmented clips)."""
+        return self.loss_sum / max(self.seen, 1), self.correct / max(self.seen, 1)
 
     def batch_length(self, step: int, batch_size: int) -> int:
         """Clips in this epoch's ``step``-th batch; 0 when there is none or it is skipped (one
@@ -249,55 +235,6 @@ class _Fold:
 
     def take(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         return self.ready.pop(step)
-
-
-def _new_fold(
-    data: SpecSplit,
-    pair: tuple[np.ndarray, np.ndarray],
-    fold: int,
-    settings: TrainSettings,
-    augment: AugmentSettings,
-    arch: dict,
-    device: torch.device,
-    recorded: torch.Tensor | None,
-) -> _Fold:
-    """A fold set up as ``train_fold`` sets it up, with the same seeds in the same order."""
-    train_idx, val_idx = pair
-    seed = settings.seed * 1000 + fold
-    n_classes, n_mels = len(data.label_names), data.features.shape[1]
-    with repeatable(seed, torch.get_num_threads()):
-        model = build_model(arch, n_classes, n_mels).to(device)
-        # train_fold's only later draws from the global generator are dropout masks: each fold
-        # goes on from the state its own run would have here
-        dropout_gen = torch.Generator(device=device)
-        if device.type == "cpu":
-            dropout_gen.set_state(torch.get_rng_state())
-        else:
-            dropout_gen.manual_seed(seed)
-        bank = fold_noise_bank(data, train_idx, seed, recorded)
-        augmenter = Augmenter(
-            augment,
-            n_classes,
-            data.feature_settings,
-            bank.to(device),
-            seed=seed,
-            label_names=data.label_names,
-        )
-        order_gen = torch.Generator().manual_seed(seed)
-        optimizer, schedule = new_optimizer(model, settings, len(train_idx))
-    return _Fold(
-        fold=fold,
-        train_idx=train_idx,
-        val_idx=val_idx,
-        model=model,
-        augmenter=augmenter,
-        order_gen=order_gen,
-        dropout_gen=dropout_gen,
-        optimizer=optimizer,
-        schedule=schedule,
-        book=EpochBook(settings.patience),
-        device=device,
-    )
 
 
 def _train_step(
@@ -382,6 +319,7 @@ class _Lanes:
     first served, in submission order) and waits for all; inline when ``lanes`` is 1."""
 
     def __init__(self, lanes: int, threads_each: int = 1):
+        self.count = lanes
         self.pool = (
             ThreadPoolExecutor(
                 lanes, "stacked-lane", initializer=torch.set_num_threads, initargs=(threads_each,)
@@ -412,155 +350,143 @@ def default_lanes(device: torch.device) -> int:
     return available_cores()
 
 
-def _check_folds(folds: list[int], out_dirs: Mapping[int, Path], settings: TrainSettings) -> None:
+def _check_folds(folds: list[int], settings: TrainSettings) -> None:
     if not folds:
         raise ValueError("no folds to train")
-    if len(set(folds)) != len(folds):
-        raise ValueError(f"folds listed twice: {folds}")
     for fold in folds:
         if not 0 <= fold < settings.folds:
             raise ValueError(f"fold {fold} out of range: 0..{settings.folds - 1}")
-        if fold not in out_dirs:
-            raise ValueError(f"no output folder for fold {fold}")
+
+
+@dataclass
+class _Stack:
+    """The folds of one ``train_folds`` call run as one grouped network on ``lanes``, epoch by
+    epoch; each fold's rows go to ``on_epoch``, the fold-epochs done to ``progress``."""
+
+    setup: FoldSetup
+    data: SpecSplit
+    folds: list[_Fold]
+    lanes: _Lanes
+    progress: ProgressFn
+    on_epoch: EpochFn | None
+    start: float  # the call's start: a fold's seconds run from it to its last epoch
+    done_epochs: int = 0
+
+    def __post_init__(self) -> None:
+        channels_last = self.setup.device.type == "cpu"
+        self.net = GroupedTCResNet([f.model for f in self.folds], channels_last=channels_last)
+
+    def train(self) -> None:
+        """Every epoch until each fold ran its last or stopped early."""
+        for epoch in range(1, self.setup.settings.epochs + 1):
+            active = [i for i, f in enumerate(self.folds) if not f.done]  # members of self.net
+            if not active:
+                break
+            epoch_start = time.monotonic()
+            self._steps(active)
+            self._record(epoch, active, self._scores(active), epoch_start)
+
+    def _steps(self, active: list[int]) -> None:
+        """One epoch's optimizer steps; each step's clips augmented while the one before trains."""
+        bs = self.setup.settings.batch_size
+        for i in active:
+            self.folds[i].start_epoch()
+        self.lanes.run(self._augmenting(active, 0))
+        steps = max(-(-len(self.folds[i].train_idx) // bs) for i in active)
+        for step in range(steps):
+            self.lanes.run(self._training(active, step) + self._augmenting(active, step + 1))
+
+    def _augmenting(self, active: list[int], step: int) -> list[Callable[[], None]]:
+        bs = self.setup.settings.batch_size
+        folds = [self.folds[i] for i in active]
+        return [partial(f.augment, step, bs, self.data) for f in folds if f.batch_length(step, bs)]
+
+    def _training(self, active: list[int], step: int) -> list[Callable[[], None]]:
+        """A step's training tasks: the folds whose batch has one length, split over the lanes."""
+        bs = self.setup.settings.batch_size
+        by_length: dict[int, list[int]] = {}
+        for i in active:
+            if length := self.folds[i].batch_length(step, bs):
+                by_length.setdefault(length, []).append(i)
+        groups = [g for members in by_length.values() for g in _split(members, self.lanes.count)]
+        smoothing, dtype = self.setup.settings.label_smoothing, self.setup.dtype
+        return [
+            partial(_train_step, self.net, g, [self.folds[i] for i in g], step, smoothing, dtype)
+            for g in groups
+        ]
+
+    def _scores(self, active: list[int]) -> list[tuple[float, float]]:
+        """Each active fold's (validation loss, accuracy), in the order of ``active``."""
+        for i in active:
+            self.folds[i].model.eval()
+        parts = self.lanes.run(
+            [
+                partial(_evaluate, self.net, g, [self.folds[i] for i in g], self.data)
+                for g in _split(active, self.lanes.count)
+            ]
+        )
+        return [score for part in parts for score in part]
+
+    def _record(
+        self,
+        epoch: int,
+        active: list[int],
+        scores: list[tuple[float, float]],
+        epoch_start: float,
+    ) -> None:
+        """The epoch into each fold's book, the callbacks, and which folds are done."""
+        epochs = self.setup.settings.epochs
+        total = len(self.folds) * epochs
+        for i, val in zip(active, scores, strict=True):
+            f = self.folds[i]
+            row = f.record(epoch, f.train_fit(), val, epoch_start)
+            if self.on_epoch is not None:
+                self.on_epoch(f.fold, epoch, dict(row))
+            self.done_epochs += 1
+            self.progress(self.done_epochs, total, f.epoch_note(epoch, val[1]))
+            if f.book.stopped or epoch == epochs:
+                f.done, f.seconds = True, time.monotonic() - self.start
+            if f.book.stopped:
+                self.done_epochs += epochs - epoch
+                self.progress(self.done_epochs, total, f.stop_note(epoch))
 
 
 def train_folds(
     spec_dir: Path,
     out_dirs: Mapping[int, Path],
     settings: TrainSettings,
-    folds: Sequence[int] | None = None,
     *,
-    augment: AugmentSettings | None = None,
+    options: FoldOptions = DEFAULT_OPTIONS,
     progress: ProgressFn = no_progress,
     on_epoch: EpochFn | None = None,
     lanes: int | None = None,
-    device: str | torch.device | None = None,
-    data: SpecSplit | None = None,
 ) -> list[FoldResult]:
-    """Train ``folds`` (default: every key of ``out_dirs``) of ``settings`` together.
+    """Train the folds ``out_dirs`` names (fold -> its output folder) of ``settings`` together.
 
     Writes into ``out_dirs[fold]`` what ``train_fold`` writes for that fold and returns the
-    ``FoldResult``s in the order of ``folds``. ``lanes``: how many stacked groups train at
+    ``FoldResult``s in the order of ``out_dirs``. ``lanes``: how many stacked groups train at
     once, each on its own worker thread of one torch thread (default :func:`default_lanes`).
     Results depend on ``lanes`` (which folds share a grouped convolution changes its rounding),
     never on timing.
 
     ``on_epoch(fold, epoch, row)`` gets each fold's history rows; ``progress`` counts
-    fold-epochs (``len(folds) * epochs`` in all; a fold that stops early counts its remaining
+    fold-epochs (``len(out_dirs) * epochs`` in all; a fold that stops early counts its remaining
     epochs as done). A row's ``seconds`` is the stacked epoch's wall time, shared by its folds;
     ``metrics.json``'s ``seconds`` is the time from the call's start to the fold's last epoch
     and its ``stacked_folds`` says how many folds shared that time.
     """
-    folds = list(out_dirs) if folds is None else list(folds)
-    _check_folds(folds, out_dirs, settings)
-    augment = _augment_settings(augment, settings)
-    arch = {**default_arch(), **settings.extra.get("arch", {})}
-    device = torch.device(device) if device is not None else pick_device()
-    lanes = max(1, min(lanes or default_lanes(device), len(folds)))
-    dtype = step_dtype(settings.precision, device)
+    folds = list(out_dirs)
+    _check_folds(folds, settings)
+    setup = FoldSetup.of(settings, options)
+    lanes = max(1, min(lanes or default_lanes(setup.device), len(folds)))
     start = time.monotonic()
-
-    data = data if data is not None else load_split(spec_dir, "train")
-    pairs, fold_note = fold_indices(
-        data.labels.numpy(),
-        data.speakers,
-        data.ids,
-        settings.folds,
-        settings.seed,
-        data.label_names,
-    )
-    recorded = load_noise(spec_dir)
-    bs = settings.batch_size
-    total = len(folds) * settings.epochs
-    done_epochs = 0
+    source = FoldData.load(spec_dir, settings, options.data)
     pool = _Lanes(lanes)
     try:
         with repeatable(settings.seed, 1):
-            states = [
-                _new_fold(data, pairs[fold], fold, settings, augment, arch, device, recorded)
-                for fold in folds
-            ]
-            net = GroupedTCResNet([s.model for s in states], channels_last=device.type == "cpu")
-            for epoch in range(1, settings.epochs + 1):
-                active = [i for i, s in enumerate(states) if not s.done]
-                if not active:
-                    break
-                epoch_start = time.monotonic()
-                for i in active:
-                    states[i].start_epoch()
-                pool.run(
-                    [
-                        partial(states[i].augment, 0, bs, data)
-                        for i in active
-                        if states[i].batch_length(0, bs)
-                    ]
-                )
-                steps = max(-(-len(states[i].train_idx) // bs) for i in active)
-                for step in range(steps):
-                    by_length: dict[int, list[int]] = {}
-                    for i in active:
-                        if length := states[i].batch_length(step, bs):
-                            by_length.setdefault(length, []).append(i)
-                    groups = [g for members in by_length.values() for g in _split(members, lanes)]
-                    train = [
-                        partial(
-                            _train_step,
-                            net,
-                            members,
-                            [states[i] for i in members],
-                            step,
-                            settings.label_smoothing,
-                            dtype,
-                        )
-                        for members in groups
-                    ]
-                    ahead = [  # the next step's clips, augmented while this step trains
-                        partial(states[i].augment, step + 1, bs, data)
-                        for i in active
-                        if states[i].batch_length(step + 1, bs)
-                    ]
-                    pool.run(train + ahead)
-                for i in active:
-                    states[i].model.eval()
-                scores = [
-                    score
-                    for part in pool.run(
-                        [
-                            partial(_evaluate, net, g, [states[i] for i in g], data)
-                            for g in _split(active, lanes)
-                        ]
-                    )
-                    for score in part
-                ]
-                for i, val in zip(active, scores, strict=True):
-                    s = states[i]
-                    train_fit = (s.loss_sum / max(s.seen, 1), s.correct / max(s.seen, 1))
-                    row = s.book.record(s.model, epoch, train_fit, val, s.lr, epoch_start)
-                    if on_epoch is not None:
-                        on_epoch(s.fold, epoch, dict(row))
-                    done_epochs += 1
-                    progress(
-                        done_epochs, total, f"fold {s.fold} epoch {epoch} val_acc {val[1]:.3f}"
-                    )
-                    if s.book.stopped or epoch == settings.epochs:
-                        s.done, s.seconds = True, time.monotonic() - start
-                    if s.book.stopped:
-                        done_epochs += settings.epochs - epoch
-                        progress(
-                            done_epochs,
-                            total,
-                            f"fold {s.fold} stopped early at epoch {epoch}, "
-                            f"best {s.book.best['epoch']}",
-                        )
-            for s in states:
-                s.model.load_state_dict(s.book.best_state)
+            states = [new_fold(setup, source, fold, _Fold) for fold in folds]
+            _Stack(setup, source.data, states, pool, progress, on_epoch, start).train()
     finally:
         pool.close()
-
-    results = []
-    for s in states:
-        run = FoldRun(s.fold, settings, s.train_idx, s.val_idx, fold_note, recorded, device,
-                      lanes, stacked_folds=len(states), precision=precision_name(dtype))  # fmt: skip
-        out = Path(out_dirs[s.fold])
-        results.append(write_fold(out, s.model, s.book, run, data, arch, augment, s.seconds))
-    return results
+    run = FoldRun(setup, source, lanes, stacked_folds=len(states))
+    return [write_fold(Path(out_dirs[s.fold]), s, run, s.seconds) for s in states]

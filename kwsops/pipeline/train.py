@@ -11,7 +11,6 @@ is what a `clearml:<task-id>` revision points at.
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import logging
 import shutil
@@ -168,14 +167,6 @@ def train_folds_stage(
     return StageResult(detail, {"folds": len(results), **epochs_fields(ran, settings)})
 
 
-def read_history(path: Path) -> list[dict]:
-    with open(path, newline="") as handle:
-        return [
-            {k: float(v) for k, v in row.items() if v not in ("", None)}
-            for row in csv.DictReader(handle)
-        ]
-
-
 def keep_operating_point(ws: Workspace, settings: TrainSettings, budget: float) -> dict:
     """Score the training clips out of fold, keep the scores (``oof_scores.json``) and the
     operating point chosen on them for ``budget`` (``operating_point.json``) beside the folds."""
@@ -208,6 +199,7 @@ def collect_folds_stage(
 ) -> StageResult:
     """Drop folds left from a run with more folds, summarise, keep the operating point for
     ``budget`` false alarms per hour, log the `train model` task."""
+    from kwsops.ml.fold.files import read_history
     from kwsops.ml.training import summarize_folds
     from kwsops.tracking.tracker import stage_task
 

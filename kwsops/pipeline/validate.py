@@ -123,7 +123,7 @@ def compare(
 def fold_histories(model_paths: list[Path]) -> list[list[dict]]:
     """Each fold's per-epoch history (history.csv beside its model), where the revision has
     one: workspace and git revisions do, ClearML artifacts hold only the models."""
-    from kwsops.pipeline.train import read_history
+    from kwsops.ml.fold.files import read_history
 
     found = []
     for path in model_paths:

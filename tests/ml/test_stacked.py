@@ -18,9 +18,12 @@ from safetensors.torch import load_file
 
 from kwsops.config import TrainSettings
 from kwsops.ml import stacked
+from kwsops.ml.compute import step_dtype
 from kwsops.ml.features import load_split
+from kwsops.ml.fold.book import HISTORY_FIELDS
+from kwsops.ml.fold.setup import FoldOptions
 from kwsops.ml.model import TCResNet, load_model, read_model_meta
-from kwsops.ml.training import HISTORY_FIELDS, step_dtype, train_fold
+from kwsops.ml.training import train_fold
 from tests.helpers.clips import tiny_spec_dir
 
 # batch 16 on ~50 clips per fold: four steps, the last one short and of another length per
@@ -52,17 +55,19 @@ def float64():
 def float64_runs(spec_dir, data64, tmp_path_factory):
     """Every fold by ``train_fold`` and by ``train_folds`` (two lanes), all in float64."""
     data = data64
+    in_memory = FoldOptions(data=data)
     root = tmp_path_factory.mktemp("float64")
     folds = list(range(SETTINGS.folds))
     old_dtype = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
     try:
         old = [
-            train_fold(spec_dir, root / f"old_{k}", SETTINGS, k, threads=1, data=data)
+            train_fold(spec_dir, root / f"old_{k}", SETTINGS, k, threads=1, options=in_memory)
             for k in folds
         ]
         dirs = {k: root / f"new_{k}" for k in folds}
-        new = stacked.train_folds(spec_dir, dirs, SETTINGS, lanes=2, data=data, device="cpu")
+        on_cpu = FoldOptions(data=data, device="cpu")
+        new = stacked.train_folds(spec_dir, dirs, SETTINGS, lanes=2, options=on_cpu)
     finally:
         torch.set_default_dtype(old_dtype)
     return old, new
@@ -123,24 +128,16 @@ def test_a_stopped_fold_gets_no_more_steps(spec_dir, data64, float64, tmp_path, 
 
     monkeypatch.setattr(stacked, "_train_step", counting_step)
     dirs = {k: tmp_path / f"fold_{k}" for k in range(SETTINGS.folds)}
-    states: list = []
-    new_fold = stacked._new_fold
 
-    def keeping(*args):
-        states.append(new_fold(*args))
-        return states[-1]
-
-    monkeypatch.setattr(stacked, "_new_fold", keeping)
-
-    def writing(out, model, book, run, *args):
-        state = next(s for s in states if s.fold == run.fold)
-        adam = state.optimizer.state_dict()["state"].values()
-        frozen[run.fold] = min(int(v["step"]) for v in adam)
-        return write(out, model, book, run, *args)
+    def writing(out, fold, *args):
+        adam = fold.optimizer.state_dict()["state"].values()
+        frozen[fold.fold] = min(int(v["step"]) for v in adam)
+        return write(out, fold, *args)
 
     monkeypatch.setattr(stacked, "write_fold", writing)
+    on_cpu = FoldOptions(data=data64, device="cpu")
     results = stacked.train_folds(
-        spec_dir, dirs, SETTINGS, lanes=1, on_epoch=on_epoch, data=data64, device="cpu"
+        spec_dir, dirs, SETTINGS, lanes=1, on_epoch=on_epoch, options=on_cpu
     )
     assert any(r.stopped_early for r in results) and not all(r.stopped_early for r in results)
     for r in results:
@@ -164,10 +161,8 @@ def test_callbacks_and_bad_arguments(spec_dir, tmp_path):
     assert ticks[-1] == (2, 2)
     with pytest.raises(ValueError, match="out of range"):
         stacked.train_folds(spec_dir, {3: tmp_path / "x"}, settings)
-    with pytest.raises(ValueError, match="no output folder"):
-        stacked.train_folds(spec_dir, {0: tmp_path / "x"}, settings, folds=[0, 1])
-    with pytest.raises(ValueError, match="twice"):
-        stacked.train_folds(spec_dir, {0: tmp_path / "x"}, settings, folds=[0, 0])
+    with pytest.raises(ValueError, match="no folds to train"):
+        stacked.train_folds(spec_dir, {}, settings)
 
 
 @pytest.mark.parametrize("precision", ["float32", "bfloat16"])
@@ -190,9 +185,10 @@ def test_the_training_steps_run_in_the_precision_asked(spec_dir, tmp_path, monke
     monkeypatch.setattr(F, "conv2d", conv2d)
     monkeypatch.setattr(F, "conv1d", conv1d)
     settings = dataclasses.replace(SETTINGS, epochs=2, precision=precision)
-    one = train_fold(spec_dir, tmp_path / "one", settings, 0, threads=1, device="cpu")
+    on_cpu = FoldOptions(device="cpu")
+    one = train_fold(spec_dir, tmp_path / "one", settings, 0, threads=1, options=on_cpu)
     together = stacked.train_folds(spec_dir, {0: tmp_path / "a", 1: tmp_path / "b"}, settings,
-                                   lanes=1, device="cpu")  # fmt: skip
+                                   lanes=1, options=on_cpu)  # fmt: skip
     expected = {torch.float32} | ({torch.bfloat16} if precision == "bfloat16" else set())
     assert seen == expected  # validation passes are float32 either way
     for result in [one, *together]:

@@ -266,6 +266,7 @@ def test_training_reads_the_features_one_batch_at_a_time(spec_dir, tmp_path, mon
     from kwsops.config import TrainSettings
     from kwsops.ml import store as store_module
     from kwsops.ml import training
+    from kwsops.ml.fold.setup import FoldOptions
 
     monkeypatch.setattr(training, "_EVAL_BATCH", 3)  # validation pass: 3 rows a read
     monkeypatch.setattr(store_module, "_SOURCE_BATCH", 3)  # the noise bank's mean spectrum
@@ -274,7 +275,12 @@ def test_training_reads_the_features_one_batch_at_a_time(spec_dir, tmp_path, mon
     recording.reads = []
     settings = TrainSettings(batch_size=3, epochs=1, folds=2)
     result = training.train_fold(
-        spec_dir, tmp_path, settings, 0, data=replace(split, features=recording), threads=1
+        spec_dir,
+        tmp_path,
+        settings,
+        0,
+        options=FoldOptions(data=replace(split, features=recording)),
+        threads=1,
     )
     assert result.n_train > 3 and sum(recording.reads) >= result.n_train + result.n_val
     assert max(recording.reads) <= 3  # never a fold or a split at once

@@ -14,13 +14,10 @@ import torch
 from kwsops.config import TrainSettings
 from kwsops.ml.augment import AUGMENTATIONS, Augmenter, AugmentSettings, noise_bank
 from kwsops.ml.features import load_split
+from kwsops.ml.fold.book import HISTORY_FIELDS
+from kwsops.ml.fold.setup import fold_pairs
 from kwsops.ml.model import load_model
-from kwsops.ml.training import (
-    HISTORY_FIELDS,
-    fold_indices,
-    summarize_folds,
-    train_fold,
-)
+from kwsops.ml.training import summarize_folds, train_fold
 from tests.helpers.clips import tiny_spec_dir
 
 SETTINGS = TrainSettings(batch_size=16, epochs=2, learning_rate=0.01, folds=3, patience=5)
@@ -50,10 +47,11 @@ def first_run(spec_dir, tmp_path_factory):
 
 def test_fold_indices_are_grouped_stratified_and_seeded(spec_dir):
     split = load_split(spec_dir, "train")
-    folds = fold_indices(split, 3, seed=42)
+    folds, note = fold_pairs(split, 3, seed=42)
+    assert note == ""  # enough speakers: grouped by speaker
     assert all(
         np.array_equal(a, c) and np.array_equal(b, d)
-        for (a, b), (c, d) in zip(folds, fold_indices(split, 3, seed=42), strict=True)
+        for (a, b), (c, d) in zip(folds, fold_pairs(split, 3, seed=42)[0], strict=True)
     )
     speakers = np.array(split.speakers)
     all_val = np.concatenate([val for _, val in folds])
@@ -62,7 +60,7 @@ def test_fold_indices_are_grouped_stratified_and_seeded(spec_dir):
         assert set(speakers[train]).isdisjoint(speakers[val])
         assert len(set(split.labels[val].tolist())) == 3
     with pytest.raises(ValueError, match="50 folds need at least 50"):
-        fold_indices(split, 50, seed=42)
+        fold_pairs(split, 50, seed=42)
 
 
 def test_train_fold_learns_and_reports_each_epoch(first_run):
