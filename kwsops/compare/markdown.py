@@ -130,7 +130,8 @@ def _differing(section: DifferingParams) -> list[str]:
 def _methods(section: Methods) -> list[str]:
     method = section.method
     lines = [f"![accuracy by revision]({section.accuracy_plot})", ""]
-    return [*(lines if section.accuracy_plot else []),
+    return [
+        *(lines if section.accuracy_plot else []),
         f"Accuracy, precision, recall and F1 are means over each revision's fold models; "
         f"intervals are percentile bootstraps over the test clips ({method.n_boot} "
         f"resamples, seed {method.seed}). Ensemble: mean of the fold softmaxes. "
@@ -139,15 +140,14 @@ def _methods(section: Methods) -> list[str]:
         f"ms/clip: one model, one CPU thread, batch of {method.latency_batch}, median of "
         f"{method.latency_repeats} runs. File: one fold's model file.",
         "",
-    ]  # fmt: skip
+    ]
 
 
 @section_lines.register
 def _spotter(section: Spotter) -> list[str]:
     """Per revision the figures at its operating threshold and at DEFAULT_THRESHOLD, then the
     DET curve as a PNG and as a table each."""
-    first = section.revisions[0].spotting
-    assert first is not None
+    first = section.first
     names = {spec: escape_md(name) for spec, name in section.names.items()}
     lines = [
         "## Spotting",
@@ -163,9 +163,7 @@ def _spotter(section: Spotter) -> list[str]:
         f"{DEFAULT_THRESHOLD:g}: miss | at {DEFAULT_THRESHOLD:g}: false alarms |",
         "|---|---:|---:|---|---:|---|",
     ]
-    for rev in section.revisions:
-        spot = rev.spotting
-        assert spot is not None
+    for rev, spot in section.spotted:
         at, default = spot.at_budget, spot.at_default
         lines.append(
             f"| {names[rev.spec]} | {spot.threshold:.3f} ({spot.threshold_from}) | "
@@ -175,7 +173,7 @@ def _spotter(section: Spotter) -> list[str]:
     lines.append("")
     if section.det_plot:
         lines += [f"![DET curve]({section.det_plot})", ""]
-    for rev in section.revisions:
+    for rev, spot in section.spotted:
         lines += [
             f"DET curve of {names[rev.spec]} (test split, threshold read off the test scores "
             "at each budget):",
@@ -183,7 +181,7 @@ def _spotter(section: Spotter) -> list[str]:
             "| false alarms / h (at most) | miss rate | threshold |",
             "|---:|---:|---:|",
         ]
-        for row in rev.spotting.det_text if rev.spotting else []:
+        for row in spot.det_text:
             lines.append(
                 f"| {row.false_alarms_per_hour:g} | {_rate(row.miss_rate)} | {row.threshold:.3f} |"
             )
@@ -211,8 +209,9 @@ def open_lines(origin: Origin) -> list[str]:
         lines.append(f"- registry version **{escape_md(origin.registry)}**")
     if origin.commit:
         short = origin.commit[:12]
-        lines.append(f"- git commit `{short}` ({escape_md(origin.rev)}): "
-                     f"{escape_md(origin.subject or '')}")  # fmt: skip
+        lines.append(
+            f"- git commit `{short}` ({escape_md(origin.rev)}): {escape_md(origin.subject or '')}"
+        )
         lines.append(f"  (`git show {short}`, models: `dvc get . data/models --rev {short}`)")
     if origin.clearml_task:
         task = escape_md(origin.clearml_task)
@@ -278,22 +277,34 @@ def _revision(section: RevisionDetail) -> list[str]:
         "Speakers unknown: no test clip's file name names its speaker.",
         ["speaker", "clips", "accuracy %", "ensemble %"],
         "lrrr",
-        lambda r: [escape_md(r.speaker, 60), str(r.clips), pct(r.accuracy),
-                   pct(r.ensemble_accuracy)],
+        lambda r: [
+            escape_md(r.speaker, 60),
+            str(r.clips),
+            pct(r.accuracy),
+            pct(r.ensemble_accuracy),
+        ],
         "speakers",
-    )  # fmt: skip
+    )
     lines += _first_rows(
         section.misclassified,
         "### Misclassified test clips (fold ensemble, most confident first)",
         "None: the fold ensemble classifies every test clip correctly.",
         ["file (in data/input)", "true", "predicted", "probability %"],
         "lllr",
-        lambda r: [escape_md(r.source, 120), escape_md(r.true, 40), escape_md(r.predicted, 40),
-                   pct(r.probability)],
+        lambda r: [
+            escape_md(r.source, 120),
+            escape_md(r.true, 40),
+            escape_md(r.predicted, 40),
+            pct(r.probability),
+        ],
         "misclassified clips",
-    )  # fmt: skip
-    lines += ["### Confusion matrix", "", "Rows: true label; mean over folds, each row sums to "
-              "100 %.", ""]  # fmt: skip
+    )
+    lines += [
+        "### Confusion matrix",
+        "",
+        "Rows: true label; mean over folds, each row sums to 100 %.",
+        "",
+    ]
     if rev.plot:
         lines += [f"![confusion matrix of {name}]({rev.plot})", ""]
     labels = [escape_md(label, 40) for label in section.labels]
@@ -304,8 +315,9 @@ def _revision(section: RevisionDetail) -> list[str]:
     return lines + _table(["true \\\\ predicted (%)", *labels], rows, "l" + "r" * len(labels))
 
 
-def _first_rows(rows: FirstRows | None, title: str, empty: str, header: list[str], align: str,
-                cells, what: str) -> list[str]:  # fmt: skip
+def _first_rows(
+    rows: FirstRows | None, title: str, empty: str, header: list[str], align: str, cells, what: str
+) -> list[str]:
     if rows is None:
         return []
     if not rows.total:

@@ -27,8 +27,9 @@ def write_plots(comparison: Comparison, folder: Path) -> None:
         name = display_name(rev.spec)
         slug = f"{rev.rank}_{_slug(name)}"
         title = f"{name}: mean over {rev.folds} folds"
-        plot_confusion(rev.confusion, comparison.test.labels, title,
-                       folder / f"confusion_{slug}.png")  # fmt: skip
+        plot_confusion(
+            rev.confusion, comparison.test.labels, title, folder / f"confusion_{slug}.png"
+        )
         rev.plot = f"plots/confusion_{slug}.png"
         if rev.history:
             plot_curves(rev.history, name, folder / f"curves_{slug}.png")
@@ -120,19 +121,24 @@ def plot_det(revisions: list[RevisionResult], path: Path) -> Path | None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    shown = [rev for rev in revisions if rev.spotting]
+    shown = [(rev, rev.spotting) for rev in revisions if rev.spotting]
     if not shown:
         return None
     fig = Figure(figsize=(6.4, 4.2), layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    for rev in shown:
-        assert rev.spotting is not None
-        points = sorted((p for p in rev.spotting.det if p.false_alarms_per_hour),
-                        key=lambda p: p.false_alarms_per_hour or 0.0)  # fmt: skip
-        ax.step([p.false_alarms_per_hour for p in points],
-                [100 * (p.miss_rate or 0.0) for p in points], where="post", label=rev.spec)  # fmt: skip
-        at = rev.spotting.at_budget
+    for rev, spot in shown:
+        points = sorted(
+            (p for p in spot.det if p.false_alarms_per_hour),
+            key=lambda p: p.false_alarms_per_hour or 0.0,
+        )
+        ax.step(
+            [p.false_alarms_per_hour for p in points],
+            [100 * (p.miss_rate or 0.0) for p in points],
+            where="post",
+            label=rev.spec,
+        )
+        at = spot.at_budget
         if at.false_alarms_per_hour and at.miss_rate is not None:
             ax.plot([at.false_alarms_per_hour], [100 * at.miss_rate], "o", color="black")
     ax.set_xscale("log")

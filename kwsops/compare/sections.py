@@ -20,6 +20,7 @@ from kwsops.compare.model import (
     Misclassified,
     RevisionResult,
     SpeakerRow,
+    Spotting,
     TestFacts,
     ValidationTask,
 )
@@ -79,11 +80,16 @@ class Methods:
 
 @dataclass(frozen=True)
 class Spotter:
-    """The revisions that have spotting figures (at least one)."""
+    """The revisions that have spotting figures (at least one), each with them."""
 
-    revisions: list[RevisionResult]
+    spotted: list[tuple[RevisionResult, Spotting]]
     names: dict[str, str]
     det_plot: str | None
+
+    @property
+    def first(self) -> Spotting:
+        """The figures whose budget and clip length the section states."""
+        return self.spotted[0][1]
 
 
 @dataclass(frozen=True)
@@ -106,8 +112,8 @@ Section = Intro | Summary | DifferingParams | Methods | Spotter | TrackerTask | 
 def sections(comparison: Comparison) -> list[Section]:
     revisions = comparison.revisions
     names = short_names([rev.spec for rev in revisions])
-    spotted = [rev for rev in revisions if rev.spotting]
-    budget = spotted[0].spotting.budget if spotted else None  # type: ignore[union-attr]
+    spotted = [(rev, rev.spotting) for rev in revisions if rev.spotting]
+    budget = spotted[0][1].budget if spotted else None
     found: list[Section] = [
         Intro(
             comparison.test, comparison.created, comparison.best, comparison.gate, comparison.notes

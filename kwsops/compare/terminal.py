@@ -170,8 +170,7 @@ def _tracker_task(section: TrackerTask) -> list[RenderableType]:
 def _spotter(section: Spotter) -> list[RenderableType]:
     """The spotter's figures and the DET curve as text tables."""
     names = section.names
-    first = section.revisions[0].spotting
-    assert first is not None
+    first = section.first
     table = Table(
         title=f"Spotting: threshold for {first.budget:g} false alarm(s)/h "
         "(out of fold); test negatives, clip level, 95 % Poisson CI",
@@ -188,18 +187,18 @@ def _spotter(section: Spotter) -> list[RenderableType]:
         title_justify="left",
     )
     det.add_column("FA/h ≤", justify="right")
-    for rev in section.revisions:
-        spot = rev.spotting
-        assert spot is not None
+    for rev, spot in section.spotted:
         table.add_row(
-            _t(names[rev.spec]), f"{spot.threshold:.3f}", miss_text(rev),
+            _t(names[rev.spec]),
+            f"{spot.threshold:.3f}",
+            miss_text(rev),
             _t(rate_text(spot.at_budget)),
-        )  # fmt: skip
+        )
         det.add_column(_t(names[rev.spec]), justify="right")
     for i, budget in enumerate(DET_BUDGETS):
         cells = []
-        for rev in section.revisions:
-            rows = rev.spotting.det_text if rev.spotting else []
+        for _, spot in section.spotted:
+            rows = spot.det_text
             cells.append(pct(rows[i].miss_rate) if i < len(rows) else "–")
         det.add_row(f"{budget:g}", *cells)
     return [table, det]
@@ -249,15 +248,24 @@ def _per_class(rev: RevisionResult) -> Table:
     for name in ("precision", "recall", "F1", "clips"):
         table.add_column(name, justify="right")
     for row in rev.per_class:
-        table.add_row(_t(row.label, limit=40), pct(row.precision), pct(row.recall),
-                      pct(row.f1), str(row.support))  # fmt: skip
+        table.add_row(
+            _t(row.label, limit=40),
+            pct(row.precision),
+            pct(row.recall),
+            pct(row.f1),
+            str(row.support),
+        )
     return table
 
 
 def _first_rows(
-    rows: FirstRows | None, title: str, empty: str, columns: dict[str, str],
-    cells: Callable[..., list], what: str,
-) -> RenderableType:  # fmt: skip
+    rows: FirstRows | None,
+    title: str,
+    empty: str,
+    columns: dict[str, str],
+    cells: Callable[..., list],
+    what: str,
+) -> RenderableType:
     """A table of the first rows; ``columns``: header -> justify (the first folds)."""
     if rows is None:  # a comparison from before the section
         return Text()
@@ -293,19 +301,27 @@ def _revision(section: RevisionDetail) -> list[RenderableType]:
         "per speaker, worst first (%)",
         "speakers unknown (no test file name names one)",
         {"speaker": "left", "clips": "right", "accuracy": "right", "ensemble": "right"},
-        lambda r: [_t(r.speaker, limit=40), str(r.clips), pct(r.accuracy),
-                   pct(r.ensemble_accuracy)],
+        lambda r: [
+            _t(r.speaker, limit=40),
+            str(r.clips),
+            pct(r.accuracy),
+            pct(r.ensemble_accuracy),
+        ],
         "speakers",
-    )  # fmt: skip
+    )
     misclassified = _first_rows(
         section.misclassified,
         "misclassified test clips, most confident first (ensemble)",
         "none, the fold ensemble gets every test clip right",
         {"file (in data/input)": "left", "true": "left", "predicted": "left", "p %": "right"},
-        lambda r: [_t(r.source, limit=300), _t(r.true, limit=40), _t(r.predicted, limit=40),
-                   pct(r.probability)],
+        lambda r: [
+            _t(r.source, limit=300),
+            _t(r.true, limit=40),
+            _t(r.predicted, limit=40),
+            pct(r.probability),
+        ],
         "misclassified clips",
-    )  # fmt: skip
+    )
     rule = Rule(Text(f"{rev.rank}. ", "bold").append(_t(display_name(rev.spec))))
     grid_title = Text("confusion % (rows: true label, columns: predicted)", "italic")
     return [

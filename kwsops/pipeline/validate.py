@@ -11,10 +11,10 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kwsops import exitcodes
 from kwsops.atomic import atomic_dir, atomic_write_json, atomic_write_text, remove_leftovers
-from kwsops.compare.model import Comparison, Gate, ValidationTask
 from kwsops.compare.revisions import ResolvedRevision, materialise, trained_batch_sizes
 from kwsops.keywords import DEFAULT_BUDGET
 from kwsops.pipeline.result import StageResult
@@ -22,6 +22,9 @@ from kwsops.progress import ProgressFn, no_progress
 from kwsops.stamps import digest, file_sha256
 from kwsops.text import plural
 from kwsops.workspace import Workspace
+
+if TYPE_CHECKING:  # the model loads numpy and pydantic: only when Validate runs
+    from kwsops.compare.model import Comparison
 
 
 class QualityGateError(RuntimeError):
@@ -132,6 +135,7 @@ def validate_stage(
     """Compare ``revisions`` into reports/comparison_versions.{md,json} and reports/plots/."""
     from kwsops.compare.assemble import display_name_of
     from kwsops.compare.markdown import render_html, render_markdown
+    from kwsops.compare.model import Gate, ValidationTask
     from kwsops.compare.plots import write_plots
     from kwsops.tracking.tracker import stage_task
 
