@@ -7,11 +7,14 @@ Raw text: each renderer escapes it for its medium (:mod:`kwsops.text`).
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from kwsops.audio.layout import speakers_phrase
-from kwsops.compare.model import Interval, PairedTest, RevisionResult, TestFacts
-from kwsops.ml.spotting import SpottingFigures
 from kwsops.text import plural
+
+if TYPE_CHECKING:  # the console's dashboard imports short_names: no numpy, no pydantic for it
+    from kwsops.compare.model import Interval, PairedTest, RevisionResult, TestFacts
+    from kwsops.ml.spotting import SpottingFigures
 
 CI = "95 % CI"
 COMPARISON_TITLE = "# Comparison of model revisions"  # the first line of every Markdown report

@@ -2,7 +2,8 @@
 learnt from, how well it does, and how to feed it with onnxruntime and soundfile alone.
 
 Numbers the comparison may not hold (the miss rate at the false-alarm budget: only with
-``_unknown_``/``_silence_`` test clips) fall back to the operating point's, else "—". tests/registry run the card's code.
+``_unknown_``/``_silence_`` test clips) fall back to the operating point's, else "—".
+tests/registry run the card's code.
 """
 
 from __future__ import annotations
