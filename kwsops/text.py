@@ -10,7 +10,7 @@ them) are data. Each medium has one helper here, and every writer uses it:
 | a terminal (CLI, console cells) | :func:`clean_text`, or :func:`rich_text` for a rich/Textual ``Text`` |
 | rich/Textual markup strings (only where a markup string is unavoidable) | :func:`escape_markup` |
 | Markdown (reports) | :func:`escape_md`, :func:`md_url` |
-| HTML (run report, luigid's visualiser) | :func:`html_text`, :func:`status_message` |
+| HTML (run report, comparison page, luigid's visualiser) | :func:`html_text`, :func:`status_message`; the one page template :func:`html_page` |
 | CSV read by spreadsheets (the manifest) | :func:`csv_cell` (and :func:`csv_value` to read back) |
 | git commit messages | :func:`commit_message` |
 | plot titles and tick labels (matplotlib) | :func:`plot_text` |
@@ -92,6 +92,21 @@ def md_url(url: object) -> str:
 def html_text(text: object, limit: int = 2000) -> str:
     """:func:`clean_text`, then HTML-escaped (quotes too: safe in attributes)."""
     return html.escape(clean_text(text, limit), quote=True)
+
+
+HTML_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>{title}</title>
+<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:3px 8px}}{style}</style></head>
+<body>
+{body}</body></html>
+"""
+
+
+def html_page(title: object, body: str, style: str = "") -> str:
+    """The one self-contained HTML page kwsops writes (the comparison report, a run's report):
+    ``body`` is HTML already; ``style`` adds CSS rules of the page's own."""
+    return HTML_PAGE.format(title=html_text(title), body=body, style=style)
 
 
 def status_message(text: object, limit: int = 300) -> str:

@@ -384,31 +384,3 @@ def unseen_note(name: str, check: dict, test_speakers: int) -> str | None:
             "kwsops recorded it); its accuracy is on unseen voices only if it held out this split"
         )
     return None
-
-
-def rank(results: list[dict]) -> list[dict]:
-    """Best first: mean fold accuracy, then ensemble accuracy, then macro F1 (stable)."""
-    return sorted(
-        results,
-        key=lambda r: (
-            -r["accuracy"]["mean"],
-            -r["ensemble_accuracy"]["mean"],
-            -r["macro_f1"]["mean"],
-        ),
-    )
-
-
-def differing_params(results: list[dict]) -> list[str]:
-    """Param names whose value is not the same in every revision (missing counts as differing)."""
-    names = sorted({name for r in results for name in r["params"]})
-    return [n for n in names if len({repr(r["params"].get(n)) for r in results}) > 1]
-
-
-def paired_against_best(ranked: list[dict]) -> None:
-    """Add ``paired`` (McNemar on ensemble correctness vs the best) to every other revision."""
-    best = ranked[0]
-    best_correct = np.asarray(best["ensemble_correct"], bool)
-    best["paired"] = None
-    for other in ranked[1:]:
-        test = mcnemar(best_correct, np.asarray(other["ensemble_correct"], bool))
-        other["paired"] = {"against": best["spec"], **test}

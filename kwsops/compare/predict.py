@@ -57,7 +57,7 @@ def default_revision(ws: Workspace) -> str:
     """The revision a command uses when none is given (predict, detect, export): the version in
     the ``production`` stage (``kws@v1.2.0``), else the best revision of the last comparison
     report, else ``workspace:batch_<first>``."""
-    from kwsops.compare.terminal import ReportError, load_comparison
+    from kwsops.compare.model import ReportError, load_comparison
     from kwsops.versioning.tags import PRODUCTION, RegistryError, has_stage, in_stage
 
     try:  # one git call first; gto reads the tags only when a stage was ever assigned
@@ -68,11 +68,11 @@ def default_revision(ws: Workspace) -> str:
         return production.ref
 
     try:
-        data = load_comparison(ws.comparison_report)
+        comparison = load_comparison(ws.comparison_report)
     except ReportError:
-        data = None
-    if data and data.get("best"):
-        return str(data["best"])
+        comparison = None
+    if comparison is not None:
+        return comparison.best.spec
     return f"workspace:batch_{first_batch_size(ws)}"
 
 

@@ -1,4 +1,5 @@
-"""`kwsops report`: the comparison printed with rich (tables, coloured confusion grids).
+"""`kwsops report`: the comparison printed with rich (tables, coloured confusion grids), each
+section of :mod:`kwsops.compare.sections` rendered to rich renderables.
 
 Reads reports/comparison_versions.json (the numbers behind the Markdown report); without it,
 renders the Markdown file itself. Every string from a file becomes a rich ``Text`` after
@@ -8,8 +9,8 @@ as a control sequence. Works at 80 columns and when piped (rich drops colour wit
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
+from functools import singledispatch
 from pathlib import Path
 
 from rich import box
@@ -21,47 +22,46 @@ from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
-from kwsops.compare.breakdown import SHOWN
-from kwsops.compare.markdown import (
+from kwsops.compare.model import (
+    JSON_NAME,
+    Comparison,
+    Origin,
+    ReportError,
+    RevisionResult,
+    load_comparison,
+)
+from kwsops.compare.sections import (
+    DifferingParams,
+    FirstRows,
+    Intro,
+    Methods,
+    RevisionDetail,
+    Section,
+    Spotter,
+    Summary,
+    TrackerTask,
+    sections,
+)
+from kwsops.compare.spotting import DET_BUDGETS
+from kwsops.compare.wording import (
     CI,
     COMPARISON_TITLE,
-    JSON_NAME,
     data_phrase,
     display_name,
     human_bytes,
     human_count,
+    miss_text,
     p_text,
     pct,
-    plural,
-    short_names,
+    rate_text,
     split_sentence,
     with_ci,
 )
-from kwsops.compare.spotting import DET_BUDGETS, miss_text, rate_text
-from kwsops.text import clean_text
+from kwsops.text import clean_text, plural
 
 
-class ReportError(ValueError):
-    """No report to show, or it cannot be read; the message says what to run."""
-
-
-def json_path_for(path: Path) -> Path:
-    return Path(path).with_suffix(".json")
-
-
-def load_comparison(path: Path) -> dict | None:
-    """The comparison dict beside a Markdown report (or at ``path`` if it is the JSON)."""
-    source = Path(path) if Path(path).suffix == ".json" else json_path_for(path)
-    if not source.is_file():
-        return None
-    try:
-        data = json.loads(source.read_text(encoding="utf-8"))
-        data["revisions"][0]["accuracy"]["mean"]  # noqa: B018
-    except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
-        raise ReportError(
-            f"{source}: not a kwsops comparison ({exc}); run Validate again"
-        ) from None
-    return data
+def comparison_view(comparison: Comparison) -> RenderableType:
+    return Group(*(part for section in sections(comparison) for part in section_view(section)))
 
 
 def _t(text: object, style: str = "", limit: int = 200) -> Text:
@@ -75,22 +75,49 @@ def _heat(value: float) -> Style:
     return Style(color="white" if value > 0.55 else "black", bgcolor=Color.from_rgb(r, g, b))
 
 
-def summary_table(data: dict) -> Table:
+@singledispatch
+def section_view(section: Section) -> list[RenderableType]:
+    raise TypeError(f"no terminal view of {type(section).__name__}")
+
+
+@section_view.register
+def _intro(section: Intro) -> list[RenderableType]:
+    test, gate = section.test, section.gate
+    intro = Text("Comparison of model revisions\n", "bold")
+    intro.append(f"{plural(test.clips, 'test clip')} of {data_phrase(test)}; ")
+    intro.append(f"written {clean_text(section.created)}\n")
+    if split_sentence(test):
+        intro.append(_t(split_sentence(test), limit=400)).append("\n")
+    if gate.status in ("passed", "failed"):
+        style = "green" if gate.status == "passed" else "bold red"
+        intro.append(f"quality gate ≥ {pct(gate.fail_below)} %: {gate.status}\n", style)
+    for note in section.notes:
+        intro.append("note: ", "yellow").append(_t(note, limit=400)).append("\n")
+    return [intro]
+
+
+@section_view.register
+def _summary(section: Summary) -> list[RenderableType]:
     """Compact enough for 80 columns: short revision names (each distinct; the full names in
     the caption), the interval under the accuracy, file size in the details."""
-    names = short_names([rev["spec"] for rev in data["revisions"]])
+    names, budget = section.names, section.budget
     legend = Text()
-    for rev in data["revisions"]:
-        legend.append(f"{names[rev['spec']]}", "bold").append(" = ")
-        legend.append_text(_t(display_name(rev["spec"]), limit=400)).append("\n")
+    for rev in section.revisions:
+        legend.append(f"{names[rev.spec]}", "bold").append(" = ")
+        legend.append_text(_t(display_name(rev.spec), limit=400)).append("\n")
     legend.rstrip()
-    table = Table(title="Summary (best first)", box=box.SIMPLE_HEAD, title_justify="left",
-                  collapse_padding=True, pad_edge=False, caption=legend,
-                  caption_justify="left")  # fmt: skip
+    table = Table(
+        title="Summary (best first)",
+        box=box.SIMPLE_HEAD,
+        title_justify="left",
+        collapse_padding=True,
+        pad_edge=False,
+        caption=legend,
+        caption_justify="left",
+    )
     table.add_column("#", justify="right")
     table.add_column("revision", no_wrap=True, style="bold")
     table.add_column(f"acc %\n{CI}", justify="right", no_wrap=True)
-    budget = next((r["spotting"]["budget"] for r in data["revisions"] if r.get("spotting")), None)
     if budget is not None:  # the spotter's figure beside the accuracy on the words
         table.add_column(f"miss\n@{budget:g}/h", justify="right")
     table.add_column("F1 %", justify="right")
@@ -98,224 +125,217 @@ def summary_table(data: dict) -> Table:
     table.add_column("ms/\nclip", justify="right")
     table.add_column("params", justify="right")
     table.add_column("vs best", overflow="fold")
-    for rev in data["revisions"]:
-        acc = rev["accuracy"]
-        paired = rev.get("paired")
-        vs_style = "green" if not paired else ("red" if paired["p_value"] < 0.05 else "")
+    for rev in section.revisions:
+        acc, paired = rev.accuracy, rev.paired
+        vs_style = "green" if not paired else ("red" if paired.significant else "")
         table.add_row(
-            str(rev["rank"]),
-            _t(names[rev["spec"]]),
-            f"{pct(acc['mean'])}\n{pct(acc['low'])}–{pct(acc['high'])}",
+            str(rev.rank),
+            _t(names[rev.spec]),
+            f"{pct(acc.mean)}\n{pct(acc.low)}–{pct(acc.high)}",
             *([miss_text(rev)] if budget is not None else []),
-            pct(rev["macro_f1"]["mean"]),
-            pct(rev["ensemble_accuracy"]["mean"]),
-            f"{rev['latency_ms']:.2f}",
-            human_count(rev["parameters"]).replace(" ", ""),
+            pct(rev.macro_f1.mean),
+            pct(rev.ensemble_accuracy.mean),
+            f"{rev.latency_ms:.2f}",
+            human_count(rev.parameters).replace(" ", ""),
             _t(p_text(paired).replace(" (significant)", " *"), vs_style),
         )
-    return table
+    return [table]
 
 
-def params_table(data: dict) -> Table | None:
-    """The parameters that differ between the compared revisions, side by side."""
-    revisions, diff = data["revisions"], data.get("differing_params") or []
-    if len(revisions) < 2 or not diff:
-        return None
-    names = short_names([rev["spec"] for rev in revisions])
+@section_view.register
+def _differing(section: DifferingParams) -> list[RenderableType]:
+    if not section.params:
+        return []
     table = Table(title="Parameters that differ", box=box.SIMPLE_HEAD, title_justify="left")
     table.add_column("param", overflow="fold")
-    for rev in revisions:
-        table.add_column(_t(names[rev["spec"]]), overflow="fold")
-    for name in diff:
-        table.add_row(_t(name, limit=60), *(_t(rev["params"].get(name, "–"), limit=60)
-                                            for rev in revisions))  # fmt: skip
-    return table
+    for rev in section.revisions:
+        table.add_column(_t(section.names[rev.spec]), overflow="fold")
+    for name in section.params:
+        cells = (_t(rev.params.get(name, "–"), limit=60) for rev in section.revisions)
+        table.add_row(_t(name, limit=60), *cells)
+    return [table]
 
 
-def per_class_table(rev: dict) -> Table:
+@section_view.register
+def _methods(section: Methods) -> list[RenderableType]:
+    return []  # the method sits under the accuracy plot, which a terminal does not show
+
+
+@section_view.register
+def _tracker_task(section: TrackerTask) -> list[RenderableType]:
+    return []  # the Markdown report links it
+
+
+@section_view.register
+def _spotter(section: Spotter) -> list[RenderableType]:
+    """The spotter's figures and the DET curve as text tables."""
+    names = section.names
+    first = section.first
+    table = Table(
+        title=f"Spotting: threshold for {first.budget:g} false alarm(s)/h "
+        "(out of fold); test negatives, clip level, 95 % Poisson CI",
+        box=box.SIMPLE_HEAD,
+        title_justify="left",
+    )
+    table.add_column("revision", style="bold", no_wrap=True)
+    table.add_column("threshold", justify="right")
+    table.add_column("miss %", justify="right")
+    table.add_column("false alarms", overflow="fold")
+    det = Table(
+        title="DET curve (test split): miss % at most N false alarms/h",
+        box=box.SIMPLE_HEAD,
+        title_justify="left",
+    )
+    det.add_column("FA/h ≤", justify="right")
+    for rev, spot in section.spotted:
+        table.add_row(
+            _t(names[rev.spec]),
+            f"{spot.threshold:.3f}",
+            miss_text(rev),
+            _t(rate_text(spot.at_budget)),
+        )
+        det.add_column(_t(names[rev.spec]), justify="right")
+    for i, budget in enumerate(DET_BUDGETS):
+        cells = []
+        for _, spot in section.spotted:
+            rows = spot.det_text
+            cells.append(pct(rows[i].miss_rate) if i < len(rows) else "–")
+        det.add_row(f"{budget:g}", *cells)
+    return [table, det]
+
+
+def _origin_text(origin: Origin) -> Text:
+    text = Text()
+    if origin.registry:
+        text.append("registry ", "dim").append(_t(origin.registry, "bold green")).append("\n")
+    if origin.commit:
+        text.append("git ", "dim").append(origin.commit[:12], "cyan")
+        text.append("  ").append(_t(origin.subject or "", limit=70)).append("\n")
+    if origin.clearml_task:
+        text.append("ClearML ", "dim").append(_t(origin.clearml_task, "cyan"))
+        if origin.web_url:
+            url = clean_text(origin.web_url, 400)
+            text.append("  ").append(url, Style(link=url, underline=True))
+        elif origin.session:
+            text.append("  offline session ").append(_t(origin.session, limit=400))
+        text.append("\n")
+    if origin.path:
+        text.append("folder ", "dim").append(_t(origin.path, limit=400)).append("\n")
+    return text
+
+
+def _head(rev: RevisionResult, differing: list[str]) -> Text:
+    head = Text()
+    head.append(f"accuracy {with_ci(rev.accuracy)}", "bold")
+    head.append(f"   macro F1 {pct(rev.macro_f1.mean)}")
+    head.append(f"   ensemble {pct(rev.ensemble_accuracy.mean)}\n")
+    head.append(f"{human_count(rev.parameters)} parameters, {human_bytes(rev.file_bytes)} ")
+    head.append(f"per fold file, {rev.folds} folds, {rev.latency_ms:.2f} ms/clip\n")
+    paired = rev.paired
+    if paired:
+        head.append("vs best: ").append(_t(paired.method))
+        head.append(f", only best right {paired.b}, only this right {paired.c}: ")
+        head.append(p_text(paired), "red" if paired.significant else "")
+        head.append("\n")
+    shown = {k: v for k, v in rev.params.items() if "." not in k or k in differing}
+    params = ", ".join(f"{k}={v}" for k, v in sorted(shown.items()))
+    return head.append("params: ", "dim").append(_t(params, limit=2000))
+
+
+def _per_class(rev: RevisionResult) -> Table:
     table = Table(title="per class (%)", box=box.SIMPLE_HEAD, title_justify="left")
     table.add_column("label", overflow="fold")
     for name in ("precision", "recall", "F1", "clips"):
         table.add_column(name, justify="right")
-    for row in rev["per_class"]:
+    for row in rev.per_class:
         table.add_row(
-            _t(row["label"], limit=40),
-            pct(row["precision"]),
-            pct(row["recall"]),
-            pct(row["f1"]),
-            str(row["support"]),
+            _t(row.label, limit=40),
+            pct(row.precision),
+            pct(row.recall),
+            pct(row.f1),
+            str(row.support),
         )
     return table
 
 
-def _more(total: int, what: str) -> Text:
-    if total <= SHOWN:
-        return Text()
-    return Text(f"{SHOWN} of {total} {what}; all of them are in {JSON_NAME}\n", "dim")
-
-
 def _first_rows(
-    rows: list[dict] | None, title: str, empty: str, columns: dict[str, str],
-    cells: Callable[[dict], list], what: str,
-) -> RenderableType:  # fmt: skip
-    """A table of the first SHOWN rows; ``columns``: header -> justify (the first folds)."""
+    rows: FirstRows | None,
+    title: str,
+    empty: str,
+    columns: dict[str, str],
+    cells: Callable[..., list],
+    what: str,
+) -> RenderableType:
+    """A table of the first rows; ``columns``: header -> justify (the first folds)."""
     if rows is None:  # a comparison from before the section
         return Text()
-    if not rows:
+    if not rows.total:
         return Text(f"{title}: {empty}\n", "dim")
     table = Table(box=box.SIMPLE_HEAD)
     for n, (name, justify) in enumerate(columns.items()):
         table.add_column(name, justify=justify, overflow="fold", ratio=1 if n == 0 else None)
-    for row in rows[:SHOWN]:
+    for row in rows.rows:
         table.add_row(*cells(row))
+    more = f"{len(rows.rows)} of {rows.total} {what}; all of them are in {JSON_NAME}\n"
     # the title above the table, not in it: a table's title wraps at the table's width
-    return Group(Text(title, "italic"), table, _more(len(rows), what))
+    return Group(Text(title, "italic"), table, Text(more, "dim") if rows.more else Text())
 
 
-def speaker_table(rev: dict) -> RenderableType:
-    return _first_rows(
-        rev.get("per_speaker"),
-        "per speaker, worst first (%)",
-        "speakers unknown (no test file name names one)",
-        {"speaker": "left", "clips": "right", "accuracy": "right", "ensemble": "right"},
-        lambda r: [
-            _t(r["speaker"], limit=40),
-            str(r["clips"]),
-            pct(r["accuracy"]),
-            pct(r["ensemble_accuracy"]),
-        ],  # fmt: skip
-        "speakers",
-    )
-
-
-def misclassified_table(rev: dict) -> RenderableType:
-    return _first_rows(
-        rev.get("misclassified"),
-        "misclassified test clips, most confident first (ensemble)",
-        "none, the fold ensemble gets every test clip right",
-        {"file (in data/input)": "left", "true": "left", "predicted": "left", "p %": "right"},
-        lambda r: [
-            _t(r["source"], limit=300),
-            _t(r["true"], limit=40),
-            _t(r["predicted"], limit=40),
-            pct(r["probability"]),
-        ],  # fmt: skip
-        "misclassified clips",
-    )
-
-
-def confusion_grid(rev: dict, labels: list[str]) -> Table:
+def _confusion_grid(rev: RevisionResult, labels: list[str]) -> Table:
     """Rows: true label, columns: predicted (numbered, names in the row headers)."""
     table = Table(box=box.SIMPLE, padding=(0, 1))
     table.add_column("true \\ predicted", overflow="fold", max_width=24)
     for j in range(len(labels)):
         table.add_column(str(j + 1), justify="right", min_width=3)
-    for i, (label, row) in enumerate(zip(labels, rev["confusion"], strict=True)):
+    for i, (label, row) in enumerate(zip(labels, rev.confusion, strict=True)):
         cells = [Text(f"{100 * v:.0f}", style=_heat(v)) for v in row]
         table.add_row(Text.assemble(f"{i + 1} ", _t(label, limit=30)), *cells)
     return table
 
 
-def origin_text(rev: dict) -> Text:
-    origin, text = rev.get("origin") or {}, Text()
-    if origin.get("registry"):
-        text.append("registry ", "dim").append(_t(origin["registry"], "bold green")).append("\n")
-    if origin.get("commit"):
-        text.append("git ", "dim").append(origin["commit"][:12], "cyan")
-        text.append("  ").append(_t(origin.get("subject") or "", limit=70)).append("\n")
-    if origin.get("clearml_task"):
-        text.append("ClearML ", "dim").append(_t(origin["clearml_task"], "cyan"))
-        if origin.get("web_url"):
-            url = clean_text(origin["web_url"], 400)
-            text.append("  ").append(url, Style(link=url, underline=True))
-        elif origin.get("session"):
-            text.append("  offline session ").append(_t(origin["session"], limit=400))
-        text.append("\n")
-    if origin.get("path"):
-        text.append("folder ", "dim").append(_t(origin["path"], limit=400)).append("\n")
-    return text
-
-
-def revision_view(rev: dict, labels: list[str], differing: list[str]) -> RenderableType:
-    head = Text()
-    head.append(f"accuracy {with_ci(rev['accuracy'])}", "bold")
-    head.append(f"   macro F1 {pct(rev['macro_f1']['mean'])}")
-    head.append(f"   ensemble {pct(rev['ensemble_accuracy']['mean'])}\n")
-    head.append(f"{human_count(rev['parameters'])} parameters, {human_bytes(rev['file_bytes'])} ")
-    head.append(f"per fold file, {rev['folds']} folds, {rev['latency_ms']:.2f} ms/clip\n")
-    paired = rev.get("paired")
-    if paired:
-        head.append("vs best: ").append(_t(paired["method"]))
-        head.append(f", only best right {paired['b']}, only this right {paired['c']}: ")
-        head.append(p_text(paired), "red" if paired["p_value"] < 0.05 else "")
-        head.append("\n")
-    shown = {k: v for k, v in rev["params"].items() if "." not in k or k in differing}
-    params = ", ".join(f"{k}={v}" for k, v in sorted(shown.items()))
-    head.append("params: ", "dim").append(_t(params, limit=2000))
-    rule = Rule(Text(f"{rev['rank']}. ", "bold").append(_t(display_name(rev["spec"]))))
-    grid_title = Text("confusion % (rows: true label, columns: predicted)", "italic")
-    return Group(
-        rule,
-        origin_text(rev),
-        head,
-        per_class_table(rev),
-        speaker_table(rev),
-        misclassified_table(rev),
-        grid_title,
-        confusion_grid(rev, labels),
+@section_view.register
+def _revision(section: RevisionDetail) -> list[RenderableType]:
+    rev = section.rev
+    speakers = _first_rows(
+        section.speakers,
+        "per speaker, worst first (%)",
+        "speakers unknown (no test file name names one)",
+        {"speaker": "left", "clips": "right", "accuracy": "right", "ensemble": "right"},
+        lambda r: [
+            _t(r.speaker, limit=40),
+            str(r.clips),
+            pct(r.accuracy),
+            pct(r.ensemble_accuracy),
+        ],
+        "speakers",
     )
-
-
-def comparison_view(data: dict) -> RenderableType:
-    test, gate = data["test"], data.get("gate") or {}
-    intro = Text("Comparison of model revisions\n", "bold")
-    intro.append(f"{plural(test['clips'], 'test clip')} of {data_phrase(test)}; ")
-    intro.append(f"written {clean_text(data['created'])}\n")
-    if split_sentence(test):
-        intro.append(_t(split_sentence(test), limit=400)).append("\n")
-    if gate.get("status") in ("passed", "failed"):
-        style = "green" if gate["status"] == "passed" else "bold red"
-        intro.append(f"quality gate ≥ {pct(gate['fail_below'])} %: {gate['status']}\n", style)
-    for note in data.get("notes") or []:
-        intro.append("note: ", "yellow").append(_t(note, limit=400)).append("\n")
-    differing = data.get("differing_params") or []
-    views = [revision_view(rev, test["labels"], differing) for rev in data["revisions"]]
-    diff = params_table(data)
-    spot = spotting_view(data)
-    return Group(intro, summary_table(data), *([diff] if diff else []), *spot, *views)
-
-
-def spotting_view(data: dict) -> list[RenderableType]:
-    """The spotter's figures and the DET curve as text tables (none without them)."""
-    shown = [rev for rev in data["revisions"] if rev.get("spotting")]
-    if not shown:
-        return []
-    names = short_names([rev["spec"] for rev in data["revisions"]])
-    first = shown[0]["spotting"]
-    table = Table(title=f"Spotting: threshold for {first['budget']:g} false alarm(s)/h "
-                  "(out of fold); test negatives, clip level, 95 % Poisson CI",
-                  box=box.SIMPLE_HEAD, title_justify="left")  # fmt: skip
-    table.add_column("revision", style="bold", no_wrap=True)
-    table.add_column("threshold", justify="right")
-    table.add_column("miss %", justify="right")
-    table.add_column("false alarms", overflow="fold")
-    for rev in shown:
-        spot = rev["spotting"]
-        table.add_row(_t(names[rev["spec"]]), f"{spot['threshold']:.3f}",
-                      miss_text(rev), _t(rate_text(spot["at_budget"])))  # fmt: skip
-    det = Table(title="DET curve (test split): miss % at most N false alarms/h",
-                box=box.SIMPLE_HEAD, title_justify="left")  # fmt: skip
-    det.add_column("FA/h ≤", justify="right")
-    for rev in shown:
-        det.add_column(_t(names[rev["spec"]]), justify="right")
-    for i, budget in enumerate(DET_BUDGETS):
-        cells = []
-        for rev in shown:
-            rows = rev["spotting"].get("det_text") or []
-            miss = rows[i]["miss_rate"] if i < len(rows) else None
-            cells.append("–" if miss is None else pct(miss))
-        det.add_row(f"{budget:g}", *cells)
-    return [table, det]
+    misclassified = _first_rows(
+        section.misclassified,
+        "misclassified test clips, most confident first (ensemble)",
+        "none, the fold ensemble gets every test clip right",
+        {"file (in data/input)": "left", "true": "left", "predicted": "left", "p %": "right"},
+        lambda r: [
+            _t(r.source, limit=300),
+            _t(r.true, limit=40),
+            _t(r.predicted, limit=40),
+            pct(r.probability),
+        ],
+        "misclassified clips",
+    )
+    rule = Rule(Text(f"{rev.rank}. ", "bold").append(_t(display_name(rev.spec))))
+    grid_title = Text("confusion % (rows: true label, columns: predicted)", "italic")
+    return [
+        Group(
+            rule,
+            _origin_text(rev.origin),
+            _head(rev, section.differing),
+            _per_class(rev),
+            speakers,
+            misclassified,
+            grid_title,
+            _confusion_grid(rev, section.labels),
+        )
+    ]
 
 
 def print_report(path: Path, console: Console) -> None:

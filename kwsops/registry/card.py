@@ -1,14 +1,16 @@
 """The model card written beside an exported model (Markdown): what it recognises, the data it
 learnt from, how well it does, and how to feed it with onnxruntime and soundfile alone.
 
-Numbers the comparison may or may not hold (the miss rate at the false-alarm budget, added with
-the detector) are looked up defensively: "—" when absent. tests/registry run the card's code.
+Numbers the comparison may not hold (the miss rate at the false-alarm budget: only with
+``_unknown_``/``_silence_`` test clips) fall back to the operating point's, else "—".
+tests/registry run the card's code.
 """
 
 from __future__ import annotations
 
 import json
 
+from kwsops.compare.model import RevisionResult
 from kwsops.compare.revisions import ResolvedRevision
 from kwsops.keywords import is_word
 from kwsops.text import escape_md
@@ -52,33 +54,15 @@ print(label, f"{{probability:.3f}}", said)
 '''
 
 
-def miss_rate(entry: dict | None) -> float | None:
-    """The miss rate at the false-alarm budget in a comparison revision (or operating point)
-    entry, in whichever shape it is kept; None when it is not there."""
-    if not isinstance(entry, dict):
-        return None
-    for key in ("miss_rate", "miss_rate_at_budget", "detection"):
-        value = entry.get(key)
-        if isinstance(value, dict):
-            value = next((value[k] for k in ("mean", "value", "miss_rate") if k in value), None)
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-    return None
-
-
-def comparison_entry(ws: Workspace, specs: list[str]) -> dict | None:
+def comparison_entry(ws: Workspace, specs: list[str]) -> RevisionResult | None:
     """The last comparison's entry of the revision known by any of ``specs``, if any."""
-    from kwsops.compare.terminal import ReportError, load_comparison
+    from kwsops.compare.model import ReportError, load_comparison
 
     try:
-        data = load_comparison(ws.comparison_report) or {}
+        comparison = load_comparison(ws.comparison_report)
     except ReportError:
         return None
-    wanted = {s for s in specs if s}
-    for rev in data.get("revisions") or []:
-        if isinstance(rev, dict) and ({rev.get("spec"), rev.get("requested")} & wanted):
-            return rev
-    return None
+    return comparison.revision(specs) if comparison else None
 
 
 def pct(value: float | None) -> str:
@@ -98,12 +82,14 @@ def write_card(ws: Workspace, result, meta: dict,
     md = result.metadata
     entry = comparison_entry(ws, [resolved.spec, resolved.requested,
                                   f"workspace:{resolved.batch}" if resolved.batch else ""])  # fmt: skip
-    accuracy = (entry or {}).get("ensemble_accuracy", {}).get("mean") if entry else None
+    accuracy = entry.ensemble_accuracy.mean if entry else None
     point = result.operating_point
-    miss = miss_rate(entry)
-    if miss is None and point is not None:
-        miss = point.miss_rate
-    budget = f" ({point.false_alarms_per_hour:g} false alarms per hour)" if point else ""
+    miss, per_hour = None, None
+    if entry and entry.spotting and entry.miss_rate is not None:
+        miss, per_hour = entry.miss_rate, entry.spotting.budget
+    elif point is not None:
+        miss, per_hour = point.miss_rate, point.false_alarms_per_hour
+    budget = f" ({per_hour:g} false alarms per hour)" if per_hour is not None else ""
     params = meta.get("params") or {}
     training = ", ".join(f"{k}={v}" for k, v in sorted(params.items())
                          if not isinstance(v, dict | list))  # fmt: skip

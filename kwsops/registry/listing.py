@@ -23,7 +23,7 @@ class RegistryRow:
 
 def registry_rows(ws: Workspace) -> list[RegistryRow]:
     """One row per registered version, newest first (read back through gto's API)."""
-    from kwsops.registry.card import comparison_entry, miss_rate, pct
+    from kwsops.registry.card import comparison_entry, pct
     from kwsops.versioning.tags import read_versions
 
     rows = []
@@ -31,10 +31,10 @@ def registry_rows(ws: Workspace) -> list[RegistryRow]:
         entry = comparison_entry(ws, [version.revision])
         accuracy = version.scores.get("accuracy")
         if accuracy is None and entry:
-            accuracy = entry.get("ensemble_accuracy", {}).get("mean")
+            accuracy = entry.ensemble_accuracy.mean
         miss = version.scores.get("miss_rate")
-        if miss is None:
-            miss = miss_rate(entry)
+        if miss is None and entry:
+            miss = entry.miss_rate
         when = version.promoted_at or version.created
         rows.append(
             RegistryRow(

@@ -44,14 +44,12 @@ def _commit_workspace(ws: Workspace, batch: str) -> tuple[str, str | None]:
 
 def scores_of(ws: Workspace, specs: list[str]) -> dict:
     """Accuracy and miss rate of a revision in the last comparison (what is there)."""
-    from kwsops.registry.card import comparison_entry, miss_rate
+    from kwsops.registry.card import comparison_entry
 
     entry = comparison_entry(ws, specs)
     if entry is None:
         return {}
-    scores = {"accuracy": entry.get("ensemble_accuracy", {}).get("mean")}
-    if miss_rate(entry) is not None:
-        scores["miss_rate"] = miss_rate(entry)
+    scores = {"accuracy": entry.ensemble_accuracy.mean, "miss_rate": entry.miss_rate}
     return {k: round(float(v), 6) for k, v in scores.items() if v is not None}
 
 

@@ -17,7 +17,7 @@ from kwsops.runs.folder import RunPaths, effective_status, read_status
 from kwsops.runs.schema import damaged, shown
 from kwsops.runs.state import RunState, TaskState
 from kwsops.stages import STAGE_BY_FAMILY
-from kwsops.text import escape_md, html_text
+from kwsops.text import escape_md, html_page, html_text
 
 
 def load_run(paths: RunPaths) -> tuple[RunState, dict, dict]:
@@ -138,11 +138,7 @@ def render_html(paths: RunPaths, state: RunState, status: dict, params: dict) ->
             f"<td>{html_text(_detail(task))}</td></tr>"
         )
     outcome = effective_status(status)
-    return f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>kwsops run {html_text(paths.run_id)}</title>
-<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left}}</style></head>
-<body><h1>Run {html_text(paths.run_id)}: {html_text(outcome)}</h1>
+    body = f"""<h1>Run {html_text(paths.run_id)}: {html_text(outcome)}</h1>
 <p>started {_clock(status.get("started"))}, {shown(status, "duration", "{:.1f} s")},
 exit code {shown(status, "exit_code")}, origin {html_text(params.get("origin", "?"))}</p>
 {"".join(f"<p>damaged: {html_text(line)}</p>" for line in damage(paths, state, status))}
@@ -152,8 +148,9 @@ exit code {shown(status, "exit_code")}, origin {html_text(params.get("origin", "
 <h2>Tasks</h2>
 <table><tr><th>task</th><th>outcome</th><th>start</th><th>duration</th><th>detail</th></tr>
 {"".join(rows)}
-</table></body></html>
+</table>
 """
+    return html_page(f"kwsops run {paths.run_id}", body, style="td,th{text-align:left}")
 
 
 def write_run_report(paths: RunPaths) -> None:

@@ -201,11 +201,11 @@ class ReportScreen(ForwardWorkerErrors, Screen):
 
         workspace = self.app.workspace  # type: ignore[attr-defined]
         try:
-            data = load_comparison(workspace.comparison_report) or {}
+            comparison = load_comparison(workspace.comparison_report)
         except ReportError:
-            data = {}
-        choices = [str(r.get("spec", "")) for r in data.get("revisions") or [] if r.get("spec")]
-        first = str(data.get("best") or "") or (choices[0] if choices else "")
+            comparison = None
+        choices = [rev.spec for rev in comparison.revisions] if comparison else []
+        first = choices[0] if choices else ""  # the best
         self.app.push_screen(PromoteDialog(first or default_revision(workspace), choices),
                              self._promote)  # fmt: skip
 

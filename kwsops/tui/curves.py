@@ -41,19 +41,19 @@ def group(label: str) -> str:
 
 def comparison_curves(path: Path) -> list[Curve]:
     """Each compared revision's fold histories, from the comparison JSON."""
-    from kwsops.compare.markdown import short_names
     from kwsops.compare.terminal import ReportError, load_comparison
+    from kwsops.compare.wording import short_names
 
     try:
-        data = load_comparison(path)
+        comparison = load_comparison(path)
     except ReportError:
         return []
-    revisions = (data or {}).get("revisions") or []
-    names = short_names([rev["spec"] for rev in revisions])
+    revisions = comparison.revisions if comparison else []
+    names = short_names([rev.spec for rev in revisions])
     return [
-        (f"{names[rev['spec']]} f{fold}", tuple(rows))
+        (f"{names[rev.spec]} f{fold}", tuple(rows))
         for rev in revisions
-        for fold, rows in enumerate(rev.get("history") or [])
+        for fold, rows in enumerate(rev.history)
     ]
 
 

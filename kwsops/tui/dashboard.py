@@ -9,7 +9,7 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from kwsops.compare.markdown import short_names
+from kwsops.compare.wording import short_names
 from kwsops.runs.request import kind_of
 from kwsops.stages import STAGE_BY_FAMILY
 from kwsops.text import rich_text

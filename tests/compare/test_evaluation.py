@@ -8,24 +8,23 @@ import torch
 from scipy import stats
 from sklearn.metrics import precision_recall_fscore_support
 
+from kwsops.compare.assemble import differing_params, paired_against_best, rank
 from kwsops.compare.evaluation import (
     EvaluationError,
     align_labels,
     class_scores,
     confusion_counts,
-    differing_params,
     features_for,
     flat_params,
     mcnemar,
     measure_latency,
     normalise_rows,
-    paired_against_best,
-    rank,
     resample_weights,
     score_folds,
     unseen_check,
     unseen_note,
 )
+from kwsops.compare.model import RevisionResult, from_json
 from kwsops.config import FeatureSettings
 from kwsops.ml.features import SpecSplit, training_clips
 
@@ -132,24 +131,29 @@ def test_score_folds_means_over_folds_and_scores_the_ensemble():
 
 
 def test_rank_pairs_and_differing_params():
-    def result(spec: str, acc: float, ens: float, lr: float, correct: list[int]) -> dict:
-        return {"spec": spec, "accuracy": {"mean": acc}, "ensemble_accuracy": {"mean": ens},
-                "macro_f1": {"mean": acc}, "params": {"lr": lr, "batch_size": 32, "seed": 42},
-                "ensemble_correct": correct}  # fmt: skip
+    def result(spec: str, acc: float, ens: float, lr: float, correct: list[int]):
+        interval = {"mean": acc, "low": acc, "high": acc}
+        return from_json(RevisionResult, {
+            "spec": spec, "accuracy": interval, "ensemble_accuracy": {**interval, "mean": ens},
+            "macro_f1": interval, "params": {"lr": lr, "batch_size": 32, "seed": 42},
+            "ensemble_correct": correct, "per_class": [], "confusion": [], "folds": 1,
+            "parameters": 1, "file_bytes": 1, "latency_ms": 1.0,
+        })  # fmt: skip
 
     results = [
         result("a", 0.7, 0.7, 0.01, [1, 0, 0, 1]),
         result("b", 0.9, 0.9, 0.001, [1, 1, 1, 1]),
         result("c", 0.9, 0.95, 0.001, [1, 1, 1, 0]),
     ]
-    results[2]["params"]["extra"] = 1
+    results[2].params["extra"] = 1
     ranked = rank(results)
-    assert [r["spec"] for r in ranked] == ["c", "b", "a"]
+    assert [r.spec for r in ranked] == ["c", "b", "a"]
     assert differing_params(ranked) == ["extra", "lr"]
     paired_against_best(ranked)
-    assert ranked[0]["paired"] is None
-    assert ranked[1]["paired"]["against"] == "c" and ranked[1]["paired"]["c"] == 1
-    assert (ranked[2]["paired"]["b"], ranked[2]["paired"]["c"]) == (2, 1)
+    assert ranked[0].paired is None
+    assert ranked[1].paired is not None and ranked[2].paired is not None
+    assert ranked[1].paired.against == "c" and ranked[1].paired.c == 1
+    assert (ranked[2].paired.b, ranked[2].paired.c) == (2, 1)
 
 
 def test_labels_align_by_name_or_refuse():

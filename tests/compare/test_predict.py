@@ -13,6 +13,7 @@ from kwsops.cli.main import main
 from kwsops.compare.predict import default_revision
 from kwsops.text import clean_text
 from kwsops.workspace import Workspace
+from tests.helpers.comparison import make_comparison
 from tests.helpers.trained import LABELS, Trained
 
 
@@ -98,7 +99,10 @@ def test_default_revision_is_the_reports_best_else_the_first_batch_size(tmp_path
     ws.luigi_cfg.write_text("[VersionModels]\nbatch_sizes = [32, 64]\n")
     (ws.models_dir / "batch_32").mkdir()
     assert default_revision(ws) == "workspace:batch_32"
-    report = {"best": "git:abc:batch_64", "revisions": [{"accuracy": {"mean": 0.9}}]}
+    report = make_comparison()
+    report["revisions"][0]["spec"] = "git:abc:batch_64"  # the best
     ws.reports_dir.mkdir()
     ws.comparison_report.with_suffix(".json").write_text(json.dumps(report))
     assert default_revision(ws) == "git:abc:batch_64"
+    ws.comparison_report.with_suffix(".json").write_text('{"revisions": [{"spec": "x"}]}')
+    assert default_revision(ws) == "workspace:batch_32"  # not a comparison: not its best

@@ -4,28 +4,35 @@ from __future__ import annotations
 
 import copy
 import io
+import json
 import re
+from pathlib import Path
 
 import pytest
 from markdown_it import MarkdownIt
 from rich.console import Console
 
 from kwsops.cli.main import main
-from kwsops.compare.markdown import (
-    plot_accuracy,
-    plot_confusion,
-    plot_curves,
-    render_html,
-    render_markdown,
-    short_names,
-)
-from kwsops.compare.terminal import ReportError, comparison_view, print_report
+from kwsops.compare.markdown import render_html
+from kwsops.compare.model import Comparison, ReportError, load_comparison
+from kwsops.compare.plots import plot_accuracy, plot_confusion, plot_curves
+from kwsops.compare.terminal import comparison_view, print_report
+from kwsops.compare.wording import short_names
 from kwsops.text import clean_text, escape_md
-from tests.helpers.comparison import HOSTILE, LABELS, make_comparison, write_report
+from tests.helpers.comparison import (
+    HOSTILE,
+    LABELS,
+    make_comparison,
+    markdown_of,
+    write_report,
+)
+
+DATA = Path(__file__).parent / "data"
 
 
 @pytest.fixture
 def comparison() -> dict:
+    """As comparison_versions.json holds it (the tests edit it, then read it into the model)."""
     return make_comparison()
 
 
@@ -54,7 +61,7 @@ def bare_pipes(line: str) -> int:
 
 
 def test_markdown_report_is_safe_with_a_hostile_label(comparison):
-    md = render_markdown(comparison)
+    md = markdown_of(comparison)
     assert not re.search(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u202e]", md)
     for block in re.findall(r"(?:^\|.*\|\n)+", md, flags=re.M):
         rows = block.splitlines()
@@ -71,7 +78,7 @@ def test_markdown_report_is_safe_with_a_hostile_label(comparison):
 
 
 def test_markdown_report_layout(comparison):
-    md = render_markdown(comparison)
+    md = markdown_of(comparison)
     headings = re.findall(r"^#+ .*$", md, flags=re.M)
     assert headings[:4] == ["# Comparison of model revisions", "## Summary",
                             "## Parameters that differ", "## 1. git:aaaaaaaaaa:batch\\_16"]  # fmt: skip
@@ -91,7 +98,7 @@ def test_markdown_report_layout(comparison):
 
 def render(data: dict, **options) -> str:
     out = io.StringIO()
-    Console(file=out, width=80, **options).print(comparison_view(data))
+    Console(file=out, width=80, **options).print(comparison_view(Comparison.from_dict(data)))
     return out.getvalue()
 
 
@@ -152,7 +159,7 @@ def test_plots_are_written_with_hostile_labels(comparison, tmp_path):
         comparison["revisions"][0]["confusion"], labels, "t $x", tmp_path / "c.png"
     )
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    path = plot_accuracy(comparison["revisions"], tmp_path / "a.png")
+    path = plot_accuracy(Comparison.from_dict(comparison).revisions, tmp_path / "a.png")
     assert path.stat().st_size > 1000
     history = [[{"epoch": e, "val_acc": 0.1 * e, "val_loss": 2 - 0.1 * e} for e in (1, 2, 3)]] * 2
     path = plot_curves(history, HOSTILE, tmp_path / "curves.png")
@@ -162,7 +169,7 @@ def test_plots_are_written_with_hostile_labels(comparison, tmp_path):
 def test_links_cannot_be_broken_out_of(comparison):
     rev = comparison["revisions"][1]
     rev["origin"] = {"clearml_task": "t1", "web_url": "http://srv/x) [evil](http://e) <b>"}
-    md = render_markdown(comparison)
+    md = markdown_of(comparison)
     tokens = MarkdownIt("commonmark").parseInline(md.split("ClearML task t1: ")[1].split("\n")[0])
     links = [c for c in tokens[0].children if c.type == "link_open"]
     assert len(links) == 1 and links[0].attrs["href"].startswith("http://srv/x%29%20%5Bevil%5D")
@@ -208,7 +215,7 @@ def section(md: str, title: str) -> str:
 
 
 def test_per_speaker_and_misclassified_clips_are_short_on_screen_and_whole_in_json(comparison):
-    md = render_markdown(comparison)
+    md = markdown_of(comparison)
     speakers = section(md, "### Per speaker (test split, worst first)")
     rows = [line for line in speakers.splitlines() if line.startswith("| ")][1:]
     assert len(rows) == 10 and "10 of 12 speakers; all of them are in" in speakers
@@ -234,7 +241,7 @@ def test_unknown_speakers_and_each_split_kind_are_said_plainly(comparison):
     }
     for rev in comparison["revisions"]:
         rev["per_speaker"], rev["misclassified"] = [], []
-    md = render_markdown(comparison)
+    md = markdown_of(comparison)
     assert "21 held-out test clips of 3 labels, speakers unknown" in md
     assert "1 speaker" not in md and "0 speakers" not in md
     assert "Test split: clip by clip (test\\_size 0.1, seed 42), speakers unknown" in md
@@ -244,11 +251,11 @@ def test_unknown_speakers_and_each_split_kind_are_said_plainly(comparison):
     comparison["test"].update(
         speakers=2, speakers_total=16, split={"kind": "official", "note": "sc/testing_list.txt"}
     )
-    md = render_markdown(comparison)
+    md = markdown_of(comparison)
     assert "of 3 labels from 2 of the 16 speakers in the data set" in md
     assert "Test split: the official one, the clips sc/testing\\_list.txt names." in md
     comparison["test"]["split"] = {"kind": "speaker", "test_size": 0.1, "seed": 42}
-    assert "held-out speakers (test\\_size 0.1, seed 42)" in render_markdown(comparison)
+    assert "held-out speakers (test\\_size 0.1, seed 42)" in markdown_of(comparison)
 
 
 def test_table_titles_stay_on_one_line(comparison):
@@ -257,11 +264,21 @@ def test_table_titles_stay_on_one_line(comparison):
     comparison = copy.deepcopy(comparison)
     for rev in comparison["revisions"]:  # short names: a table narrower than its title
         rev["misclassified"] = [
-            {"source": "a.wav", "true": "gun", "predicted": "rock", "probability": 0.9}
+            {
+                "source": "a.wav",
+                "clip": "gun/a.wav",
+                "speaker": "",
+                "true": "gun",
+                "predicted": "rock",
+                "probability": 0.9,
+                "p_true": 0.05,
+            }
         ]
     for width in (80, 120, 200):
         out = io.StringIO()
-        Console(file=out, width=width, color_system=None).print(comparison_view(comparison))
+        Console(file=out, width=width, color_system=None).print(
+            comparison_view(Comparison.from_dict(comparison))
+        )
         assert title in [line.strip() for line in out.getvalue().splitlines()], width
 
 
@@ -270,5 +287,33 @@ def test_a_test_share_far_from_test_size_is_said_in_the_report(comparison):
     comparison["test"]["split"] = {
         "kind": "speaker", "test_size": 0.02, "seed": 42, "share_note": note
     }  # fmt: skip
-    assert f"never heard in training. The {escape_md(note)}." in render_markdown(comparison)
+    assert f"never heard in training. The {escape_md(note)}." in markdown_of(comparison)
     assert "not 0.02: whole speakers are held out" in " ".join(render(comparison).split())
+
+
+def test_a_comparison_main_wrote_reads_back_and_renders_as_it_did():
+    """comparison_versions.{json,md} of a demo workspace, written by the dict-based report code
+    (before the model): the JSON loads, writes back the same, and renders the same Markdown."""
+    written = json.loads((DATA / "comparison_main.json").read_text(encoding="utf-8"))
+    comparison = load_comparison(DATA / "comparison_main.md")
+    assert comparison is not None and comparison.best.spec == written["best"]
+    assert comparison.to_dict() == written
+    assert markdown_of(written) == (DATA / "comparison_main.md").read_text(encoding="utf-8")
+    spot = comparison.best.spotting
+    assert spot is not None and spot.at_budget.interval == tuple(
+        written["revisions"][0]["spotting"]["at_budget"]["interval"]
+    )
+
+
+def test_a_file_that_is_not_a_comparison_is_said_in_one_line(comparison, tmp_path):
+    del comparison["revisions"][0]["accuracy"]
+    path = tmp_path / "comparison_versions.json"
+    path.write_text(json.dumps(comparison))
+    with pytest.raises(ReportError) as caught:
+        load_comparison(path)
+    message = str(caught.value)
+    assert "\n" not in message and str(path) in message
+    assert "revisions.0.accuracy" in message and "run Validate again" in message
+    path.write_text(json.dumps({**comparison, "revisions": []}))
+    with pytest.raises(ReportError, match="compares no revision"):
+        load_comparison(path)

@@ -8,15 +8,14 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 
-from kwsops.compare.spotting import (
-    OOF_SCORES,
-    plot_det,
-    section_lines,
-    spotting_summary,
-)
-from kwsops.compare.terminal import spotting_view
+from kwsops.compare.markdown import render_markdown
+from kwsops.compare.model import Comparison
+from kwsops.compare.plots import plot_det
+from kwsops.compare.spotting import OOF_SCORES, spotting_summary
+from kwsops.compare.terminal import comparison_view
 from kwsops.keywords import DEFAULT_THRESHOLD, OperatingPoint, write_operating_point
 from kwsops.ml.spotting import ClipScores
+from tests.helpers.comparison import make_comparison
 
 NAMES = ["_silence_", "_unknown_", "catch", "gun"]
 
@@ -57,18 +56,25 @@ def test_without_oof_scores_the_kept_point_else_the_default(tmp_path: Path) -> N
 def test_the_report_shows_the_figures_the_det_table_and_the_plot(tmp_path: Path) -> None:
     test_probs, test_true = probs([0.95, 0.7, 0.55, 0.3], [0.65, 0.2, 0.1])
     spot = spotting_summary([test_probs], test_true, NAMES, 2.6, None)
-    revisions = [{"spec": "workspace:batch_32", "rank": 1, "spotting": spot}, {"spec": "old"}]
-    png = plot_det(revisions, tmp_path / "det.png")
+    data = make_comparison()  # the second revision (ws b16) has spotting figures, the best not
+    data["revisions"][1]["spotting"] = json.loads(json.dumps(spot))
+    comparison = Comparison.from_dict(data)
+    png = plot_det(comparison.revisions, tmp_path / "det.png")
     assert png is not None and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    lines = section_lines(revisions, {"workspace:batch_32": "b32"}, "plots/det.png")
-    text = "\n".join(lines)
-    assert lines[0] == "## Spotting" and "![DET curve](plots/det.png)" in text
-    assert "| b32 | 0.500 (default) | 25.0% |" in text  # one of four words under 0.5
-    assert "DET curve of b32" in text and "| 0.1 |" in text and "| 100 |" in text
+    comparison.plots.det = "plots/det.png"
+    md = render_markdown(comparison)
+    text = md.split("## Spotting")[1].split("\n## ")[0]
+    assert "![DET curve](plots/det.png)" in text
+    assert "| ws b16 | 0.500 (default) | 25.0% |" in text  # one of four words under 0.5
+    assert "DET curve of ws b16" in text and "| 0.1 |" in text and "| 100 |" in text
+    assert "aaaaaaa" not in text  # a revision without figures is not in the section
+    assert f"miss @ {spot['budget']:g} FA/h" in md.split("## Summary")[1]
     console = Console(width=100, record=True)
-    for part in spotting_view({"revisions": revisions}):
-        console.print(part)
+    console.print(comparison_view(comparison))
     shown = console.export_text()
     assert "DET curve" in shown and "25.0" in shown
-    assert section_lines([{"spec": "old"}], {}, None) == []
-    assert plot_det([{"spec": "old"}], tmp_path / "none.png") is None
+    data["revisions"][1]["spotting"] = None
+    comparison = Comparison.from_dict(data)
+    assert "## Spotting" not in render_markdown(comparison)
+    assert "DET curve" not in Console(width=100, record=True).export_text()
+    assert plot_det(comparison.revisions, tmp_path / "none.png") is None

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from kwsops.compare.markdown import render_markdown
+from kwsops.compare.model import Comparison
 
 HOSTILE = "ro|ck*_`[x](y)<b>#\x1b[31m\x1b[2J\x1b]0;owned\x07\\\nz\u202e"
 LABELS = ["catch", "gun", HOSTILE]
@@ -61,10 +62,15 @@ def make_comparison() -> dict:
     }  # fmt: skip
 
 
+def markdown_of(data: dict) -> str:
+    """The Markdown report of a comparison as its JSON holds it."""
+    return render_markdown(Comparison.from_dict(data))
+
+
 def write_report(data: dict, folder: Path) -> Path:
     """comparison_versions.md and .json of ``data`` in ``folder``."""
     md = folder / "comparison_versions.md"
     md.parent.mkdir(parents=True, exist_ok=True)
-    md.write_text(render_markdown(data))
+    md.write_text(markdown_of(data))
     md.with_suffix(".json").write_text(json.dumps(data))
     return md

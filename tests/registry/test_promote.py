@@ -98,6 +98,7 @@ def test_bad_stage_version_or_revision_is_one_line_and_exit_4(trained_copy: Trai
 
 def test_a_runs_comparison_includes_and_marks_the_production_version(trained_copy: Trained):
     from kwsops.compare.markdown import open_lines
+    from kwsops.compare.model import Origin, from_json
     from tasks.validate import Validate
 
     assert Validate(batch_sizes=[4]).specs() == ["workspace:batch_4"]
@@ -108,7 +109,7 @@ def test_a_runs_comparison_includes_and_marks_the_production_version(trained_cop
     assert production.spec == f"git:{trained_copy.weak_sha}:batch_4"
     assert production.origin["registry"] == "kws@v1.0.0 (production)"
     assert "- registry version **kws@v1.0.0 (production)**" in open_lines(
-        {"origin": production.origin}
+        from_json(Origin, production.origin)
     )
     # promoting another version changes what Validate compares, so its key: it runs again
     before = validate.key_inputs()
@@ -122,6 +123,7 @@ def test_promote_waits_for_no_run_and_registry_shows_the_comparisons_scores(
     import json
 
     from kwsops.runs.lock import WorkspaceLock
+    from tests.helpers.comparison import make_comparison
 
     ws = trained_copy.ws
     weak = f"git:{trained_copy.weak_sha}:batch_4"
@@ -132,12 +134,29 @@ def test_promote_waits_for_no_run_and_registry_shows_the_comparisons_scores(
 
     # the miss rate is shown when the comparison has it, "—" when not
     ws.reports_dir.mkdir(parents=True, exist_ok=True)
-    comparison = {"best": weak, "revisions": [
-        {"spec": weak, "accuracy": {"mean": 0.8}, "ensemble_accuracy": {"mean": 0.875},
-         "miss_rate": {"mean": 0.125}},
-        {"spec": f"git:{trained_copy.strong_sha}:batch_4", "accuracy": {"mean": 0.9},
-         "ensemble_accuracy": {"mean": 0.95}},
-    ]}  # fmt: skip
+    comparison = make_comparison()  # as Validate writes it; the weak one has spotting figures
+    strong, weak_rev = comparison["revisions"]
+    strong["spec"] = f"git:{trained_copy.strong_sha}:batch_4"
+    strong["ensemble_accuracy"]["mean"] = 0.95
+    weak_rev["spec"] = weak_rev["requested"] = weak
+    weak_rev["ensemble_accuracy"]["mean"] = 0.875
+    figures = {
+        "threshold": 0.5,
+        "miss_rate": 0.125,
+        "words": 8,
+        "false_alarms": 0,
+        "negative_minutes": 1.0,
+        "false_alarms_per_hour": 0.0,
+        "interval": [0.0, 1.0],
+    }
+    weak_rev["spotting"] = {
+        "budget": 1.0,
+        "threshold": 0.5,
+        "threshold_from": "default",
+        "clip_seconds": 2.6,
+        "at_budget": figures,
+        "at_default": figures,
+    }
     ws.comparison_report.with_suffix(".json").write_text(json.dumps(comparison))
     assert main(["promote", weak, "--no-export"]) == 0
     assert main(["promote", f"git:{trained_copy.strong_sha}:batch_4", "--stage", "staging",
