@@ -8,12 +8,13 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 from kwsops.runs.folder import RunPaths
 from kwsops.tui.messages import OpenLog, OpenReport
+from kwsops.tui.state import console_app
 
 
 class RunCommands(Provider):
     def _commands(self) -> list[tuple[str, str, object]]:
-        app = self.app
-        snapshot = getattr(app, "snapshot", None)
+        app = console_app(self.app)
+        snapshot = app.snapshot
         commands = []
         for run in snapshot.history if snapshot else ():
             commands.append(

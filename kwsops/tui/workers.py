@@ -7,6 +7,7 @@ node. Nodes that run workers take this mixin, which forwards a failure to the ap
 
 from __future__ import annotations
 
+from textual.message_pump import MessagePump
 from textual.worker import Worker, WorkerState
 
 from kwsops.tui.messages import Problem
@@ -17,6 +18,6 @@ def failure_text(worker: Worker) -> str:
 
 
 class ForwardWorkerErrors:
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+    def on_worker_state_changed(self: MessagePump, event: Worker.StateChanged) -> None:
         if event.state == WorkerState.ERROR:
-            self.app.post_message(Problem(failure_text(event.worker)))  # type: ignore[attr-defined]
+            self.app.post_message(Problem(failure_text(event.worker)))

@@ -10,9 +10,10 @@ from pathlib import Path
 from textual.widgets import Input, SelectionList, Static
 
 from kwsops.procs import identity
-from kwsops.tui.dialogs import ConfirmDialog, HelpScreen
-from kwsops.tui.launch import LaunchScreen
-from kwsops.tui.logview import LogView
+from kwsops.tui.dialogs.confirm import ConfirmDialog
+from kwsops.tui.dialogs.help import HelpScreen
+from kwsops.tui.dialogs.launch import LaunchScreen
+from kwsops.tui.widgets.logview import LogView
 from tests.helpers.tui import SIZE, launched_argv, make_app, run_async, wait_for
 from tests.helpers.tui_workspace import RUN_ACTIVE, RUN_FAILED, RUN_OK
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from textual.widgets import DataTable
 
-from kwsops.tui.dialogs import RunPicker
-from kwsops.tui.logview import LogView
+from kwsops.tui.dialogs.run_picker import RunPicker
+from kwsops.tui.widgets.logview import LogView
 from tests.helpers.tui import SIZE, make_app, run_async, wait_for
 from tests.helpers.tui_workspace import NOW, RUN_ACTIVE, RUN_FAILED, RUN_OK, log_line
 
@@ -84,7 +84,7 @@ class TestLogs:
 
     @run_async
     async def test_a_log_indexed_in_many_steps_ends_up_whole(self, ws: Path, monkeypatch) -> None:
-        monkeypatch.setattr("kwsops.tui.logview.STEP_BYTES", 4096)
+        monkeypatch.setattr("kwsops.tui.widgets.logview.STEP_BYTES", 4096)
         log = ws / "reports" / "runs" / RUN_ACTIVE / "run.log"
         with open(log, "a") as handle:
             handle.writelines(f"line {n} of a long training log\n" for n in range(5000))

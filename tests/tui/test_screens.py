@@ -11,9 +11,9 @@ from textual.widgets.data_table import ColumnKey
 from textual_plotext import PlotextPlot
 
 from kwsops.audio.manifest import ManifestRow, write_manifest
-from kwsops.tui.comparison import ReportViewer
-from kwsops.tui.dialogs import CompareDialog
-from kwsops.tui.history import FILTERS, RunsScreen
+from kwsops.tui.dialogs.compare import CompareDialog
+from kwsops.tui.screens.comparison import ReportViewer
+from kwsops.tui.screens.runs import FILTERS, RunsScreen
 from tests.helpers.tui import SIZE, cells, make_app, run_async, wait_for
 from tests.helpers.tui_workspace import NOW, RUN_ACTIVE, RUN_FAILED, make_workspace
 
