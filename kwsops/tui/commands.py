@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
@@ -12,10 +13,10 @@ from kwsops.tui.state import console_app
 
 
 class RunCommands(Provider):
-    def _commands(self) -> list[tuple[str, str, object]]:
+    def _commands(self) -> list[tuple[str, str, Callable[[], object]]]:
         app = console_app(self.app)
         snapshot = app.snapshot
-        commands = []
+        commands: list[tuple[str, str, Callable[[], object]]] = []
         for run in snapshot.history if snapshot else ():
             commands.append(
                 (
