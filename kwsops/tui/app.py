@@ -1,10 +1,12 @@
 """The kwsops operations console: launch, watch, read and compare runs from the terminal.
 
 A monitor thread reads the workspace (``Monitor.poll``) twice a second and posts immutable
-snapshots; screens watch ``App.snapshot``. The state the views read, and the requests they make
-of the app, are ``ConsoleApp``'s (kwsops/tui/state.py); this module adds the views, the keys,
-the dialogs and the threads that keep that state current. Runs are separate ``kwsops run`` processes, so
+snapshots; screens watch ``App.snapshot``. Runs are separate ``kwsops run`` processes, so
 closing the console never stops a run and opening it again reattaches.
+
+The state the views read, and the requests they make of the app, are ``ConsoleApp``'s
+(kwsops/tui/state.py); this module adds the views, the keys, the dialogs and the threads that
+keep that state current.
 """
 
 from __future__ import annotations
