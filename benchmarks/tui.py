@@ -6,11 +6,11 @@ screen over a 100 000-row manifest.
 Prints, for the console (`kwsops.tui.app.KwsApp`, headless via ``run_test`` at 120x40):
 - startup: process start -> first screen composed, and -> dashboard showing the workspace;
 - a generated log of ``--log-mb`` MB in /tmp (deleted afterwards unless ``--keep``):
-  the core index (``kwsops.tui.logindex.LineIndex``): indexing time, tracemalloc peak, RSS delta,
+  the core index (``kwsops.tui.readers.logindex.LineIndex``): indexing time, tracemalloc peak, RSS delta,
   reading the last screenful, following 10 MB appended;
   the Logs screen: time until the whole log is indexed and the last lines show, RSS delta.
 - a generated manifest of ``--manifest-rows`` rows (2 % rejected, 40 clips a speaker): the
-  summary the Data screen shows (``kwsops.tui.manifest.read_manifest``, CPU seconds), and the
+  summary the Data screen shows (``kwsops.tui.readers.manifest.read_manifest``, CPU seconds), and the
   Data screen itself: key press -> every label and rejected file on screen.
 Each measurement that spans imports runs in a fresh Python process.
 """
@@ -84,7 +84,7 @@ def child(argv: list[str]) -> None:
 
         print(json.dumps(asyncio.run(measure())))
     elif kind == "core":
-        from kwsops.tui.logindex import LineIndex
+        from kwsops.tui.readers.logindex import LineIndex
 
         path = Path(argv[1])
         before = rss()
@@ -122,7 +122,7 @@ def child(argv: list[str]) -> None:
     elif kind == "widget":
         root = Path(argv[1])
         from kwsops.tui.app import KwsApp
-        from kwsops.tui.logview import LogView
+        from kwsops.tui.widgets.logview import LogView
 
         handled: list[tuple[float, int]] = []  # (when, lines) as the view takes each step
         original = LogView.on_log_indexed
@@ -163,8 +163,8 @@ def child(argv: list[str]) -> None:
     elif kind == "data":
         root = Path(argv[1])
         from kwsops.tui.app import KwsApp
-        from kwsops.tui.data import DataScreen
-        from kwsops.tui.manifest import read_manifest
+        from kwsops.tui.readers.manifest import read_manifest
+        from kwsops.tui.screens.data import DataScreen
 
         began = time.process_time()
         summary = read_manifest(root / "data" / "output" / "manifest.csv")

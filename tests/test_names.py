@@ -28,7 +28,7 @@ from kwsops.text import (
     rich_text,
     status_message,
 )
-from kwsops.tui.luigid import LuigidSource
+from kwsops.tui.readers.luigid import LuigidSource
 from kwsops.versioning.init import init_workspace
 from kwsops.workspace import Workspace
 from tasks.base import KwsTask

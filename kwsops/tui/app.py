@@ -3,6 +3,10 @@
 A monitor thread reads the workspace (``Monitor.poll``) twice a second and posts immutable
 snapshots; screens watch ``App.snapshot``. Runs are separate ``kwsops run`` processes, so
 closing the console never stops a run and opening it again reattaches.
+
+The state the views read, and the requests they make of the app, are ``ConsoleApp``'s
+(kwsops/tui/state.py); this module adds the views, the keys, the dialogs and the threads that
+keep that state current.
 """
 
 from __future__ import annotations
@@ -18,28 +22,26 @@ from rich.text import Text
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
-from textual.reactive import var
 from textual.screen import ModalScreen, Screen
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from kwsops.audio.manifest import MANIFEST_NAME
 from kwsops.runs.request import RunRequest
 from kwsops.text import clean_text
 from kwsops.tui.commands import RunCommands
-from kwsops.tui.comparison import ReportScreen
-from kwsops.tui.curves import CurvesScreen
-from kwsops.tui.dashboard import DashboardScreen
-from kwsops.tui.data import WIDE, DataScreen, laid_out
-from kwsops.tui.dialogs import ConfirmDialog, HelpScreen
-from kwsops.tui.history import RunsScreen
-from kwsops.tui.launch import LaunchScreen
-from kwsops.tui.launcher import Launcher, LaunchError, cancel_run
-from kwsops.tui.logs import LogsScreen
-from kwsops.tui.manifest import SummaryCache
+from kwsops.tui.dialogs.confirm import ConfirmDialog
+from kwsops.tui.dialogs.help import HelpScreen
+from kwsops.tui.dialogs.launch import LaunchScreen
+from kwsops.tui.launcher import LaunchError, cancel_run
 from kwsops.tui.messages import OpenLog, OpenReport, Problem, SnapshotReady
-from kwsops.tui.monitor import Monitor, Snapshot
+from kwsops.tui.readers.monitor import Monitor
+from kwsops.tui.screens.comparison import ReportScreen
+from kwsops.tui.screens.curves import CurvesScreen
+from kwsops.tui.screens.dashboard import DashboardScreen
+from kwsops.tui.screens.data import WIDE, DataScreen, laid_out
+from kwsops.tui.screens.logs import LogsScreen
+from kwsops.tui.screens.runs import RunsScreen
+from kwsops.tui.state import ConsoleApp
 from kwsops.tui.workers import failure_text
-from kwsops.workspace import Workspace
 
 VIEWS = {
     "dashboard": "the stage DAG, the active run, recent runs",
@@ -52,7 +54,7 @@ VIEWS = {
 BLOCKED_IN_DIALOGS = {"switch_mode", "launch", "cancel_run", "rerun_failed", "help", "quit"}
 
 
-class KwsApp(App[None]):
+class KwsApp(ConsoleApp):
     CSS_PATH = "app.tcss"
     TITLE = "kwsops"
     MODES = {
@@ -76,10 +78,6 @@ class KwsApp(App[None]):
         Binding("q", "quit", "Quit", show=False),
     ]  # fmt: skip
 
-    snapshot: var[Snapshot | None] = var(None)
-    # the production version and the run that made it (kwsops.registry.listing.Production)
-    production: var[Any] = var(None)
-
     def __init__(
         self,
         workspace_root: Path | None = None,
@@ -88,35 +86,9 @@ class KwsApp(App[None]):
         poll_interval: float = 0.5,
         run_command: Sequence[str] | None = None,
     ) -> None:
-        super().__init__()
-        self.workspace = Workspace.at(workspace_root)
-        self.clock = clock
+        super().__init__(workspace_root, clock=clock, run_command=run_command)
         self.poll_interval = poll_interval
-        self.launcher = Launcher(self.workspace, run_command)
         self.sub_title = clean_text(self.workspace.root.name, 40)
-        self._wake = False
-        # data/output/manifest.csv summarised, read ahead from the start (the Data screen's)
-        self.manifest_summaries = SummaryCache(self.workspace.output_dir / MANIFEST_NAME)
-        self.follow_run_id: str | None = None  # a run started here: the Logs screen follows it
-
-    def notify(self, message: str, *, markup: bool = False, **options: Any) -> None:
-        """Every notification is plain text: messages quote file names and errors."""
-        super().notify(clean_text(message, 600), markup=False, **options)
-
-    def open_in_browser(self, page: Path) -> None:
-        """Open an HTML page in the system's web browser, or say where it is."""
-        import webbrowser
-
-        if not page.is_file():
-            self.notify(f"{page.name} is not written yet.", severity="warning")
-            return
-        try:
-            webbrowser.get()
-        except webbrowser.Error:
-            self.notify(f"No web browser here; the page is {page}", timeout=10)
-            return
-        self.open_url(page.resolve().as_uri())
-        self.notify(f"Opened {page.name} in the web browser.")
 
     # the monitor thread ----------------------------------------------------------------------
     def on_mount(self) -> None:
@@ -155,26 +127,16 @@ class KwsApp(App[None]):
                 worker.cancelled_event.wait(0.05)
             self._wake = False
 
-    def refresh_now(self) -> None:
-        self._wake = True
-
     def on_snapshot_ready(self, message: SnapshotReady) -> None:
         self.snapshot = message.snapshot
 
     def _check_tags(self) -> None:
-        from kwsops.tui.promote import tags_stamp
+        from kwsops.tui.dialogs.promote import tags_stamp
 
         stamp = tags_stamp(self.workspace.root)
         if stamp != self._tags_stamp:
             self._tags_stamp = stamp
             self.refresh_production()
-
-    @work(thread=True, exclusive=True, exit_on_error=False, name="registry read", group="registry")
-    def refresh_production(self) -> None:
-        from kwsops.registry.listing import production
-
-        found = production(self.workspace)
-        self.call_from_thread(setattr, self, "production", found)
 
     @work(thread=True, exit_on_error=False, name="manifest read-ahead", group="read-ahead")
     def _read_manifest_ahead(self) -> None:
@@ -187,7 +149,7 @@ class KwsApp(App[None]):
                 laid_out(summary, self.size.width >= WIDE)
 
     def on_problem(self, message: Problem) -> None:
-        self.notify(message.text, severity=message.severity, timeout=8)  # type: ignore[arg-type]
+        self.notify(message.text, severity=message.severity, timeout=8)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """Every worker's failure becomes a notification, never a traceback."""
@@ -224,22 +186,7 @@ class KwsApp(App[None]):
 
     def _launch(self, request: RunRequest | None) -> None:
         if request is not None:
-            self._start(request)
-
-    @work(thread=True, exit_on_error=False, name="start run")
-    def _start(self, request: RunRequest | str) -> None:
-        """Start ``request``, or rerun the run named by a string."""
-        try:
-            if isinstance(request, str):
-                launched = self.launcher.rerun(request)
-            else:
-                launched = self.launcher.start(request)
-        except LaunchError as exc:
-            self.post_message(Problem(str(exc)))
-            return
-        self.follow_run_id = launched.run_id
-        self.notify(f"Started run {launched.run_id} (pid {launched.process.pid}).")
-        self.refresh_now()
+            self.start_run(request)
 
     def action_cancel_run(self) -> None:
         snapshot = self.snapshot
@@ -289,13 +236,6 @@ class KwsApp(App[None]):
             self.notify("No failed run to rerun.", severity="warning")
             return
         self.rerun(failed.run_id)
-
-    def rerun(self, run_id: str) -> None:
-        if self.snapshot and self.snapshot.active:
-            self.notify("A run is active: wait for it or cancel it (c).", severity="warning")
-            return
-        self.notify(f"Rerunning {run_id}: the same command and parameters.")
-        self._start(run_id)
 
     # command palette -------------------------------------------------------------------------
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:

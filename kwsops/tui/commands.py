@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 from kwsops.runs.folder import RunPaths
 from kwsops.tui.messages import OpenLog, OpenReport
+from kwsops.tui.state import console_app
 
 
 class RunCommands(Provider):
-    def _commands(self) -> list[tuple[str, str, object]]:
-        app = self.app
-        snapshot = getattr(app, "snapshot", None)
-        commands = []
+    def _commands(self) -> list[tuple[str, str, Callable[[], object]]]:
+        app = console_app(self.app)
+        snapshot = app.snapshot
+        commands: list[tuple[str, str, Callable[[], object]]] = []
         for run in snapshot.history if snapshot else ():
             commands.append(
                 (

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from textual.message import Message
+from textual.notifications import SeverityLevel
 
-from kwsops.tui.monitor import Snapshot
+from kwsops.tui.readers.monitor import Snapshot
 
 
 @dataclass
@@ -22,7 +23,7 @@ class Problem(Message):
     """Something went wrong in a worker; shown as a notification, never a traceback."""
 
     text: str
-    severity: str = "error"
+    severity: SeverityLevel = "error"
 
 
 @dataclass

@@ -7,6 +7,9 @@ node. Nodes that run workers take this mixin, which forwards a failure to the ap
 
 from __future__ import annotations
 
+from typing import Any, Protocol
+
+from textual.app import App
 from textual.worker import Worker, WorkerState
 
 from kwsops.tui.messages import Problem
@@ -16,7 +19,14 @@ def failure_text(worker: Worker) -> str:
     return f"{worker.name or 'a background task'} failed: {worker.error}"
 
 
+class InApp(Protocol):
+    """What the mixin needs of the node it is mixed into (a screen or a widget)."""
+
+    @property
+    def app(self) -> App[Any]: ...
+
+
 class ForwardWorkerErrors:
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+    def on_worker_state_changed(self: InApp, event: Worker.StateChanged) -> None:
         if event.state == WorkerState.ERROR:
-            self.app.post_message(Problem(failure_text(event.worker)))  # type: ignore[attr-defined]
+            self.app.post_message(Problem(failure_text(event.worker)))

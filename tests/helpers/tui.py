@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from textual.command import Command, CommandList, CommandPalette
+from textual.css.query import NoMatches
 from textual.widgets import DataTable
 
 from kwsops.tui.app import KwsApp
@@ -65,11 +67,38 @@ def run_async(test: Callable) -> Callable:
     return wrapper
 
 
+def holds(condition: Callable[[], object]) -> bool:
+    """``condition()``, where a widget not mounted yet (a screen still composing) is False."""
+    try:
+        return bool(condition())
+    except NoMatches:
+        return False
+
+
 async def wait_for(pilot, condition: Callable[[], object], timeout: float = 10.0) -> None:
     """Let the app work until ``condition()`` is true (the monitor runs in a thread)."""
     deadline = time.monotonic() + timeout
-    while not condition():
+    while not holds(condition):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {condition}")
         await pilot.pause(0.05)
     await pilot.pause()
+
+
+async def wait_for_palette(pilot, title: str) -> None:
+    """Wait until the command palette highlights the command whose title starts with
+    ``title`` (it gathers its hits in a worker and shows them in batches)."""
+
+    def offered() -> bool:
+        palette = pilot.app.screen
+        if not isinstance(palette, CommandPalette):
+            return False
+        commands = palette.query_one(CommandList)
+        if commands.highlighted is None:
+            return False
+        option = commands.get_option_at_index(commands.highlighted)
+        return isinstance(option, Command) and str(option.hit.text).lower().startswith(
+            title.lower()
+        )
+
+    await wait_for(pilot, offered)

@@ -11,7 +11,7 @@ import pytest
 from kwsops.config import TrainSettings
 from kwsops.runs.events import RUN_DIR_ENV, read_events
 from kwsops.runs.state import RunState
-from kwsops.tui.rows import task_rows
+from kwsops.tui.readers.rows import task_rows
 from tasks.base import KwsTask
 from tasks.process import TaskCancelled
 

@@ -8,7 +8,7 @@ from textual.widgets import Checkbox, DataTable, Input, Static
 
 from kwsops.runs.events import EventLog
 from kwsops.runs.folder import create_run, write_status
-from kwsops.tui.promote import PromoteDialog
+from kwsops.tui.dialogs.promote import PromoteDialog
 from tests.helpers.trained import Trained
 from tests.helpers.tui import SIZE, cells, make_app, run_async, wait_for
 

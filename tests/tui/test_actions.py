@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import pytest
+from textual.app import App
 from textual.widgets import Input, SelectionList, Static
 
 from kwsops.procs import identity
-from kwsops.tui.dialogs import ConfirmDialog, HelpScreen
-from kwsops.tui.launch import LaunchScreen
-from kwsops.tui.logview import LogView
-from tests.helpers.tui import SIZE, launched_argv, make_app, run_async, wait_for
+from kwsops.tui.dialogs.confirm import ConfirmDialog
+from kwsops.tui.dialogs.help import HelpScreen
+from kwsops.tui.dialogs.launch import LaunchScreen
+from kwsops.tui.state import console_app
+from kwsops.tui.widgets.logview import LogView
+from tests.helpers.tui import (
+    SIZE,
+    launched_argv,
+    make_app,
+    run_async,
+    wait_for,
+    wait_for_palette,
+)
 from tests.helpers.tui_workspace import RUN_ACTIVE, RUN_FAILED, RUN_OK
 
 
@@ -202,16 +215,16 @@ class TestKeysAndPalette:
             assert {"Start run", "Cancel run"} <= footer  # the names the palette finds
             await pilot.press("ctrl+p")
             await pilot.press(*"view: data")
-            await pilot.pause(0.3)
+            await wait_for_palette(pilot, "view: data")
             await pilot.press("enter")
             await wait_for(pilot, lambda: app.current_mode == "data")
             await pilot.press("ctrl+p", *f"logs: run {RUN_OK}")
-            await pilot.pause(0.3)
+            await wait_for_palette(pilot, f"logs: run {RUN_OK}")
             await pilot.press("enter")
             await wait_for(pilot, lambda: app.current_mode == "logs")
             assert RUN_OK in str(app.screen.query_one(LogView).path)
             await pilot.press("ctrl+p", *"cancel run")  # as the footer names it
-            await pilot.pause(0.3)
+            await wait_for_palette(pilot, "cancel run")
             await pilot.press("enter")
             await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
 
@@ -232,7 +245,7 @@ class TestKeysAndPalette:
             for wanted in ("logs: search", "logs: filter", "logs: other", "logs: follow"):
                 assert wanted in titles
             await pilot.press("ctrl+p", *"logs: filter")
-            await pilot.pause(0.3)
+            await wait_for_palette(pilot, "logs: filter")
             await pilot.press("enter")
             await wait_for(pilot, lambda: app.screen.query_one("#log-query", Input).has_focus)
 
@@ -267,6 +280,15 @@ class TestFollowAndExit:
             started = launched_argv(ws)[launched_argv(ws).index("--run-id") + 1]
             await wait_for(pilot, lambda: logs.run_id == started)
             assert logs.following_active
+            assert app.follow_run_id is None  # the Logs view asked the app to stop following
+
+    def test_views_reach_the_apps_state_through_one_typed_accessor(self, ws: Path) -> None:
+        app = make_app(ws)
+        assert console_app(app) is app
+        with pytest.raises(TypeError, match="not the kwsops console"):
+            console_app(App())
+        with pytest.raises(AttributeError):
+            app.follow_run_id = "R1"  # type: ignore[misc]  # read-only: a view asks the app
 
 
 def test_a_crash_in_the_console_never_exits_0(ws: Path) -> None:
@@ -275,7 +297,9 @@ def test_a_crash_in_the_console_never_exits_0(ws: Path) -> None:
     async def crash(pilot) -> None:
         await pilot.pause()
         pilot.app.call_later(lambda: 1 / 0)  # any unhandled error inside the app
-        await pilot.pause(0.5)
+        deadline = time.monotonic() + 10
+        while pilot.app.return_code is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)  # the app is exiting: no pilot.pause, nothing to idle
 
     assert main(ws, headless=True, auto_pilot=crash) != 0
 

@@ -14,10 +14,10 @@ from kwsops.runs.folder import RunPaths
 from kwsops.runs.show import best_accuracy
 from kwsops.runs.state import RunState
 from kwsops.tui.launcher import Launcher, LaunchError, cancel_run
-from kwsops.tui.luigid import LuigidSource, scheduler_address
-from kwsops.tui.manifest import NO_LABEL, read_manifest
-from kwsops.tui.monitor import Monitor
-from kwsops.tui.rows import task_rows
+from kwsops.tui.readers.luigid import LuigidSource, scheduler_address
+from kwsops.tui.readers.manifest import NO_LABEL, read_manifest
+from kwsops.tui.readers.monitor import Monitor
+from kwsops.tui.readers.rows import task_rows
 from kwsops.workspace import Workspace
 from tests.helpers.tui_workspace import RUN_ACTIVE, RUN_FAILED, RUN_OK, make_workspace, write_run
 
@@ -34,13 +34,13 @@ time.sleep(60)
 
 def test_core_and_state_modules_never_import_textual() -> None:
     modules = [
-        "kwsops.tui.logindex",
+        "kwsops.tui.readers.logindex",
         "kwsops.compare.discover",
-        "kwsops.tui.monitor",
-        "kwsops.tui.rows",
+        "kwsops.tui.readers.monitor",
+        "kwsops.tui.readers.rows",
         "kwsops.tui.launcher",
-        "kwsops.tui.manifest",
-        "kwsops.tui.luigid",
+        "kwsops.tui.readers.manifest",
+        "kwsops.tui.readers.luigid",
     ]
     code = (
         f"import sys; import {', '.join(modules)}; "
@@ -271,7 +271,7 @@ def test_summary_cache_reads_a_manifest_once_per_stamp(tmp_path: Path, monkeypat
     for two readers, even at once), a changed file is read again, and r reads it whatever."""
     import threading
 
-    from kwsops.tui import manifest as summaries
+    from kwsops.tui.readers import manifest as summaries
 
     root = make_workspace(tmp_path / "ws", active=False)
     path = root / "data" / "output" / "manifest.csv"

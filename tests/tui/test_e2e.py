@@ -10,8 +10,8 @@ import pytest
 from textual.widgets import Input, SelectionList
 
 from kwsops.tui.app import KwsApp
-from kwsops.tui.launch import LaunchScreen
-from kwsops.tui.logview import LogView
+from kwsops.tui.dialogs.launch import LaunchScreen
+from kwsops.tui.widgets.logview import LogView
 from kwsops.versioning.runner import tool
 from tests.helpers.tui import SIZE, run_async, stage_states, wait_for
 

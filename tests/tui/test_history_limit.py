@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 
 from kwsops.runs.folder import create_run
-from kwsops.tui.monitor import HISTORY_LIMIT, Monitor
+from kwsops.tui.readers.monitor import HISTORY_LIMIT, Monitor
 from kwsops.workspace import Workspace
 
 

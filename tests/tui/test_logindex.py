@@ -1,4 +1,4 @@
-"""kwsops.tui.logindex: the line-break index behind the console's log view (pure, no Textual)."""
+"""kwsops.tui.readers.logindex: the line-break index behind the console's log view (pure, no Textual)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from kwsops.tui.logindex import LineIndex, compile_query
+from kwsops.tui.readers.logindex import LineIndex, compile_query
 
 
 def random_text(seed: int, lines: int) -> bytes:

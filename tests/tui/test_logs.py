@@ -6,8 +6,8 @@ from pathlib import Path
 
 from textual.widgets import DataTable
 
-from kwsops.tui.dialogs import RunPicker
-from kwsops.tui.logview import LogView
+from kwsops.tui.dialogs.run_picker import RunPicker
+from kwsops.tui.widgets.logview import LogView
 from tests.helpers.tui import SIZE, make_app, run_async, wait_for
 from tests.helpers.tui_workspace import NOW, RUN_ACTIVE, RUN_FAILED, RUN_OK, log_line
 
@@ -26,16 +26,14 @@ class TestLogs:
             for n in range(60):
                 log_line(log, NOW + n, f"TrainFold epoch 3/3 batch {n}")
             await wait_for(pilot, lambda: view.line_count == 74)
-            await pilot.pause(0.2)
-            assert view.scroll_y == view.max_scroll_y > 0  # still at the end
+            await wait_for(pilot, lambda: view.scroll_y == view.max_scroll_y > 0)  # at the end
             await pilot.press("pageup")
             assert not view.follow
             log_line(log, NOW, "one more")
             await wait_for(pilot, lambda: view.line_count == 75)
             assert view.scroll_y < view.max_scroll_y  # paused: it stays where the person is
             await pilot.press("end")
-            await pilot.pause(0.1)
-            assert view.follow and view.scroll_y == view.max_scroll_y
+            await wait_for(pilot, lambda: view.follow and view.scroll_y == view.max_scroll_y)
 
     @run_async
     async def test_search_filter_and_other_runs(self, ws: Path) -> None:
@@ -84,7 +82,7 @@ class TestLogs:
 
     @run_async
     async def test_a_log_indexed_in_many_steps_ends_up_whole(self, ws: Path, monkeypatch) -> None:
-        monkeypatch.setattr("kwsops.tui.logview.STEP_BYTES", 4096)
+        monkeypatch.setattr("kwsops.tui.widgets.logview.STEP_BYTES", 4096)
         log = ws / "reports" / "runs" / RUN_ACTIVE / "run.log"
         with open(log, "a") as handle:
             handle.writelines(f"line {n} of a long training log\n" for n in range(5000))
@@ -94,6 +92,5 @@ class TestLogs:
             await pilot.press("2")
             view = app.screen.query_one(LogView)
             await wait_for(pilot, lambda: view.fraction == 1 and view.line_count == 5014)
-            await pilot.pause(0.2)
-            assert view.follow and view.scroll_y == view.max_scroll_y
+            await wait_for(pilot, lambda: view.follow and view.scroll_y == view.max_scroll_y)
             assert view.index.line(5013) == "line 4999 of a long training log"

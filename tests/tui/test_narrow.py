@@ -11,7 +11,7 @@ from textual.widget import Widget
 from textual.widgets import DataTable
 
 from kwsops.runs.folder import RunPaths
-from kwsops.tui.topbar import TopBar
+from kwsops.tui.widgets.topbar import TopBar
 from tests.helpers.tui import cells, make_app, run_async, wait_for
 from tests.helpers.tui_workspace import NOW, event, make_workspace
 
@@ -227,7 +227,7 @@ class TestEightyColumns:
 
     @run_async
     async def test_log_search_goes_sideways_to_a_hit_off_screen(self, tmp_path: Path) -> None:
-        from kwsops.tui.logview import LogView
+        from kwsops.tui.widgets.logview import LogView
         from tests.helpers.tui_workspace import RUN_FAILED
 
         ws = make_workspace(tmp_path / "ws", active=False)

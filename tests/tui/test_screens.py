@@ -11,9 +11,9 @@ from textual.widgets.data_table import ColumnKey
 from textual_plotext import PlotextPlot
 
 from kwsops.audio.manifest import ManifestRow, write_manifest
-from kwsops.tui.comparison import ReportViewer
-from kwsops.tui.dialogs import CompareDialog
-from kwsops.tui.history import FILTERS, RunsScreen
+from kwsops.tui.dialogs.compare import CompareDialog
+from kwsops.tui.screens.comparison import ReportViewer
+from kwsops.tui.screens.runs import FILTERS, RunsScreen
 from tests.helpers.tui import SIZE, cells, make_app, run_async, wait_for
 from tests.helpers.tui_workspace import NOW, RUN_ACTIVE, RUN_FAILED, make_workspace
 
@@ -49,7 +49,7 @@ class TestReport:
         app = make_app(root)
         async with app.run_test(size=SIZE) as pilot:
             await pilot.press("3")
-            await pilot.pause(0.5)
+            await wait_for(pilot, lambda: app.screen.query_one("#report-empty"))
             empty = app.screen.query_one("#report-empty")
             await wait_for(pilot, lambda: "No comparison report yet" in empty.source)
             assert app.screen.query_one("#report-switcher").current == "report-empty"
@@ -169,8 +169,10 @@ class TestData:
         app = make_app(root)
         async with app.run_test(size=SIZE) as pilot:
             await pilot.press("5")
-            await pilot.pause(0.5)
-            assert "No manifest yet" in str(app.screen.query_one("#data-title").render())
+            await wait_for(
+                pilot,
+                lambda: "No manifest yet" in str(app.screen.query_one("#data-title").render()),
+            )
             manifest = root / "data" / "output" / "manifest.csv"
             manifest.parent.mkdir(parents=True)
             manifest.write_text("this,is\nnot,a manifest\n")

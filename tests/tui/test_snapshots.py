@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import pytest_textual_snapshot
 
-from kwsops.tui.logview import LogView
+from kwsops.tui.widgets.logview import LogView
 from tests.helpers.tui import make_app, wait_for
 from tests.helpers.tui_workspace import RUN_FAILED, make_workspace
 

@@ -20,8 +20,8 @@ from kwsops.runs.folder import RunPaths, list_runs, read_status
 from kwsops.runs.lock import WorkspaceLock
 from kwsops.runs.show import RunSummary, summarise
 from kwsops.runs.state import RunState
-from kwsops.tui.luigid import LuigidSource, SchedulerTask, scheduler_address
-from kwsops.tui.rows import TaskRow, task_rows
+from kwsops.tui.readers.luigid import LuigidSource, SchedulerTask, scheduler_address
+from kwsops.tui.readers.rows import TaskRow, task_rows
 from kwsops.workspace import Workspace
 
 HISTORY_LIMIT = 200  # the console reads the newest runs only; `kwsops runs` lists the rest

@@ -18,8 +18,9 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 from textual_plotext import PlotextPlot
 
-from kwsops.tui.monitor import Snapshot
-from kwsops.tui.topbar import TopBar
+from kwsops.tui.readers.monitor import Snapshot
+from kwsops.tui.state import console_app
+from kwsops.tui.widgets.topbar import TopBar
 from kwsops.tui.workers import ForwardWorkerErrors
 
 Curve = tuple[str, tuple[dict, ...]]  # (label, one dict per epoch: epoch, val_acc, val_loss)
@@ -91,7 +92,8 @@ class CurvesScreen(ForwardWorkerErrors, Screen):
             run = snapshot.focus.run_id if snapshot.focus else "?"
             self._set(list(snapshot.curves), f"run {run}")
         elif not self.source.startswith("comparison"):
-            self._load_comparison(self.app.workspace.comparison_report.with_suffix(".json"))  # type: ignore[attr-defined]
+            report = console_app(self.app).workspace.comparison_report
+            self._load_comparison(report.with_suffix(".json"))
 
     @work(thread=True, group="curves", exclusive=True, exit_on_error=False, name="curves")
     def _load_comparison(self, path: Path) -> None:

@@ -11,6 +11,7 @@ from textual import events
 from textual.widget import Widget
 
 from kwsops.text import clean_text
+from kwsops.tui.state import console_app
 
 VIEW_TITLES = (
     ("dashboard", "Dashboard"),
@@ -41,7 +42,7 @@ class TopBar(Widget):
     def render(self) -> Text:
         """Help and quit always show: the workspace name gives way first (cut, then dropped),
         then the views' titles (their numbers stay)."""
-        name = clean_text(self.app.workspace.root.name, 24)  # type: ignore[attr-defined]
+        name = clean_text(console_app(self.app).workspace.root.name, 24)
         width = self.size.width
         long = Text.assemble(("?", "bold"), (" help  ", "dim"), ("q", "bold"), (" quit ", "dim"))
         short = Text.assemble(("?", "bold"), " help ", ("q", "bold"), " quit ")

@@ -15,9 +15,11 @@ from kwsops.stages import STAGE_BY_FAMILY
 from kwsops.text import rich_text
 from kwsops.tui import formatting as fmt
 from kwsops.tui.messages import OpenLog
-from kwsops.tui.monitor import RunSummary, Snapshot
-from kwsops.tui.rows import TaskRow
-from kwsops.tui.topbar import TopBar
+from kwsops.tui.readers.monitor import RunSummary, Snapshot
+from kwsops.tui.readers.rows import TaskRow
+from kwsops.tui.state import console_app
+from kwsops.tui.widgets.tables import fill_table, set_columns
+from kwsops.tui.widgets.topbar import TopBar
 
 WIDE = 100  # from here the tables show progress bars and the run's origin
 # the Detail column takes what is left and wraps (a row grows); narrow, the stage's count
@@ -102,47 +104,6 @@ def recent_cells(run: RunSummary, params_width: int) -> tuple:
     )
 
 
-def set_columns(table: DataTable, columns: tuple, width: int) -> int:
-    """(Re)create the columns; a column of width None takes what is left of ``width``, so the
-    table never needs a horizontal scrollbar for its last column. Returns that width."""
-    fixed = sum(w + 2 * table.cell_padding for _, _, w in columns if w)
-    flexible = max(12, width - fixed - 2 * table.cell_padding - 2)
-    table.clear(columns=True)
-    for key, title, column_width in columns:
-        table.add_column(title, key=key, width=column_width or flexible)
-    return flexible
-
-
-def fill_table(
-    table: DataTable, keys: list[str], cells: list[tuple], *, wrap: bool = False
-) -> None:
-    """Update in place when the rows are the same ones, else rebuild keeping the cursor.
-    ``wrap``: rows as tall as their cells (DataTable measures a row's height when it is
-    added, so a changed row means a rebuild)."""
-    current = [row.value for row in table.rows]
-    if wrap and current == keys:
-        if all(
-            table.get_cell(key, column) == value
-            for key, row in zip(keys, cells, strict=True)
-            for column, value in zip(table.columns, row, strict=True)
-        ):
-            return
-        current = []
-    if current == keys:
-        for key, row in zip(keys, cells, strict=True):
-            for column, value in zip(table.columns, row, strict=True):
-                if table.get_cell(key, column) != value:
-                    table.update_cell(key, column, value)
-        return
-    cursor, scroll = table.cursor_row, table.scroll_y
-    table.clear()
-    for key, row in zip(keys, cells, strict=True):
-        table.add_row(*row, key=key, height=None if wrap else 1)
-    if keys:
-        table.move_cursor(row=min(cursor, len(keys) - 1), animate=False, scroll=False)
-    table.scroll_to(y=scroll, animate=False)
-
-
 class DashboardScreen(Screen):
     def __init__(self) -> None:
         super().__init__()
@@ -174,7 +135,7 @@ class DashboardScreen(Screen):
 
     def on_resize(self, event: events.Resize) -> None:
         self._layout_columns(event.size.width)
-        self.show_snapshot(getattr(self.app, "snapshot", None))
+        self.show_snapshot(console_app(self.app).snapshot)
 
     def show_snapshot(self, snapshot: Snapshot | None) -> None:
         if snapshot is None:
@@ -205,7 +166,7 @@ class DashboardScreen(Screen):
         self.query_one("#run-banner", Static).update(self.banner())
 
     def banner(self) -> Text:
-        snapshot = getattr(self.app, "snapshot", None)
+        snapshot = console_app(self.app).snapshot
         if snapshot is None or snapshot.focus is None:
             return self._with_production(Text.from_markup(
                 "[b]No runs yet.[/b] Press [b reverse] s [/] to start one "
@@ -214,7 +175,7 @@ class DashboardScreen(Screen):
         run = snapshot.focus
         text = Text()
         if snapshot.active:
-            elapsed = self.app.clock() - run.started if run.started else None
+            elapsed = console_app(self.app).clock() - run.started if run.started else None
             text.append("▶ ACTIVE RUN ", style="bold black on yellow")
             text.append(f" {run.run_id}", style="bold")
             text.append(f"  elapsed {fmt.duration(elapsed)}", style="yellow")
@@ -241,7 +202,7 @@ class DashboardScreen(Screen):
 
     def _with_production(self, text: Text) -> Text:
         """``production kws@v1.2.0`` on a line of its own, once a version holds the stage."""
-        production = getattr(self.app, "production", None)
+        production = console_app(self.app).production
         if production is not None:
             text.append("\n").append("production ", style="bold green")
             text.append_text(rich_text(production.ref, "bold", 60))
@@ -254,7 +215,7 @@ class DashboardScreen(Screen):
         if event.data_table.id == "recent":
             self.post_message(OpenLog(event.row_key.value))
         else:
-            snapshot = getattr(self.app, "snapshot", None)
+            snapshot = console_app(self.app).snapshot
             focus = snapshot.focus if snapshot else None
             self.post_message(
                 OpenLog(None if snapshot and snapshot.active else (focus.run_id if focus else None))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import events, work
@@ -21,8 +22,12 @@ from textual.widgets import ContentSwitcher, Footer, Markdown, MarkdownViewer, S
 from kwsops.stamps import file_stamp
 from kwsops.text import clean_text
 from kwsops.tui.messages import ReportLoaded
-from kwsops.tui.topbar import TopBar
+from kwsops.tui.state import console_app
+from kwsops.tui.widgets.topbar import TopBar
 from kwsops.tui.workers import ForwardWorkerErrors
+
+if TYPE_CHECKING:
+    from kwsops.tui.dialogs.promote import PromoteRequest
 
 NARROW = 150  # below this the contents start hidden: the ten-column summary needs ~116
 EMPTY = """\
@@ -95,7 +100,7 @@ class ReportScreen(ForwardWorkerErrors, Screen):
 
     def show(self, path: Path | None, title: str = "") -> None:
         """Show ``path`` (None: the workspace's comparison report)."""
-        workspace = self.app.workspace
+        workspace = console_app(self.app).workspace
         self.path = path or workspace.comparison_report
         self.title_text = title or "Comparison of model revisions"
         self._stamp = None
@@ -133,7 +138,7 @@ class ReportScreen(ForwardWorkerErrors, Screen):
         if message.text is None:
             where = message.path.name
             with contextlib.suppress(ValueError):
-                where = str(message.path.relative_to(self.app.workspace.root))
+                where = str(message.path.relative_to(console_app(self.app).workspace.root))
             await self.query_one("#report-empty", Markdown).update(EMPTY.format(where=where))
             switcher.current = "report-empty"
             self.loaded_text = None
@@ -167,7 +172,7 @@ class ReportScreen(ForwardWorkerErrors, Screen):
         if switcher.current == "report-figures":
             switcher.current = "report-viewer" if self.loaded_text is not None else "report-empty"
             return
-        self._figures(self.app.workspace.comparison_report)  # type: ignore[attr-defined]
+        self._figures(console_app(self.app).workspace.comparison_report)
 
     @work(thread=True, group="figures", exclusive=True, exit_on_error=False, name="figures")
     def _figures(self, path: Path) -> None:
@@ -190,16 +195,17 @@ class ReportScreen(ForwardWorkerErrors, Screen):
 
     def action_browser(self) -> None:
         """The HTML page of what is shown: a run's report.html, or the comparison's."""
-        shown = self.path or self.app.workspace.comparison_report  # type: ignore[attr-defined]
-        self.app.open_in_browser(shown.with_suffix(".html"))  # type: ignore[attr-defined]
+        console = console_app(self.app)
+        shown = self.path or console.workspace.comparison_report
+        console.open_in_browser(shown.with_suffix(".html"))
 
     def action_promote(self) -> None:
         """A dialog for the revision (the comparison's best first), stage and version."""
         from kwsops.compare.predict import default_revision
         from kwsops.compare.terminal import ReportError, load_comparison
-        from kwsops.tui.promote import PromoteDialog
+        from kwsops.tui.dialogs.promote import PromoteDialog
 
-        workspace = self.app.workspace  # type: ignore[attr-defined]
+        workspace = console_app(self.app).workspace
         try:
             comparison = load_comparison(workspace.comparison_report)
         except ReportError:
@@ -209,17 +215,17 @@ class ReportScreen(ForwardWorkerErrors, Screen):
         self.app.push_screen(PromoteDialog(first or default_revision(workspace), choices),
                              self._promote)  # fmt: skip
 
-    def _promote(self, request: object) -> None:
+    def _promote(self, request: PromoteRequest | None) -> None:
         if request is not None:
-            self.notify(f"promoting {request.revision} to {request.stage}…")  # type: ignore[attr-defined]
+            self.notify(f"promoting {request.revision} to {request.stage}…")
             self._run_promote(request)
 
     @work(thread=True, group="promote", exit_on_error=False, name="promote")
-    def _run_promote(self, request: object) -> None:
-        from kwsops.tui.promote import run_promote
+    def _run_promote(self, request: PromoteRequest) -> None:
+        from kwsops.tui.dialogs.promote import run_promote
 
-        app = self.app
-        ok, line = run_promote(app.launcher.command(), request, str(app.workspace.root))  # type: ignore[attr-defined,arg-type]
+        app = console_app(self.app)
+        ok, line = run_promote(app.launcher.command(), request, str(app.workspace.root))
         app.call_from_thread(self.notify, line, severity="information" if ok else "error",
                              timeout=8)  # fmt: skip
-        app.call_from_thread(app.refresh_production)  # type: ignore[attr-defined]
+        app.call_from_thread(app.refresh_production)

@@ -9,7 +9,7 @@ from typing import Any
 
 from kwsops.runs.state import RunState, TaskState
 from kwsops.stages import STAGES
-from kwsops.tui.luigid import SchedulerTask
+from kwsops.tui.readers.luigid import SchedulerTask
 
 ENDED = ("ok", "failed", "cancelled", "killed", "unknown")
 

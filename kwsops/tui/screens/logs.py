@@ -10,11 +10,12 @@ from textual.widgets import Footer, Input, Static
 
 from kwsops.runs.folder import RunPaths
 from kwsops.text import rich_text
-from kwsops.tui.dialogs import RunPicker
-from kwsops.tui.logview import LogView
+from kwsops.tui.dialogs.run_picker import RunPicker
 from kwsops.tui.messages import LogFiltered, LogFound, LogIndexed
-from kwsops.tui.monitor import Snapshot
-from kwsops.tui.topbar import TopBar
+from kwsops.tui.readers.monitor import Snapshot
+from kwsops.tui.state import console_app
+from kwsops.tui.widgets.logview import LogView
+from kwsops.tui.widgets.topbar import TopBar
 
 
 class LogsScreen(Screen):
@@ -56,9 +57,10 @@ class LogsScreen(Screen):
     def _on_snapshot(self, snapshot: Snapshot | None) -> None:
         if snapshot is None:
             return
-        started = getattr(self.app, "follow_run_id", None)
+        console = console_app(self.app)
+        started = console.follow_run_id
         if started and any(run.run_id == started for run in snapshot.history):
-            self.app.follow_run_id = None  # type: ignore[attr-defined]
+            console.stop_following()
             self.following_active = True  # a run started from the console: show its log
         if not self.following_active:
             return
@@ -72,14 +74,15 @@ class LogsScreen(Screen):
         """Show ``run_id``'s log, or (None) follow whichever run is active or newest."""
         self.following_active = run_id is None
         if run_id is None:
-            snapshot = getattr(self.app, "snapshot", None)
+            snapshot = console_app(self.app).snapshot
             focus = snapshot.focus if snapshot else None
             run_id = focus.run_id if focus and focus.origin != "scheduler" else None
         self._show(run_id)
 
     def _show(self, run_id: str | None) -> None:
         self.run_id = run_id
-        path = RunPaths(self.app.workspace.runs_dir / run_id).log if run_id else None
+        workspace = console_app(self.app).workspace
+        path = RunPaths(workspace.runs_dir / run_id).log if run_id else None
         self.view.open(path)
         title = self.query_one("#log-title", Static)
         if path is None:
@@ -87,7 +90,7 @@ class LogsScreen(Screen):
                 Text.assemble("No run log yet — press ", ("s", "bold"), " to start a run.")
             )
         else:
-            where = path.relative_to(self.app.workspace.root)
+            where = path.relative_to(workspace.root)
             mode = "newest run · o: another" if self.following_active else "a: newest run"
             title.update(
                 Text.assemble((f"run {run_id}", "bold"), f" · {mode}  ", (str(where), "dim"))
@@ -98,7 +101,7 @@ class LogsScreen(Screen):
         self.open_run(None)
 
     def action_pick_run(self) -> None:
-        snapshot = getattr(self.app, "snapshot", None)
+        snapshot = console_app(self.app).snapshot
         runs = list(snapshot.history) if snapshot else []
         if not runs:
             self.notify("No runs yet.", severity="warning")

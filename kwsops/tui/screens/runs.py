@@ -18,11 +18,12 @@ from kwsops.runs.request import params_line
 from kwsops.runs.show import RUN_COLUMNS, compare_runs, sort_runs
 from kwsops.text import rich_text
 from kwsops.tui import formatting as fmt
-from kwsops.tui.dashboard import fill_table, set_columns
-from kwsops.tui.dialogs import CompareDialog
+from kwsops.tui.dialogs.compare import CompareDialog
 from kwsops.tui.messages import OpenLog, OpenReport
-from kwsops.tui.monitor import RunSummary, Snapshot
-from kwsops.tui.topbar import TopBar
+from kwsops.tui.readers.monitor import RunSummary, Snapshot
+from kwsops.tui.state import console_app
+from kwsops.tui.widgets.tables import fill_table, set_columns
+from kwsops.tui.widgets.topbar import TopBar
 
 # the run id is its start time, so no Started column; the reason shows below at any width
 WIDTHS = {"run": 20, "kind": 8, "status": 14, "duration": 7, "accuracy": 8, "params": None}
@@ -69,12 +70,12 @@ class RunsScreen(Screen):
         self._layout(self.app.size.width)
         self.watch(self.app, "snapshot", self.show_snapshot)
         self.watch(self.app, "production",
-                   lambda _: self.show_snapshot(getattr(self.app, "snapshot", None)))  # fmt: skip
+                   lambda _: self.show_snapshot(console_app(self.app).snapshot))  # fmt: skip
         self.query_one(DataTable).focus()
 
     def production_run(self) -> str | None:
         """The run whose models are the production version (marked ★)."""
-        production = getattr(self.app, "production", None)
+        production = console_app(self.app).production
         return production.run_id if production is not None else None
 
     def _layout(self, width: int) -> None:
@@ -84,7 +85,7 @@ class RunsScreen(Screen):
     def on_resize(self, event: events.Resize) -> None:
         if columns_for(event.size.width) != self.columns:
             self._layout(event.size.width)
-        self.show_snapshot(getattr(self.app, "snapshot", None))
+        self.show_snapshot(console_app(self.app).snapshot)
 
     def cells(self, run: RunSummary) -> tuple:
         found = []
@@ -159,23 +160,23 @@ class RunsScreen(Screen):
         column = str(event.column_key.value)
         self.reverse = not self.reverse if column == self.sort_column else False
         self.sort_column = column
-        self.show_snapshot(getattr(self.app, "snapshot", None))
+        self.show_snapshot(console_app(self.app).snapshot)
 
     def action_filter(self) -> None:
         self.status_filter = FILTERS[(FILTERS.index(self.status_filter) + 1) % len(FILTERS)]
-        self.show_snapshot(getattr(self.app, "snapshot", None))
+        self.show_snapshot(console_app(self.app).snapshot)
 
     def action_sort(self, reverse: bool = False) -> None:
         if reverse:
             self.reverse = not self.reverse
         else:
             self.sort_column = SORTS[(SORTS.index(self.sort_column) + 1) % len(SORTS)]
-        self.show_snapshot(getattr(self.app, "snapshot", None))
+        self.show_snapshot(console_app(self.app).snapshot)
 
     def action_mark(self) -> None:
         run_id = self.selected
         self.marked = None if run_id == self.marked else run_id
-        self.show_snapshot(getattr(self.app, "snapshot", None))
+        self.show_snapshot(console_app(self.app).snapshot)
 
     def action_compare(self) -> None:
         """The marked run against the selected one (without a mark: the selected against the
@@ -188,7 +189,7 @@ class RunsScreen(Screen):
                 self.notify("Mark a run with space, then select another and press d.")
                 return
             first, second = second, ids[ids.index(second) + 1]
-        runs = self.app.workspace.runs_dir  # type: ignore[attr-defined]
+        runs = console_app(self.app).workspace.runs_dir
         rows = compare_runs(load_run(RunPaths(runs / first)), load_run(RunPaths(runs / second)))
         self.app.push_screen(CompareDialog(first, second, rows))
 
@@ -200,7 +201,7 @@ class RunsScreen(Screen):
         run_id = self.selected
         if run_id is None:
             return
-        report = RunPaths(self.app.workspace.runs_dir / run_id).report_md  # type: ignore[attr-defined]
+        report = RunPaths(console_app(self.app).workspace.runs_dir / run_id).report_md
         if report.exists():
             self.post_message(OpenReport(report, f"Report of run {run_id}"))
         else:
@@ -209,9 +210,11 @@ class RunsScreen(Screen):
 
     def action_browser(self) -> None:
         if self.selected:
-            page = RunPaths(self.app.workspace.runs_dir / self.selected).report_html  # type: ignore[attr-defined]
-            self.app.open_in_browser(page)  # type: ignore[attr-defined]
+            console = console_app(self.app)
+            console.open_in_browser(
+                RunPaths(console.workspace.runs_dir / self.selected).report_html
+            )
 
     def action_rerun(self) -> None:
         if self.selected:
-            self.app.rerun(self.selected)  # type: ignore[attr-defined]
+            console_app(self.app).rerun(self.selected)

@@ -50,7 +50,9 @@ class PromoteDialog(ModalScreen[PromoteRequest | None]):
         with Vertical(classes="dialog wide"):
             yield Static(Text("Promote a revision", style="bold"), classes="dialog-title")
             shown = ", ".join(clean_text(c, 60) for c in self.choices[:4])
-            yield Label(Text(f"revision ({FORMS_HELP})" + (f"; compared: {shown}" if shown else "")))
+            yield Label(
+                Text(f"revision ({FORMS_HELP})" + (f"; compared: {shown}" if shown else ""))
+            )
             yield Input(self.revision, id="promote-revision")
             yield Label("stage")
             yield Input("production", id="promote-stage")

@@ -22,8 +22,8 @@ from textual.strip import Strip
 from textual.worker import get_current_worker
 
 from kwsops.text import clean_text
-from kwsops.tui.logindex import LineIndex, compile_query
 from kwsops.tui.messages import LogFiltered, LogFound, LogIndexed
+from kwsops.tui.readers.logindex import LineIndex, compile_query
 from kwsops.tui.workers import ForwardWorkerErrors
 
 STEP_BYTES = 16 * 1024 * 1024

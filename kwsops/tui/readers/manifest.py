@@ -55,7 +55,7 @@ class ManifestSummary:
     rejected: list[Rejected]
     noise: LabelStats = field(default_factory=lambda: LabelStats(NOISE))
     lists: list[str] = field(default_factory=list)  # official split lists (input paths)
-    # the Data screen's table rows made from it, by layout (kwsops.tui.data.laid_out)
+    # the Data screen's table rows made from it, by layout (kwsops.tui.screens.data.laid_out)
     layouts: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property

@@ -17,10 +17,11 @@ from kwsops.audio.layout import speakers_phrase
 from kwsops.keywords import NO_UNKNOWN
 from kwsops.text import rich_text
 from kwsops.tui import formatting as fmt
-from kwsops.tui.dashboard import set_columns
-from kwsops.tui.manifest import NOISE, LabelStats, ManifestSummary, spread
 from kwsops.tui.messages import Problem
-from kwsops.tui.topbar import TopBar
+from kwsops.tui.readers.manifest import NOISE, LabelStats, ManifestSummary, spread
+from kwsops.tui.state import console_app
+from kwsops.tui.widgets.tables import set_columns
+from kwsops.tui.widgets.topbar import TopBar
 from kwsops.tui.workers import ForwardWorkerErrors
 
 LABEL_COLUMNS = (
@@ -142,7 +143,7 @@ class DataScreen(ForwardWorkerErrors, Screen):
             self._show(self.summary)
 
     def _check(self, force: bool = False) -> None:
-        stamp = self.app.manifest_summaries.stamp()
+        stamp = console_app(self.app).manifest_summaries.stamp()
         if force or stamp != self._stamp:
             self._stamp = stamp
             self._load(stamp, force)
@@ -161,7 +162,7 @@ class DataScreen(ForwardWorkerErrors, Screen):
         """`kwsops verify` (read-only) off the UI thread: it hashes every versioned file."""
         from kwsops.versioning.verify import verify
 
-        report = verify(self.app.workspace.root)  # type: ignore[attr-defined]
+        report = verify(console_app(self.app).workspace.root)
         self.app.call_from_thread(
             self.query_one("#data-verify", Static).update, verify_text(report)
         )
@@ -172,7 +173,7 @@ class DataScreen(ForwardWorkerErrors, Screen):
         second to summarise (the app reads it ahead, so usually it is there already), and the
         screen stays responsive meanwhile. ``force`` (r): read the file again whatever its
         stamp says."""
-        cache = self.app.manifest_summaries
+        cache = console_app(self.app).manifest_summaries
         try:
             summary = cache.read(stamp, fresh=force)
         except (OSError, ValueError) as exc:
