@@ -236,6 +236,16 @@ class TestRuns:
             assert ["result outcome", "running", "ok"] in app.screen.rows  # marked vs selected
             await pilot.press("escape")
             assert isinstance(app.screen, RunsScreen)
+            # a run marked, then a filter that shows none: d says so, nothing breaks
+            empty = next(i for i, name in enumerate(FILTERS) if name == "killed")
+            while app.screen.status_filter != FILTERS[empty]:
+                await pilot.press("f")
+            await wait_for(pilot, lambda: table.row_count == 0)
+            assert app.screen.marked is not None and app.screen.selected is None
+            await pilot.press("d")
+            await wait_for(pilot, lambda: any("No run shown" in str(n.message)
+                                              for n in app._notifications))  # fmt: skip
+            assert isinstance(app.screen, RunsScreen) and app.return_code is None
 
 
 class TestCurves:

@@ -72,7 +72,7 @@ class CurvesScreen(ForwardWorkerErrors, Screen):
         super().__init__()
         self.curves: list[Curve] = []
         self.source = ""
-        self.batch: str | None = None  # show one batch size's folds, or all (None)
+        self.shown_batch: str | None = None  # show one batch size's folds, or all (None)
         self._shown: tuple = ()
 
     def compose(self) -> ComposeResult:
@@ -105,13 +105,13 @@ class CurvesScreen(ForwardWorkerErrors, Screen):
 
     def shown_curves(self, all_batches: bool = False) -> list[Curve]:
         curves = [(short_label(label), rows) for label, rows in self.curves]
-        if self.batch is None or all_batches:
+        if self.shown_batch is None or all_batches:
             return curves
-        return [(label, rows) for label, rows in curves if group(label) == self.batch]
+        return [(label, rows) for label, rows in curves if group(label) == self.shown_batch]
 
     def action_next_batch(self) -> None:
         options = [None, *self.batches()]
-        self.batch = options[(options.index(self.batch) + 1) % len(options)] if options else None
+        self.shown_batch = options[(options.index(self.shown_batch) + 1) % len(options)] if options else None
         self._draw()
 
     def _set(self, curves: list[Curve], source: str) -> None:
@@ -120,7 +120,7 @@ class CurvesScreen(ForwardWorkerErrors, Screen):
 
     def _draw(self) -> None:
         curves = self.shown_curves()
-        key = (self.source, self.batch, tuple((label, len(rows)) for label, rows in curves))
+        key = (self.source, self.shown_batch, tuple((label, len(rows)) for label, rows in curves))
         if key == self._shown:
             return  # nothing new: no redraw
         self._shown = key
@@ -129,7 +129,7 @@ class CurvesScreen(ForwardWorkerErrors, Screen):
             title.update(Text("No training curves yet: they appear as soon as a fold trains "
                               "(start a run with s)."))  # fmt: skip
         else:
-            which = self.batch or "all"
+            which = self.shown_batch or "all"
             title.update(Text.assemble(("Validation accuracy and loss by epoch", "bold"),
                                        f" · {self.source} · {which} (b)",
                                        style=""))  # fmt: skip

@@ -181,11 +181,13 @@ class RunsScreen(Screen):
     def action_compare(self) -> None:
         """The marked run against the selected one (without a mark: the selected against the
         run below it)."""
-        first = self.marked
-        second = self.selected
+        first, second = self.marked, self.selected
+        if second is None:  # the filter shows no run
+            self.notify("No run shown to compare: press f for another filter.")
+            return
         if first is None or first == second:
             ids = [r.run_id for r in self.shown]
-            if second is None or ids.index(second) + 1 >= len(ids):
+            if ids.index(second) + 1 >= len(ids):
                 self.notify("Mark a run with space, then select another and press d.")
                 return
             first, second = second, ids[ids.index(second) + 1]
