@@ -34,6 +34,7 @@ import threading
 from types import FrameType
 
 import luigi.configuration
+import psutil
 from luigi.worker import fork_lock
 
 from kwsops.procs import die_with_parent
@@ -127,9 +128,25 @@ def cancel_task(signum: int, frame: FrameType | None) -> None:
     for sig in STOP_SIGNALS:
         signal.signal(sig, _ignore)
     _watch_finalisers()  # should a finaliser no frame names swallow it after all
-    if _parent_pid is not None and os.getppid() != _parent_pid:
+    if _parent_died():
         raise TaskCancelled(PARENT_DIED, signum=signum)
     raise TaskCancelled(f"cancelled by {signal.Signals(signum).name}", signum=signum)
+
+
+def _parent_died() -> bool:
+    """Whether the run's process is gone or dying. We are reparented when it dies; but when
+    its forking thread exits while another of its threads still runs (a SIGKILL takes the
+    threads down one by one), the kernel first hands us to that sibling thread, so the
+    parent's pid is still the same: then the process is a zombie, its leader having exited."""
+    if _parent_pid is None:
+        return False
+    if os.getppid() != _parent_pid:
+        return True
+    try:
+        state = psutil.Process(_parent_pid).status()
+    except psutil.Error:
+        return True
+    return state in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
 
 
 def _quiet_exit(signum: int, frame: FrameType | None) -> None:
