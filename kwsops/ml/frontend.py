@@ -1,10 +1,14 @@
-"""The exported network: waveform in, the fold ensemble's class probabilities out.
+"""The exported networks: waveform in, the fold ensemble's class probabilities out.
 
 :func:`kwsops.ml.features.log_mel` calls ``torch.stft``, which the ONNX exporter cannot write as
 one portable graph; here the same short-time Fourier transform is a ``conv1d`` whose kernels are
 the DFT's windowed cosines and sines (reflect padding of ``n_fft // 2`` as ``center=True``),
 followed by torchaudio's own mel filter bank and the same log floor. It matches ``log_mel``
 within 1e-4 (tests/registry/test_export.py). Each fold model keeps its own ClipNorm and layers.
+
+``kwsops export`` writes :class:`Ensemble` (a clip in, probabilities out); ``kwsops detect``
+runs :class:`LogMel` once per chunk of a stream and :class:`Classifier` on batches of windows'
+frames (:mod:`kwsops.compare.scorer_build`).
 """
 
 from __future__ import annotations
@@ -41,23 +45,39 @@ class LogMel(nn.Module):
         return torch.log(torch.matmul(self.mel, power).clamp_min(LOG_FLOOR))
 
 
-class Ensemble(nn.Module):
-    """Audio -> the mean of the fold models' softmaxes, each fold's columns put in the first
-    fold's label order (``columns``, as :func:`kwsops.compare.predict.load_ensemble` gives)."""
+class Classifier(nn.Module):
+    """Log-mel ``[B, n_mels, frames]`` -> the mean of the fold models' softmaxes, each fold's
+    columns put in the first fold's label order (``columns``, as
+    :func:`kwsops.compare.predict.load_ensemble` gives)."""
 
-    def __init__(self, settings: FeatureSettings, models: list[nn.Module], columns: list[list[int]]):
+    def __init__(self, models: list[nn.Module], columns: list[list[int]]):
         super().__init__()
-        self.front = LogMel(settings)
         self.models = nn.ModuleList(models)
         for i, cols in enumerate(columns):
             self.register_buffer(f"columns_{i}", torch.tensor(cols, dtype=torch.long))
         self.requires_grad_(False)  # an inference graph: a traced file returns plain tensors
         self.eval()
 
-    def forward(self, audio: torch.Tensor) -> torch.Tensor:
-        features = self.front(audio)
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
         probs = [
             torch.softmax(model(features), dim=1).index_select(1, getattr(self, f"columns_{i}"))
             for i, model in enumerate(self.models)
         ]
         return torch.stack(probs).mean(dim=0)
+
+
+class Ensemble(nn.Module):
+    """Audio ``[B, samples]`` -> the fold ensemble's probabilities: :class:`LogMel` then
+    :class:`Classifier`."""
+
+    def __init__(
+        self, settings: FeatureSettings, models: list[nn.Module], columns: list[list[int]]
+    ):
+        super().__init__()
+        self.front = LogMel(settings)
+        self.classifier = Classifier(models, columns)
+        self.requires_grad_(False)
+        self.eval()
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.front(audio))
