@@ -26,7 +26,7 @@ from kwsops.atomic import atomic_dir
 from kwsops.config import THREADS_ENV, FeatureSettings, resolve_threads
 from kwsops.stamps import file_sha256
 
-SCORER_VERSION = 1  # bump when the graphs change: every cached scorer is then rebuilt
+SCORER_VERSION = 2  # bump when the graphs change: every cached scorer is then rebuilt
 FRONT_FILE, CLASSIFIER_FILE, META_FILE = "front.onnx", "classifier.onnx", "meta.json"
 
 
