@@ -34,6 +34,7 @@ from kwsops.compare.predict import fetched_models, revision_threshold  # noqa: E
 from kwsops.compare.scorer import load_scorer, models_key  # noqa: E402
 from kwsops.workspace import Workspace  # noqa: E402
 
+MISS_BUDGETS = (0.5, 0.7, 0.9)
 # (name, Events options): the detector's rule first
 RULES = (
     ("smooth 2 (detect's)", {}),
@@ -43,6 +44,7 @@ RULES = (
     ("smooth 2, 2 of 2", {"smooth": 2, "votes": 2}),
     ("smooth 3, 2 of 3", {"smooth": 3, "votes": 2}),
     ("smooth 3, 3 of 3", {"smooth": 3, "votes": 3}),
+    ("smooth 4, 3 of 4", {"smooth": 4, "votes": 3}),
     ("smooth 2, refractory 1 s", {"refractory": 1.0}),
     ("smooth 2, refractory 3 s", {"refractory": 3.0}),
 )
@@ -110,13 +112,14 @@ def main() -> None:
         :, [i for i, x in enumerate(data["labels"]) if not x.startswith("_")]
     ]
     grid = np.unique(np.round(np.concatenate([
-        np.quantile(words_best.max(axis=1), np.linspace(0.9, 1.0, 60)),
-        np.linspace(0.3, 0.99, 24), [point],
+        np.quantile(words_best.max(axis=1), np.linspace(0.9, 1.0, 30)),
+        np.linspace(0.2, 0.95, 16), 1 - np.geomspace(0.05, 0.002, 16), [point],
     ]), 4))  # fmt: skip
     table = Table(title=f"{data['spec']}: {hours * 60:.0f} min, {len(words)} words, operating "
                         f"point {point:.3f}")  # fmt: skip
     for column in ("rule", "miss <= 1/h", "threshold", "miss <= 5/h", "threshold",
-                   "miss at op. point", "false alarms/h (95% upper)"):  # fmt: skip
+                   "miss at op. point", "false alarms/h (95% upper)",
+                   *(f"false alarms/h, miss <= {m:.0%}" for m in MISS_BUDGETS)):  # fmt: skip
         table.add_column(column, justify="left" if column == "rule" else "right")
     figures = []
     for name, options in RULES:
@@ -135,6 +138,11 @@ def main() -> None:
             f"{at_point[2]:.1f} ({poisson_upper(at_point[3], hours):.1f})",
         ]
         row.update(miss_at_point=at_point[1], false_alarms_per_hour_at_point=at_point[2])
+        for budget in MISS_BUDGETS:  # the false alarms each rule costs for as many words found
+            within = [r for r in rows if r[1] <= budget]
+            best = min(within, key=lambda r: r[2]) if within else None
+            cells.append(f"{best[2]:.0f}" if best else "-")
+            row[f"false_alarms_per_hour_at_miss_{budget:g}"] = best[2] if best else None
         table.add_row(*cells)
         figures.append(row)
     console.print(table)
