@@ -251,7 +251,7 @@ def poisson_upper(count: int, hours: float) -> float:
 
 
 def live_latency(workspace: Path, recording: Path, revision: str | None, words: list[Word],
-                 seconds: float) -> list[float]:  # fmt: skip
+                 seconds: float, threshold: float | None = None) -> list[float]:  # fmt: skip
     """`kwsops detect -` fed the recording's first ``seconds`` as 16-bit PCM at real-time pace
     (0.1 s a write, as arecord delivers it): for each word it finds, the seconds from the end
     of the word being fed to its line arriving."""
@@ -260,6 +260,7 @@ def live_latency(workspace: Path, recording: Path, revision: str | None, words: 
     audio, _ = sf.read(recording, frames=round(seconds * RATE), dtype="int16")
     command = [sys.executable, "-m", "kwsops.cli", "-C", str(workspace), "detect", "--json", "-"]
     command += ["--revision", revision] if revision else []
+    command += ["--threshold", f"{threshold}"] if threshold is not None else []
     proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)  # fmt: skip
     proc.stderr.readline()  # "revision ..., threshold ...": the model is loaded
@@ -322,6 +323,8 @@ def main() -> None:
     parser.add_argument("--live", type=float, default=0.0, metavar="SECONDS",
                         help="also feed this much of the recording to `kwsops detect -` at "
                              "real-time pace and time each word's line")  # fmt: skip
+    parser.add_argument("--live-threshold", type=float, metavar="P",
+                        help="the live run's threshold (default: the revision's)")  # fmt: skip
     args = parser.parse_args()
     console = Console(width=None if sys.stdout.isatty() else 110)
     with tempfile.TemporaryDirectory(prefix="kwsops-streams-") as scratch:
@@ -355,7 +358,7 @@ def main() -> None:
         if args.live > 0:
             with console.status(f"kwsops detect - (live, {args.live:g} s)"):
                 latencies = live_latency(args.workspace, recording, args.revision, words,
-                                         args.live)  # fmt: skip
+                                         args.live, args.live_threshold)  # fmt: skip
         results = []
         for name, threshold in runs:
             with console.status(f"kwsops detect: {name}"):

@@ -308,3 +308,10 @@ def test_predict_names_silence_when_it_beats_unknown_speech():
     no_unknown = [SILENCE, "go", "stop"]
     assert decide(no_unknown, np.array([0.1, 0.6, 0.3]), 1.0) == (SILENCE, pytest.approx(0.4))
     assert decide(no_unknown, np.array([0.1, 0.6, 0.3]), 0.5) == ("go", pytest.approx(0.6))
+
+
+def test_a_word_winning_one_window_alone_never_fires():
+    quiet, spike, go = [0.1, 0.1, 0.8], [0.99, 0.005, 0.005], [0.9, 0.05, 0.05]
+    # the average of the spike and a quiet window reaches 0.545 for go, but go won one window
+    assert events_of([quiet, spike, quiet, quiet]) == []
+    assert [d.label for d in events_of([quiet, spike, go, quiet])] == ["go"]
