@@ -24,7 +24,7 @@ windows is one detection, also when the first of them caught only its beginning.
 Why a hop of 0.2 s: a word of 0.4 to 1 s lies whole in 8 or more windows of 2.6 s, the first
 ending under 0.2 s after the word, which with the smoothing and the one-window confirmation keeps
 the live answer within 0.5 s of it. Scoring is the cost (benchmarks/streams.py): a 5-fold
-ensemble scores about 660 windows per CPU-second on this machine with onnxruntime, 130x real
+ensemble scores about 1090 windows per CPU-second on this machine with onnxruntime, 200x real
 time at 5 windows a second before the features; a hop of 0.1 s would halve that.
 """
 
@@ -45,7 +45,7 @@ SMOOTH_WINDOWS = 2  # scores averaged over this many consecutive windows
 # of those windows, how many the word must win alone at the threshold: 2 of 2 cut false alarms
 # at equal misses by 6 to 20 % on an hour of held-out speech (benchmarks/decisions.py)
 VOTES = 2
-REFRACTORY_SECONDS = 0.0  # after a word, windows starting this long after its end stay quiet
+REFRACTORY_SECONDS = 0.0  # windows starting within this long after a word's end stay quiet
 # a detection is printed one window after it fires, with the higher of the two probabilities:
 # the first firing window often holds only part of the word (measured: 0.38 there, 0.8 next)
 CONFIRM_WINDOWS = 1

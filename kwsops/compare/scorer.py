@@ -1,7 +1,8 @@
 """The fold ensemble as onnxruntime sessions, for `kwsops detect`: no torch in the process.
 
 Importing torch costs about 490 MiB of RSS here (a CUDA build maps its libraries) and a
-second or two of CPU, more than the detector itself; onnxruntime costs about 40 MiB. A
+second or two of CPU, more than the detector itself; a process with detect's imports and
+onnxruntime is 70 MiB, and detect peaks at 135 MiB on an hour of audio. A
 revision's scorer (:mod:`kwsops.compare.scorer_build`: the log-mel front end and the fold
 classifier as two ONNX graphs, checked against PyTorch) is made on first use, in a child
 process, and cached in the workspace under ``.kwsops/cache/scorers/<key>``, the key a digest
@@ -44,8 +45,8 @@ def models_key(model_paths: list[Path]) -> str:
 
 def inference_threads() -> int:
     """``$KWSOPS_TORCH_THREADS`` when set, else one: a batch of windows is small work, and on
-    this shared 2-core machine a second thread scored about half as many windows per
-    CPU-second (onnxruntime: 660 vs 360; torch: 500 vs 100)."""
+    this shared 2-core machine two threads took 2.6x the CPU-seconds and 2.7x the wall clock
+    of one on an hour of audio (measured: 72.8 vs 28.1 CPU-s, 197 vs 73 s)."""
     return resolve_threads() if os.environ.get(THREADS_ENV, "").strip() else 1
 
 
