@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kwsops.atomic import atomic_dir
+from kwsops.atomic import atomic_dir, remove_leftovers
 from kwsops.config import THREADS_ENV, FeatureSettings, resolve_threads
 from kwsops.stamps import file_sha256
 
@@ -90,6 +90,7 @@ def load_scorer(cache_dir: Path, model_paths: list[Path]) -> Scorer:
     """The cached scorer of ``model_paths``, built first (a child process with torch) if needed."""
     folder = Path(cache_dir) / "scorers" / models_key(model_paths)
     if not (folder / META_FILE).is_file():
+        remove_leftovers(folder.parent)  # the half-built scorers of killed runs
         with atomic_dir(folder) as tmp:
             command = [sys.executable, "-m", "kwsops.compare.scorer_build", str(tmp),
                        *map(str, model_paths)]  # fmt: skip

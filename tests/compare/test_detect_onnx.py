@@ -20,6 +20,7 @@ from kwsops.compare.predict import load_ensemble
 from kwsops.compare.scorer import META_FILE, ScorerError, load_scorer, models_key
 from kwsops.config import FeatureSettings
 from kwsops.ml.features import log_mel
+from kwsops.procs import owner_tag
 from tests.helpers.trained import LABELS, Trained, fold_paths
 
 RATE = 16_000
@@ -103,6 +104,21 @@ def test_the_scorer_is_built_once_and_keyed_by_the_models_content(trained, tmp_p
     with copies[-1].open("ab") as handle:  # a retrained fold: another scorer
         handle.write(b"\0")
     assert models_key(copies) != models_key(paths)
+
+
+def test_a_killed_build_leaves_nothing_that_stays(trained, tmp_path):
+    paths = fold_paths(trained)
+    scorers = tmp_path / "scorers"
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    child.kill()
+    child.wait()  # a pid that is no process now: the build it names was killed
+    key = models_key(paths)
+    _, started, machine = owner_tag().split(".", 2)
+    leftover = scorers / f".{key}.tmp-{child.pid}.{started}.{machine}-x"
+    leftover.mkdir(parents=True)
+    (leftover / "front.onnx").write_bytes(b"half")
+    load_scorer(tmp_path, paths)
+    assert sorted(p.name for p in scorers.iterdir()) == [key]
 
 
 def test_a_model_that_cannot_be_built_gets_one_line(trained, tmp_path):
