@@ -168,6 +168,18 @@ def build_recording(path: Path, minutes: float, seed: int) -> list[Word]:
     return [w for w in words if w.end * RATE <= total]
 
 
+def recording_of(folder: Path, minutes: float, seed: int) -> tuple[Path, list[Word]]:
+    """The recording of ``minutes`` and ``seed`` in ``folder`` and its words: built there, or
+    the one built before (``--keep``)."""
+    recording = folder / f"stream-{seed}-{minutes:g}min.flac"
+    truth_file = recording.with_suffix(".truth.json")
+    if truth_file.is_file() and recording.is_file():
+        return recording, [Word(**w) for w in json.loads(truth_file.read_text())]
+    words = build_recording(recording, minutes, seed)
+    truth_file.write_text(json.dumps([asdict(w) for w in words]))
+    return recording, words
+
+
 def run_detect(workspace: Path, recording: Path, revision: str | None,
                threshold: float | None) -> tuple[list[dict], float, float, int, float]:  # fmt: skip
     """(detections, wall seconds, CPU seconds, peak RSS bytes, threshold used) of one
@@ -239,7 +251,7 @@ def poisson_upper(count: int, hours: float) -> float:
 
 
 def live_latency(workspace: Path, recording: Path, revision: str | None, words: list[Word],
-                 seconds: float) -> list[float]:  # fmt: skip
+                 seconds: float, threshold: float | None = None) -> list[float]:  # fmt: skip
     """`kwsops detect -` fed the recording's first ``seconds`` as 16-bit PCM at real-time pace
     (0.1 s a write, as arecord delivers it): for each word it finds, the seconds from the end
     of the word being fed to its line arriving."""
@@ -248,6 +260,7 @@ def live_latency(workspace: Path, recording: Path, revision: str | None, words: 
     audio, _ = sf.read(recording, frames=round(seconds * RATE), dtype="int16")
     command = [sys.executable, "-m", "kwsops.cli", "-C", str(workspace), "detect", "--json", "-"]
     command += ["--revision", revision] if revision else []
+    command += ["--threshold", f"{threshold}"] if threshold is not None else []
     proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)  # fmt: skip
     proc.stderr.readline()  # "revision ..., threshold ...": the model is loaded
@@ -280,46 +293,58 @@ def live_latency(workspace: Path, recording: Path, revision: str | None, words: 
 
 
 def import_rss() -> int:
-    """RSS of a process that only imports what detect imports (torch: a CUDA build maps
-    hundreds of MiB of libraries): the floor under detect's peak."""
-    code = ("import psutil, torch, kwsops.cli.main, kwsops.compare.detect; "
-            "print(psutil.Process().memory_info().rss)")  # fmt: skip
+    """RSS of a process that only imports what detect imports (onnxruntime, numpy, soundfile,
+    soxr, kwsops; no torch): the floor under detect's peak."""
+    code = ("import psutil, onnxruntime, kwsops.cli.main, kwsops.cli.compare, "
+            "kwsops.compare.detect, kwsops.compare.scorer, kwsops.compare.predict, "
+            "kwsops.audio.stream; print(psutil.Process().memory_info().rss)")  # fmt: skip
     return int(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                               check=True).stdout)  # fmt: skip
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def recording_options(description: str) -> argparse.ArgumentParser:
+    """The options of a benchmark over one recording: workspace, revision, the recording."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--workspace", type=Path, required=True, help="a trained workspace")
     parser.add_argument("--revision", help="the revision to detect with (default: detect's)")
     parser.add_argument("--minutes", type=float, default=60.0, help="recording length")
     parser.add_argument("--seed", type=int, default=2207)
-    parser.add_argument("--low", type=float, default=0.2, help="threshold of the sweep's run")
-    parser.add_argument("--keep", type=Path, help="keep the recording and its truth here")
+    parser.add_argument("--keep", type=Path, help="keep (or reuse) the recording here")
     parser.add_argument("--json", type=Path, help="write the figures here")
+    return parser
+
+
+def main() -> None:
+    parser = recording_options(__doc__.splitlines()[0])
+    parser.add_argument("--low", type=float, default=0.2, help="threshold of the sweep's run")
     parser.add_argument("--exact", choices=("all", "default"), default="all",
                         help="rerun detect at the swept thresholds and the default (all), or at "
                              "the default only (the budgets then come from the sweep alone)")  # fmt: skip
     parser.add_argument("--live", type=float, default=0.0, metavar="SECONDS",
                         help="also feed this much of the recording to `kwsops detect -` at "
                              "real-time pace and time each word's line")  # fmt: skip
+    parser.add_argument("--live-threshold", type=float, metavar="P",
+                        help="the live run's threshold (default: the revision's)")  # fmt: skip
     args = parser.parse_args()
     console = Console(width=None if sys.stdout.isatty() else 110)
     with tempfile.TemporaryDirectory(prefix="kwsops-streams-") as scratch:
         folder = args.keep or Path(scratch)
         folder.mkdir(parents=True, exist_ok=True)
-        recording = folder / f"stream-{args.seed}-{args.minutes:g}min.flac"
-        truth_file = recording.with_suffix(".truth.json")
         with console.status("building the recording"):
             started = time.perf_counter()
-            if truth_file.is_file() and recording.is_file():
-                words = [Word(**w) for w in json.loads(truth_file.read_text())]
-            else:
-                words = build_recording(recording, args.minutes, args.seed)
-                truth_file.write_text(json.dumps([asdict(w) for w in words]))
+            recording, words = recording_of(folder, args.minutes, args.seed)
         hours = sf.info(recording).duration / 3600
         console.print(f"recording: {hours * 60:.1f} min, {len(words)} words, held-out eSpeak "
                       f"voices, built in {time.perf_counter() - started:.0f} s")  # fmt: skip
+        # detect's first use of a revision builds its ONNX scorer (a child process with torch):
+        # done here on a second of audio, so the timed runs below measure detect itself
+        first = folder / "first-use.wav"
+        sf.write(first, np.zeros(RATE, np.float32), RATE)
+        _, first_seconds, first_cpu, first_peak, _ = run_detect(args.workspace, first,
+                                                                args.revision, None)  # fmt: skip
+        console.print(f"first use (builds the ONNX scorer unless cached): {first_seconds:.1f} s, "
+                      f"{first_cpu:.1f} CPU s, peak RSS {first_peak / 2**20:.0f} MiB (the "
+                      "process tree)")  # fmt: skip
         with console.status(f"kwsops detect --threshold {args.low}"):
             low, low_seconds, low_cpu, low_peak, _ = run_detect(args.workspace, recording, args.revision,
                                                        args.low)  # fmt: skip
@@ -333,7 +358,7 @@ def main() -> None:
         if args.live > 0:
             with console.status(f"kwsops detect - (live, {args.live:g} s)"):
                 latencies = live_latency(args.workspace, recording, args.revision, words,
-                                         args.live)  # fmt: skip
+                                         args.live, args.live_threshold)  # fmt: skip
         results = []
         for name, threshold in runs:
             with console.status(f"kwsops detect: {name}"):
@@ -366,13 +391,13 @@ def main() -> None:
         console.print(f"sweep of the --threshold {args.low} run: <= {budget:g} false alarm/h at "
                       f"threshold {threshold:.3f}: miss rate {miss:.1%} ({per_hour:.1f}/h)")  # fmt: skip
     console.print(f"a process that only imports detect's modules: {import_rss() / 2**20:.0f} MiB "
-                  "RSS (torch's libraries); CPU s is the command's user + system time")  # fmt: skip
+                  "RSS; CPU s is the command's user + system time")  # fmt: skip
     if latencies:
         console.print(f"live (`kwsops detect -` at real-time pace): {len(latencies)} words "
                       f"answered, after the word's end: median {np.median(latencies):.2f} s, "
                       f"max {max(latencies):.2f} s")  # fmt: skip
     console.print(f"load average at the end: {psutil.getloadavg()[0]:.1f} (other work shares "
-                  f"the CPUs); detect's torch threads: {os.environ.get('KWSOPS_TORCH_THREADS', '1')}")  # fmt: skip
+                  f"the CPUs); detect's threads: {os.environ.get('KWSOPS_TORCH_THREADS', '1')}")  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps({
             "minutes": hours * 60, "words": len(words),
@@ -385,6 +410,8 @@ def main() -> None:
             "x_real_time": [audio_seconds / r[5] for r in results],
             "x_real_time_per_cpu": [audio_seconds / r[6] for r in results],
             "import_rss": import_rss(),
+            "first_use": {"seconds": first_seconds, "cpu_seconds": first_cpu,
+                          "peak_rss": first_peak},
             "live_latency": latencies,
         }, indent=1))  # fmt: skip
 

@@ -96,8 +96,9 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
     from kwsops.audio.clip import AudioError
     from kwsops.audio.stream import PCM_RATE, file_blocks, pcm_blocks, resampled
-    from kwsops.compare.detect import Ensemble, detect_blocks, inference_threads
+    from kwsops.compare.detect import detect_blocks
     from kwsops.compare.predict import fetched_models, revision_threshold
+    from kwsops.compare.scorer import load_scorer
     from kwsops.text import clean_text
 
     if args.files.count("-") > 1:
@@ -105,29 +106,29 @@ def cmd_detect(args: argparse.Namespace) -> int:
     check_threshold(args.threshold)
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     failed = 0
-    with fetched_models(workspace_of(args).require(), args.revision) as (spec, paths):
-        ensemble = Ensemble(paths)
+    ws = workspace_of(args).require()
+    with fetched_models(ws, args.revision) as (spec, paths):
+        ensemble = load_scorer(ws.cache_dir, paths)  # onnxruntime: no torch in this process
         threshold = revision_threshold(paths) if args.threshold is None else args.threshold
         err.print(Text(f"revision {clean_text(spec)}, threshold {threshold:.3f}", style="dim"))
         rate = ensemble.settings.sample_rate
-        with inference_threads():
-            for name in args.files:
-                if name == "-":
-                    blocks = resampled(pcm_blocks(sys.stdin.fileno()), PCM_RATE, rate)
-                else:
-                    blocks = file_blocks(name, rate)
-                try:
-                    for detection in detect_blocks(ensemble, blocks, threshold):
-                        sys.stdout.write(detection_line(name, detection, args.json) + "\n")
-                        sys.stdout.flush()  # live input: each word as it is heard
-                except BrokenPipeError:  # the reader left (`| head`): nothing more to say
-                    sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (Python's own advice)
-                    return exitcodes.OK
-                except AudioError as exc:
-                    failed += 1
-                    err.print(Text.assemble(
-                        f"{clean_text(name, 400)}: ", ("error: ", "red"), clean_text(exc.reason)
-                    ))  # fmt: skip
+        for name in args.files:
+            if name == "-":
+                blocks = resampled(pcm_blocks(sys.stdin.fileno()), PCM_RATE, rate)
+            else:
+                blocks = file_blocks(name, rate)
+            try:
+                for detection in detect_blocks(ensemble, blocks, threshold):
+                    sys.stdout.write(detection_line(name, detection, args.json) + "\n")
+                    sys.stdout.flush()  # live input: each word as it is heard
+            except BrokenPipeError:  # the reader left (`| head`): nothing more to say
+                sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (Python's own advice)
+                return exitcodes.OK
+            except AudioError as exc:
+                failed += 1
+                err.print(Text.assemble(
+                    f"{clean_text(name, 400)}: ", ("error: ", "red"), clean_text(exc.reason)
+                ))  # fmt: skip
     return exitcodes.TASK_FAILED if failed else exitcodes.OK
 
 
@@ -157,8 +158,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "files", nargs="+", metavar="FILE", help="recordings (wav, ogg, opus, mp3, flac)"
     )
-    p.add_argument("--revision", help=f"{FORMS_HELP} (default: the production version, else "
-                                      "the best of the last report)")
+    p.add_argument(
+        "--revision",
+        help=f"{FORMS_HELP} (default: the production version, else the best of the last report)",
+    )
     p.add_argument("--threshold", type=float, metavar="P",
                    help="the best word's probability to name it, 0 to 1; under it _unknown_ or "
                         "_silence_ (default: the revision's operating point)")  # fmt: skip

@@ -1,8 +1,9 @@
 """`kwsops detect`: find the words in recordings of any length, or in live PCM, as they happen.
 
 A window of the model's clip length slides over the audio with a hop of :data:`HOP_SECONDS`;
-each window is scored by the revision's fold ensemble (the mean of the folds' softmaxes), all
-folds in one grouped pass (:class:`kwsops.ml.stacked.GroupedTCResNet`), windows in batches.
+each window is scored by the revision's fold ensemble (the mean of the folds' softmaxes), with
+onnxruntime (:class:`kwsops.compare.scorer.Scorer`: the front end once per chunk, the fold
+classifier on batches of windows), so the process never imports torch.
 
 Features: the log-mel is computed once per chunk of the stream and each window's frames are
 sliced out of it; only the two or so frames at each edge of a window, whose FFT reaches past the
@@ -12,7 +13,8 @@ tenth of the FFT work of computing each window apart (windows overlap by 92 %).
 
 Events: the scores of :data:`SMOOTH_WINDOWS` consecutive windows are averaged; a detection fires
 on the first window where a word wins the average with at least the threshold (the revision's
-operating point unless told), which is within a hop or two of the word's end, and is printed
+operating point unless told) and also wins :data:`VOTES` of those windows alone at the
+threshold, which is within a hop or two of the word's end, and is printed
 one window later with the higher probability of the two, so live input is answered within
 about 0.4 s of the word. Its span is the last burst of energy in that window, the word just said.
 One run of windows over the threshold for one word is one detection, and a refractory gap holds
@@ -22,28 +24,28 @@ windows is one detection, also when the first of them caught only its beginning.
 Why a hop of 0.2 s: a word of 0.4 to 1 s lies whole in 8 or more windows of 2.6 s, the first
 ending under 0.2 s after the word, which with the smoothing and the one-window confirmation keeps
 the live answer within 0.5 s of it. Scoring is the cost (benchmarks/streams.py): a 5-fold
-ensemble scores about 600 windows per CPU-second on this machine, 120x real time at 5 windows a
-second before the features; a hop of 0.1 s would halve that.
+ensemble scores about 1090 windows per CPU-second on this machine with onnxruntime, 200x real
+time at 5 windows a second before the features; a hop of 0.1 s would halve that.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
-from pathlib import Path
+from typing import Protocol
 
 import numpy as np
-import torch
 
 from kwsops.config import AudioSettings, FeatureSettings
-from kwsops.ml.features import log_mel
 
 HOP_SECONDS = 0.2
 SMOOTH_WINDOWS = 2  # scores averaged over this many consecutive windows
+# of those windows, how many the word must win alone at the threshold: 2 of 2 cut false alarms
+# at equal misses by 6 to 20 % on an hour of held-out speech (benchmarks/decisions.py)
+VOTES = 2
+REFRACTORY_SECONDS = 0.0  # windows starting within this long after a word's end stay quiet
 # a detection is printed one window after it fires, with the higher of the two probabilities:
 # the first firing window often holds only part of the word (measured: 0.38 there, 0.8 next)
 CONFIRM_WINDOWS = 1
@@ -74,67 +76,59 @@ def window_samples(meta: dict) -> int:
     return round(float(seconds) * settings.sample_rate)
 
 
-class Ensemble:
-    """A revision's fold models as one scorer of log-mel windows ``[N, n_mels, frames]``."""
+class WindowScorer(Protocol):
+    """What the detector scores with (:class:`kwsops.compare.scorer.Scorer`)."""
 
-    def __init__(self, paths: list[Path]):
-        from kwsops.compare.predict import load_ensemble
-        from kwsops.ml.stacked import GroupedTCResNet
+    labels: list[str]
+    settings: FeatureSettings
+    window: int  # samples
 
-        models, self.columns, self.meta = load_ensemble(paths)
-        self.models = models
-        self.labels: list[str] = list(self.meta["labels"])
-        self.settings = FeatureSettings(**self.meta["features"])
-        self.window = window_samples(self.meta)
-        try:
-            # plain layout: 15 % faster per window than channels-last here (measured)
-            self.grouped = GroupedTCResNet(models, channels_last=False)
-        except TypeError:  # another architecture: score fold by fold
-            self.grouped = None
+    def log_mel(self, audio: np.ndarray) -> np.ndarray: ...  # [B, samples] -> [B, mels, frames]
 
-    @torch.inference_mode()
-    def score(self, features: torch.Tensor) -> np.ndarray:
-        """``[N, classes]`` mean fold probabilities, columns in ``self.labels`` order."""
-        if self.grouped is not None:
-            folds = len(self.models)
-            stacked = features.unsqueeze(1).expand(-1, folds, -1, -1)
-            probs = torch.softmax(self.grouped(stacked, range(folds), train=False), dim=2)
-            per_fold = [probs[:, g, cols] for g, cols in enumerate(self.columns)]
-        else:
-            per_fold = [torch.softmax(m(features), dim=1)[:, cols]
-                        for m, cols in zip(self.models, self.columns, strict=True)]  # fmt: skip
-        return torch.stack(per_fold).mean(dim=0).numpy()
+    def score(self, features: np.ndarray) -> np.ndarray: ...  # [N, mels, frames] -> [N, classes]
 
 
 def window_features(
-    chunk: torch.Tensor, count: int, window: int, hop: int, settings: FeatureSettings
-) -> torch.Tensor:
+    chunk: np.ndarray,
+    count: int,
+    window: int,
+    hop: int,
+    settings: FeatureSettings,
+    log_mel: Callable[[np.ndarray], np.ndarray],
+) -> np.ndarray:
     """``[count, n_mels, frames]`` log-mel of the windows starting at ``0, hop, 2*hop ...`` of
     ``chunk`` (1-D, at least ``(count - 1) * hop + window`` samples; ``hop`` a multiple of the
-    feature hop), each equal to :func:`log_mel` of that window's audio."""
+    feature hop), each equal to ``log_mel`` (``[B, samples] -> [B, n_mels, frames]``, reflect
+    padding as :func:`kwsops.ml.features.log_mel`) of that window's audio."""
     step = settings.hop_length
     frames = window // step + 1
     half = settings.n_fft // 2
-    full = log_mel(chunk[: (count - 1) * hop + window], settings)[0]  # [n_mels, all frames]
-    index = (torch.arange(count) * (hop // step))[:, None] + torch.arange(frames)[None, :]
-    out = full[:, index].permute(1, 0, 2).contiguous()  # [count, n_mels, frames]
-    starts = torch.arange(count) * hop
+    full = log_mel(chunk[None, : (count - 1) * hop + window])[0]  # [n_mels, all frames]
+    index = (np.arange(count) * (hop // step))[:, None] + np.arange(frames)[None, :]
+    out = np.ascontiguousarray(full[:, index].transpose(1, 0, 2))  # [count, n_mels, frames]
+    starts = np.arange(count) * hop
     # frames whose FFT reaches before the window's start: recomputed from the window's first
     # samples, reflect-padded at the start as log_mel pads
     left = min(frames, -(-half // step))
     if left:
         span = min(window, (left - 1) * step + half + step)
-        segments = torch.stack([chunk[s : s + span] for s in starts.tolist()])
-        out[:, :, :left] = log_mel(segments, settings)[:, :, :left]
+        segments = np.stack([chunk[s : s + span] for s in starts.tolist()])
+        out[:, :, :left] = log_mel(segments)[:, :, :left]
     # frames whose FFT reaches past the window's end: from its last samples, padded at the end
     first_right = max(left, (window - half) // step + 1)
     if first_right < frames:
         origin = max(0, (first_right * step - half - step) // step * step)
-        segments = torch.stack([chunk[s + origin : s + window] for s in starts.tolist()])
-        tail = log_mel(segments, settings)
+        segments = np.stack([chunk[s + origin : s + window] for s in starts.tolist()])
+        tail = log_mel(segments)
         offset = origin // step
         out[:, :, first_right:] = tail[:, :, first_right - offset : frames - offset]
     return out
+
+
+def log_energy(features: np.ndarray) -> np.ndarray:
+    """``[N, frames]`` log of each frame's total mel power, from log-mel ``[N, n_mels, frames]``."""
+    peak = features.max(axis=1, keepdims=True)
+    return (peak + np.log(np.exp(features - peak).sum(axis=1, keepdims=True)))[:, 0]
 
 
 def _word_span(energy: np.ndarray, frame_seconds: float) -> tuple[float, float]:
@@ -170,6 +164,8 @@ class Events:
         hop_seconds: float,
         window_seconds: float,
         smooth: int = SMOOTH_WINDOWS,
+        votes: int = VOTES,
+        refractory: float = REFRACTORY_SECONDS,
     ):
         from kwsops.keywords import is_word
 
@@ -179,6 +175,8 @@ class Events:
         self.hop = hop_seconds
         self.window = window_seconds
         self.recent: deque[tuple[int, np.ndarray, np.ndarray]] = deque(maxlen=max(1, smooth))
+        self.votes = min(max(1, votes), max(1, smooth))
+        self.refractory = refractory
         self.hold_until = -math.inf  # windows starting before this cannot fire
         self.firing: str | None = None  # the word of the run of windows now over threshold
         self.pending: tuple[Detection, int, int] | None = None  # (detection, column, waited)
@@ -192,7 +190,7 @@ class Events:
         smoothed = np.mean([p for _, p, _ in self.recent], axis=0)
         best = int(smoothed.argmax())
         done = self._confirm(best, smoothed)
-        if not self.words[best] or smoothed[best] < self.threshold:
+        if not self.words[best] or smoothed[best] < self.threshold or not self._voted(best):
             self.firing = None
             return done
         if self.labels[best] == self.firing or index * self.hop < self.hold_until:
@@ -208,13 +206,22 @@ class Events:
         word_start, word_end = offset + word_start, min(offset + word_end, offset + self.window)
         # a window that still holds the word's last sounds may score it again: none fires
         # before the word is over (measured: a third of a word's tail can still win)
-        self.hold_until = word_end
+        self.hold_until = word_end + self.refractory
         self.pending = (
             Detection(word_start, word_end, self.firing, float(smoothed[best])),
             best,
             0,
         )
         return done + self._confirm(best, smoothed, fresh=True)
+
+    def _voted(self, best: int) -> bool:
+        """Whether ``best`` wins at least ``votes`` of the smoothed windows on its own."""
+        if self.votes <= 1:
+            return True
+        won = sum(
+            1 for _, p, _ in self.recent if p[best] >= self.threshold and int(p.argmax()) == best
+        )
+        return won >= self.votes
 
     def _confirm(self, best: int, smoothed: np.ndarray, fresh: bool = False) -> list[Detection]:
         """The pending detection once CONFIRM_WINDOWS more windows have scored it (its
@@ -244,10 +251,11 @@ class Detector:
 
     def __init__(
         self,
-        ensemble: Ensemble,
+        ensemble: WindowScorer,
         threshold: float,
         hop_seconds: float = HOP_SECONDS,
         batch_windows: int = BATCH_WINDOWS,
+        **decisions,
     ):
         settings = ensemble.settings
         self.ensemble = ensemble
@@ -256,8 +264,8 @@ class Detector:
         step = settings.hop_length
         self.hop = max(step, round(hop_seconds * self.rate / step) * step)
         self.batch = max(1, batch_windows)
-        self.events = Events(
-            ensemble.labels, threshold, self.hop / self.rate, self.window / self.rate
+        self.events = Events(  # decisions: Events' smooth, votes, refractory
+            ensemble.labels, threshold, self.hop / self.rate, self.window / self.rate, **decisions
         )
         self.buffer = np.zeros(0, np.float32)
         self.base = 0  # stream sample of buffer[0]
@@ -294,12 +302,11 @@ class Detector:
         while (ready := (end - self.window) // self.hop + 1 - self.next_window) > 0:
             count = min(ready, self.batch)
             first = self.next_window * self.hop - self.base
-            chunk = torch.from_numpy(
-                self.buffer[first : first + (count - 1) * self.hop + self.window]
-            )
-            features = window_features(chunk, count, self.window, self.hop, self.ensemble.settings)
+            chunk = self.buffer[first : first + (count - 1) * self.hop + self.window]
+            features = window_features(chunk, count, self.window, self.hop,
+                                       self.ensemble.settings, self.ensemble.log_mel)  # fmt: skip
             probs = self.ensemble.score(features)
-            energy = torch.logsumexp(features, dim=1).numpy()  # [count, frames] log power
+            energy = log_energy(features)  # [count, frames] log power
             for offset in range(count):
                 found += self.events.push(self.next_window + offset, probs[offset], energy[offset])
             self.next_window += count
@@ -312,22 +319,10 @@ class Detector:
 
 
 def detect_blocks(
-    ensemble: Ensemble, blocks: Iterable[np.ndarray], threshold: float, **options
+    ensemble: WindowScorer, blocks: Iterable[np.ndarray], threshold: float, **options
 ) -> Iterator[Detection]:
     """Detections in a stream of audio blocks at the model's rate, each as soon as it is seen."""
     detector = Detector(ensemble, threshold, **options)
     for block in blocks:
         yield from detector.feed(block)
     yield from detector.finish()
-
-
-@contextlib.contextmanager
-def inference_threads() -> Iterator[None]:
-    """``$KWSOPS_TORCH_THREADS`` torch threads while detecting, else one: a batch of windows
-    is small work, and on this shared 2-core machine a team of two threads scored 5x fewer
-    windows per CPU-second and 3.5x fewer per second than one (measured: 100 vs 500)."""
-    from kwsops.compare.evaluation import torch_threads
-    from kwsops.config import THREADS_ENV, resolve_threads
-
-    with torch_threads(resolve_threads() if os.environ.get(THREADS_ENV, "").strip() else 1):
-        yield

@@ -16,13 +16,16 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from kwsops.config import DEFAULT_BATCH_SIZES, AudioSettings, FeatureSettings
 from kwsops.keywords import DEFAULT_THRESHOLD, SILENCE, UNKNOWN, is_word, read_operating_point
 from kwsops.workspace import Workspace
+
+if TYPE_CHECKING:  # torch is imported where a model runs: `kwsops detect` never imports it
+    import torch
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,8 @@ def classify(
     operating point); otherwise ``_silence_`` when the model scores silence above unknown
     speech, else ``_unknown_``, with the probability that no word was said (one minus the
     best word's), so a model trained without those classes can answer them too."""
+    import torch
+
     from kwsops.audio.clip import AudioError, load_clip
     from kwsops.ml.features import log_mel
     from kwsops.ml.model import predict_proba

@@ -199,9 +199,9 @@ def export_revision(
     from kwsops.compare.predict import load_ensemble, resolve_one
     from kwsops.compare.revisions import materialise
     from kwsops.keywords import DEFAULT_THRESHOLD, read_operating_point
+    from kwsops.ml.frontend import Ensemble
     from kwsops.ml.model import count_parameters
     from kwsops.registry.card import write_card
-    from kwsops.registry.frontend import Ensemble
     from kwsops.versioning.tags import model_name
 
     if fmt not in FORMATS:

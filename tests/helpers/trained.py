@@ -74,3 +74,10 @@ def build_trained(root: Path) -> Trained:
     weak_sha, weak_task = train_and_version(ws, WEAK)
     strong_sha, strong_task = train_and_version(ws, STRONG)
     return Trained(ws, weak_sha, weak_task, strong_sha, strong_task)
+
+
+def fold_paths(trained: Trained) -> list[Path]:
+    """The fold model files of the second training (what data/models holds now)."""
+    from kwsops.compare.revisions import _fold_files
+
+    return _fold_files(trained.ws.models_dir / f"batch_{BATCH}")

@@ -21,8 +21,8 @@ from kwsops.compare.revisions import _fold_files
 from kwsops.config import FeatureSettings
 from kwsops.keywords import SILENCE, read_operating_point
 from kwsops.ml.features import log_mel
+from kwsops.ml.frontend import LogMel
 from kwsops.ml.model import read_model_meta
-from kwsops.registry.frontend import LogMel
 from kwsops.text import clean_text
 from kwsops.tracking.index import list_tasks
 from tests.helpers.trained import LABELS, Trained
