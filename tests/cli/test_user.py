@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from kwsops.stamps import STAMP_NAME
-from kwsops.versioning.init import init_workspace
 from kwsops.workspace import Workspace
 from tests.helpers.cli import run_cli
 
@@ -29,10 +28,12 @@ def params(run: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory, demo_source: Path) -> Workspace:
+def trained(
+    tmp_path_factory: pytest.TempPathFactory, demo_source: Path, new_workspace
+) -> Workspace:
     """One real run (1 epoch, 2 folds, batch 16), then one that adds a git revision to compare:
     its training is up to date, only Validate runs again."""
-    ws = init_workspace(tmp_path_factory.mktemp("cli") / "ws")
+    ws = new_workspace(tmp_path_factory.mktemp("cli") / "ws")
     shutil.copytree(demo_source, ws.input_dir, dirs_exist_ok=True)
     run_cli(ws, "run", *SMALL, "--quiet")
     run_cli(ws, "run", *SMALL, "--revisions", "git:HEAD:batch_16", "--quiet")
@@ -140,8 +141,8 @@ def test_errors_say_what_is_wrong(trained: Workspace, tmp_path: Path) -> None:
     assert "a folder, not a recording" in result.stderr and "Format" not in result.stderr
 
 
-def test_no_recordings_exit_4_on_one_line_and_record_nothing(tmp_path: Path) -> None:
-    empty = init_workspace(tmp_path / "empty")
+def test_no_recordings_exit_4_on_one_line_and_record_nothing(tmp_path: Path, new_workspace) -> None:
+    empty = new_workspace(tmp_path / "empty")
     (empty.input_dir / "catch").mkdir(parents=True)
     (empty.input_dir / "catch" / "notes.txt").write_text("not a recording\n")
     refused = run_cli(empty, "run", *SMALL, check=False)
@@ -152,8 +153,10 @@ def test_no_recordings_exit_4_on_one_line_and_record_nothing(tmp_path: Path) -> 
     assert runs(empty) == []
 
 
-def test_run_history_says_what_ran_and_why_it_failed(trained: Workspace, tmp_path: Path) -> None:
-    unusable = init_workspace(tmp_path / "unusable")
+def test_run_history_says_what_ran_and_why_it_failed(
+    trained: Workspace, tmp_path: Path, new_workspace
+) -> None:
+    unusable = new_workspace(tmp_path / "unusable")
     (unusable.input_dir / "catch").mkdir(parents=True)
     (unusable.input_dir / "catch" / "text__file.wav").write_text("this is not audio\n")
     failed = run_cli(unusable, "run", *SMALL, check=False)

@@ -18,7 +18,6 @@ from kwsops.pipeline.version import require_versioned
 from kwsops.runs.events import read_events
 from kwsops.runs.folder import list_runs
 from kwsops.versioning.errors import VersioningError
-from kwsops.versioning.init import init_workspace
 from kwsops.versioning.integrity import file_md5, object_path, pointer
 from kwsops.versioning.runner import tool
 from kwsops.workspace import Workspace
@@ -32,8 +31,8 @@ CACHE = Path(".dvc/cache")
 
 
 @pytest.fixture(scope="module")
-def ws(tmp_path_factory: pytest.TempPathFactory, demo_source: Path) -> Workspace:
-    ws = init_workspace(tmp_path_factory.mktemp("integrity") / "ws")
+def ws(tmp_path_factory: pytest.TempPathFactory, demo_source: Path, new_workspace) -> Workspace:
+    ws = new_workspace(tmp_path_factory.mktemp("integrity") / "ws")
     shutil.copytree(demo_source, ws.input_dir, dirs_exist_ok=True)
     run_cli(ws, *RUN_ARGS)
     return ws

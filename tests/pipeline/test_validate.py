@@ -15,7 +15,6 @@ import pytest
 
 from kwsops import exitcodes
 from kwsops.config import SplitSettings
-from kwsops.versioning.init import init_workspace
 from kwsops.versioning.runner import tool
 from kwsops.workspace import WORKSPACE_ENV, Workspace
 from tests.helpers.cli import run_cli
@@ -234,8 +233,10 @@ def test_unchanged_validate_does_no_work_and_gate_fails_with_exit_5(trained):
     assert run_validate(ws, revisions, fail_below=0.01) == exitcodes.OK
 
 
-def test_validate_without_spectrograms_says_what_to_run(tmp_path, monkeypatch, capsys):
-    ws = init_workspace(tmp_path / "empty")
+def test_validate_without_spectrograms_says_what_to_run(
+    tmp_path, monkeypatch, capsys, new_workspace
+):
+    ws = new_workspace(tmp_path / "empty")
     monkeypatch.chdir(ws.root)
     monkeypatch.setenv(WORKSPACE_ENV, str(ws.root))
     monkeypatch.setenv("KWSOPS_RUN_DIR", "")  # recorded, so the value the runner sets is undone
