@@ -141,7 +141,7 @@ def luigid(tmp_path: Path) -> Iterator[Luigid]:
 @pytest.fixture(scope="session")
 def suite_seed(pytestconfig: pytest.Config) -> int:
     """The seed of this session's sampled loops: pytest-randomly's (printed in the header;
-    `-p randomly_seed=N` repeats a session), a fixed one without the plugin."""
+    `--randomly-seed=N` repeats a session), a fixed one without the plugin."""
     seed = pytestconfig.getoption("randomly_seed", None)
     return seed if isinstance(seed, int) else 2005
 

@@ -224,7 +224,7 @@ def test_dvc_pull_restores_identical_files(trained_copy):
     subprocess.run([tool("dvc"), "pull", "-q"], cwd=ws.root, check=True, capture_output=True)
     after = {stage: tree_hashes(ws.data_dir / stage) for stage in stages}
     assert after == before
-    run_cli(ws, "run", "--batch-sizes", "16", "--epochs", "2", "--folds", "2")
+    run_cli(ws, *RUN_ARGS)  # the params the workspace was trained with
     assert last_run_families(ws) == set(), "pulled data is complete: nothing reruns"
 
 

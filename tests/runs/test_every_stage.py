@@ -183,7 +183,7 @@ ORDER = [stage for stage, _ in STAGES]
 WAYS = ("kwsops cancel", "SIGTERM", "timeout", "Ctrl-C")
 RUN = ("--batch-sizes", "16", "--workers", "2")  # epochs and folds: luigi.cfg [Train]
 # the stages stopped in one session: a sample seeded by the session's seed (the one
-# pytest-randomly prints; `-p randomly_seed=N` repeats it), always ending with Validate, which
+# pytest-randomly prints; `--randomly-seed=N` repeats it), always ending with Validate, which
 # the next run then finishes; KWSOPS_TEST_CANCEL_STAGES=all stops each of the nine in turn
 CANCEL_SAMPLE = len(WAYS)  # one stage per way, so every way stops some stage each session
 
