@@ -50,6 +50,13 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ.pop(name, None)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The `slow` modules (whole pipeline runs) first, each group in pytest-randomly's order:
+    xdist hands out whole files in this order (`--no-loadscope-reorder`), so the long files
+    start at once and the short ones fill the workers' time after them."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     home = config.stash.get(HOME_KEY, None)
     if home:
