@@ -35,7 +35,7 @@ from tests.helpers.cli import run_cli
 from tests.helpers.files import git
 from tests.helpers.tui import SIZE, cells, make_app, run_async, wait_for
 
-pytestmark = pytest.mark.timeout(900)
+pytestmark = [pytest.mark.timeout(900), pytest.mark.slow]  # pipeline runs: scheduled first
 LABEL = "[on red]lab"
 # file names (a "/" makes a folder: rock/spk01__zz[/]a.wav is the crashing name)
 HOSTILE = [

@@ -19,7 +19,7 @@ from kwsops.workspace import Workspace
 from tests.helpers.cli import run_cli
 from tests.helpers.workspaces import clone_workspace
 
-pytestmark = pytest.mark.timeout(900)
+pytestmark = [pytest.mark.timeout(900), pytest.mark.slow]  # pipeline runs: scheduled first
 SMALL = ("--epochs", "1", "--folds", "2", "--batch-sizes", "16")
 
 
