@@ -1,6 +1,11 @@
 """Shared fixtures: a fresh HOME (nothing read from or written to the developer's home), a tiny
-demo data set synthesised once per session, workspaces made by the real `kwsops init`, a small
-trained workspace built once, and real servers (luigid, WebDAV) on 127.0.0.1."""
+demo data set synthesised once per session, workspaces copied from one made by the real
+`kwsops init` once per session, a small trained workspace built once, and real servers (luigid,
+WebDAV) on 127.0.0.1.
+
+The suite runs in parallel (pytest-xdist): every xdist worker is its own session, with its own
+HOME, temp folders and free ports; what is built "once per session" is built once per worker,
+except the workspace template, which the workers share under a file lock."""
 
 from __future__ import annotations
 
@@ -10,17 +15,19 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 from kwsops.versioning.init import init_workspace
 from kwsops.versioning.runner import tool
 from kwsops.workspace import Workspace
 from tests.helpers.trained import Trained, build_trained
 from tests.helpers.webdav import WebDAVServer, free_port
+from tests.helpers.workspaces import clone_workspace
 
 HOME_KEY = pytest.StashKey[str]()
 
@@ -43,6 +50,13 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ.pop(name, None)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The `slow` modules (whole pipeline runs) first, each group in pytest-randomly's order:
+    xdist hands out whole files in this order (`--no-loadscope-reorder`), so the long files
+    start at once and the short ones fill the workers' time after them."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     home = config.stash.get(HOME_KEY, None)
     if home:
@@ -60,9 +74,34 @@ def demo_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def workspace_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A workspace as `kwsops init` makes it (git init, dvc init, the default remote, the first
+    commit), made once per test session and shared by the xdist workers, as DVC's own test
+    fixtures do: copying it takes milliseconds, `kwsops init` seconds. Tests of `kwsops init`
+    itself call it."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):  # one process: its own temp folder
+        return init_workspace(tmp_path_factory.mktemp("template") / "ws").root
+    shared = tmp_path_factory.getbasetemp().parent  # the same folder for every worker
+    root = shared / "template" / "ws"
+    with FileLock(shared / "template.lock"):
+        if not root.is_dir():  # built aside and renamed: a failed build is never used
+            building = Path(tempfile.mkdtemp(prefix="template-", dir=shared)) / "ws"
+            init_workspace(building)
+            root.parent.mkdir()
+            building.rename(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def new_workspace(workspace_template: Path) -> Callable[[Path], Workspace]:
+    """``new_workspace(path)``: a fresh workspace at ``path``, a copy of the template."""
+    return lambda path: clone_workspace(workspace_template, path)
+
+
 @pytest.fixture
-def workspace(tmp_path: Path) -> Workspace:
-    return init_workspace(tmp_path / "ws")
+def workspace(tmp_path: Path, new_workspace: Callable[[Path], Workspace]) -> Workspace:
+    return new_workspace(tmp_path / "ws")
 
 
 @pytest.fixture
@@ -106,6 +145,14 @@ def luigid(tmp_path: Path) -> Iterator[Luigid]:
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def suite_seed(pytestconfig: pytest.Config) -> int:
+    """The seed of this session's sampled loops: pytest-randomly's (printed in the header;
+    `--randomly-seed=N` repeats a session), a fixed one without the plugin."""
+    seed = pytestconfig.getoption("randomly_seed", None)
+    return seed if isinstance(seed, int) else 2005
+
+
 @pytest.fixture
 def webdav_server(tmp_path: Path) -> Iterator[WebDAVServer]:
     """A started WebDAV server over tmp_path/"dav"; stopped after the test."""
@@ -114,6 +161,10 @@ def webdav_server(tmp_path: Path) -> Iterator[WebDAVServer]:
 
 
 @pytest.fixture(scope="session")
-def trained_workspace(tmp_path_factory: pytest.TempPathFactory) -> Trained:
-    """tests/helpers/trained.py's workspace, built once per session (shared read-mostly)."""
-    return build_trained(tmp_path_factory.mktemp("validate") / "ws")
+def trained_workspace(
+    tmp_path_factory: pytest.TempPathFactory, workspace_template: Path
+) -> Trained:
+    """tests/helpers/trained.py's workspace, built once per session (per xdist worker) and
+    shared by the tests that only read it; a test that changes it works on a copy
+    (tests/registry/conftest.py's ``trained_copy``)."""
+    return build_trained(tmp_path_factory.mktemp("validate") / "ws", workspace_template)

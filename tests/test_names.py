@@ -29,14 +29,13 @@ from kwsops.text import (
     status_message,
 )
 from kwsops.tui.readers.luigid import LuigidSource
-from kwsops.versioning.init import init_workspace
 from kwsops.workspace import Workspace
 from tasks.base import KwsTask
 from tests.helpers.cli import run_cli
 from tests.helpers.files import git
 from tests.helpers.tui import SIZE, cells, make_app, run_async, wait_for
 
-pytestmark = pytest.mark.timeout(900)
+pytestmark = [pytest.mark.timeout(900), pytest.mark.slow]  # pipeline runs: scheduled first
 LABEL = "[on red]lab"
 # file names (a "/" makes a folder: rock/spk01__zz[/]a.wav is the crashing name)
 HOSTILE = [
@@ -94,8 +93,8 @@ def hostile_input(ws: Workspace, source: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def hostile(tmp_path_factory: pytest.TempPathFactory, demo_source: Path) -> tuple:
-    ws = init_workspace(tmp_path_factory.mktemp("names") / "ws")
+def hostile(tmp_path_factory: pytest.TempPathFactory, demo_source: Path, new_workspace) -> tuple:
+    ws = new_workspace(tmp_path_factory.mktemp("names") / "ws")
     names = hostile_input(ws, demo_source)
     run_cli(ws, "run", "--epochs", "1", "--folds", "2", "--batch-sizes", "16", "--quiet")
     return ws, names

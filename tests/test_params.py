@@ -12,7 +12,7 @@ import pytest
 
 from kwsops.params import PARAMS, REQUEST, param
 from kwsops.runs.request import RequestError, RunRequest
-from kwsops.versioning.init import init_workspace, luigi_cfg_template
+from kwsops.versioning.init import luigi_cfg_template
 from kwsops.workspace import Workspace
 from tests.helpers.cli import REPO, run_cli
 
@@ -140,8 +140,8 @@ def test_the_seed_range_is_printed_as_integers() -> None:
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
-    return init_workspace(tmp_path_factory.mktemp("params") / "ws")
+def workspace(tmp_path_factory: pytest.TempPathFactory, new_workspace) -> Workspace:
+    return new_workspace(tmp_path_factory.mktemp("params") / "ws")
 
 
 def recorded_runs(ws: Workspace) -> list[Path]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kwsops.versioning.init import init_workspace
 from kwsops.versioning.remote import remotes
+from kwsops.workspace import Workspace
 from tests.helpers.cli import run_cli
 from tests.helpers.files import git
 from tests.helpers.webdav import PASSWORD, USER, WebDAVServer
@@ -16,8 +16,8 @@ def default_remote(root: Path) -> str:
     return next(r.name for r in remotes(root) if r.default)
 
 
-def test_a_url_that_does_not_answer_is_not_selected(tmp_path: Path) -> None:
-    ws = init_workspace(tmp_path / "ws")
+def test_a_url_that_does_not_answer_is_not_selected(workspace: Workspace) -> None:
+    ws = workspace
     tracked = (ws.root / ".dvc" / "config").read_bytes()
     result = run_cli(ws, "remote", "webdav", "not-a-url", "--user", "x", check=False,
                      env={"DVC_PASSWORD": "pw"})  # fmt: skip
@@ -30,9 +30,9 @@ def test_a_url_that_does_not_answer_is_not_selected(tmp_path: Path) -> None:
 
 
 def test_select_webdav_then_switch_back_to_local(
-    tmp_path: Path, webdav_server: WebDAVServer
+    workspace: Workspace, webdav_server: WebDAVServer
 ) -> None:
-    ws = init_workspace(tmp_path / "ws")
+    ws = workspace
     long_path = "/team/" + "a-long-folder-name-" * 4 + "kws/"
     url = f"{webdav_server.url}{long_path}"
     run_cli(ws, "remote", "webdav", url, "--user", USER, env={"DVC_PASSWORD": PASSWORD})
@@ -49,8 +49,8 @@ def test_select_webdav_then_switch_back_to_local(
     assert "ok" in run_cli(ws, "remote", "check").stdout
 
 
-def test_no_check_selects_a_url_that_does_not_answer_and_exits_0(tmp_path: Path) -> None:
-    ws = init_workspace(tmp_path / "ws")
+def test_no_check_selects_a_url_that_does_not_answer_and_exits_0(workspace: Workspace) -> None:
+    ws = workspace
     result = run_cli(ws, "remote", "webdav", "webdav://127.0.0.1:9/kws", "--no-check",
                      check=False)  # fmt: skip
     assert result.returncode == 0, result.stderr

@@ -1,6 +1,9 @@
 """The `kwsops` command tried as a new user would, on a real tiny workspace: what runs is what
 was asked for (reruns, compared revisions), bad values stop before anything is recorded, errors
-say what is wrong on one line, and output that is not a terminal is never wrapped."""
+say what is wrong on one line, and output that is not a terminal is never wrapped.
+
+The module's runs are made once (``tried``) and only read; a test that runs something more in
+the trained workspace works on a copy, so the tests pass alone and in any order."""
 
 from __future__ import annotations
 
@@ -12,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from kwsops.stamps import STAMP_NAME
-from kwsops.versioning.init import init_workspace
 from kwsops.workspace import Workspace
 from tests.helpers.cli import run_cli
+from tests.helpers.workspaces import clone_workspace
 
-pytestmark = pytest.mark.timeout(900)
+pytestmark = [pytest.mark.timeout(900), pytest.mark.slow]  # pipeline runs: scheduled first
 SMALL = ("--epochs", "1", "--folds", "2", "--batch-sizes", "16")
 
 
@@ -29,19 +32,36 @@ def params(run: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory, demo_source: Path) -> Workspace:
-    """One real run (1 epoch, 2 folds, batch 16), then one that adds a git revision to compare:
-    its training is up to date, only Validate runs again."""
-    ws = init_workspace(tmp_path_factory.mktemp("cli") / "ws")
+def tried(
+    tmp_path_factory: pytest.TempPathFactory, demo_source: Path, new_workspace
+) -> tuple[Workspace, dict]:
+    """One real run (1 epoch, 2 folds, batch 16), then one that adds a git revision to compare
+    (its training is up to date, only Validate runs again; the comparison it wrote is kept),
+    then `validate` of batch 16 and a rerun of that validate: four runs of three kinds."""
+    ws = new_workspace(tmp_path_factory.mktemp("cli") / "ws")
     shutil.copytree(demo_source, ws.input_dir, dirs_exist_ok=True)
     run_cli(ws, "run", *SMALL, "--quiet")
     run_cli(ws, "run", *SMALL, "--revisions", "git:HEAD:batch_16", "--quiet")
-    return ws
+    ticked = json.loads(ws.comparison_report.with_suffix(".json").read_text())
+    run_cli(ws, "validate", "--revisions", "workspace:batch_16", "--quiet")
+    run_cli(ws, "rerun", "last", "--quiet")
+    return ws, ticked
 
 
-def test_ticked_revisions_are_compared_beside_the_new_models(trained: Workspace) -> None:
-    # first: later tests run Validate again, which rewrites the comparison
-    data = json.loads(trained.comparison_report.with_suffix(".json").read_text())
+@pytest.fixture
+def trained(tried: tuple[Workspace, dict]) -> Workspace:
+    """The workspace of the module's runs: read it, never run in it."""
+    return tried[0]
+
+
+@pytest.fixture
+def trained_copy(trained: Workspace, tmp_path: Path) -> Workspace:
+    """A private copy of the module's workspace, for a test that runs something more."""
+    return clone_workspace(trained.root, tmp_path / "ws")
+
+
+def test_ticked_revisions_are_compared_beside_the_new_models(tried: tuple[Workspace, dict]):
+    trained, data = tried  # what the second run compared (Validate reran since)
     specs = [rev["spec"] for rev in data["revisions"]]
     assert "workspace:batch_16" in specs and any(s.startswith("git:") for s in specs)
     status = json.loads((runs(trained)[1] / "status.json").read_text())
@@ -54,7 +74,8 @@ def test_ticked_revisions_are_compared_beside_the_new_models(trained: Workspace)
     assert any(rev.get("curves_plot") for rev in data["revisions"])
 
 
-def test_params_json_records_what_ran_and_a_rerun_repeats_it(trained: Workspace) -> None:
+def test_params_json_records_what_ran_and_a_rerun_repeats_it(trained_copy: Workspace) -> None:
+    trained = trained_copy
     first = params(runs(trained)[0])
     # the flags, and what luigi.cfg filled in: nothing is left to a later default
     assert first["kind"] == "run" and first["command"] == "run"
@@ -73,10 +94,7 @@ def test_params_json_records_what_ran_and_a_rerun_repeats_it(trained: Workspace)
 
 
 def test_a_validate_rerun_stays_validate(trained: Workspace) -> None:
-    run_cli(trained, "validate", "--revisions", "workspace:batch_16", "--quiet")
-    validate = runs(trained)[-1]
-    run_cli(trained, "rerun", "last", "--quiet")
-    again = runs(trained)[-1]
+    validate, again = runs(trained)[2:4]  # the module's `validate`, then `rerun last`
     assert params(again)["command"] == "validate" and params(again)["rerun_of"] == validate.name
     events = [json.loads(line) for line in (again / "events.jsonl").read_text().splitlines()]
     families = {e.get("family") for e in events if e.get("family")}
@@ -84,9 +102,10 @@ def test_a_validate_rerun_stays_validate(trained: Workspace) -> None:
 
 
 def test_validate_without_revisions_compares_the_batch_sizes_trained(
-    trained: Workspace, tmp_path: Path
+    trained_copy: Workspace, tmp_path: Path
 ) -> None:
     """luigi.cfg names 16, 32 and 64; only 16 was trained: validate compares that one."""
+    trained = trained_copy
     run_cli(trained, "validate", "--quiet")
     assert params(runs(trained)[-1])["batch_sizes"] == [16]
     data = json.loads(trained.comparison_report.with_suffix(".json").read_text())
@@ -140,8 +159,8 @@ def test_errors_say_what_is_wrong(trained: Workspace, tmp_path: Path) -> None:
     assert "a folder, not a recording" in result.stderr and "Format" not in result.stderr
 
 
-def test_no_recordings_exit_4_on_one_line_and_record_nothing(tmp_path: Path) -> None:
-    empty = init_workspace(tmp_path / "empty")
+def test_no_recordings_exit_4_on_one_line_and_record_nothing(tmp_path: Path, new_workspace) -> None:
+    empty = new_workspace(tmp_path / "empty")
     (empty.input_dir / "catch").mkdir(parents=True)
     (empty.input_dir / "catch" / "notes.txt").write_text("not a recording\n")
     refused = run_cli(empty, "run", *SMALL, check=False)
@@ -152,8 +171,10 @@ def test_no_recordings_exit_4_on_one_line_and_record_nothing(tmp_path: Path) -> 
     assert runs(empty) == []
 
 
-def test_run_history_says_what_ran_and_why_it_failed(trained: Workspace, tmp_path: Path) -> None:
-    unusable = init_workspace(tmp_path / "unusable")
+def test_run_history_says_what_ran_and_why_it_failed(
+    trained: Workspace, tmp_path: Path, new_workspace
+) -> None:
+    unusable = new_workspace(tmp_path / "unusable")
     (unusable.input_dir / "catch").mkdir(parents=True)
     (unusable.input_dir / "catch" / "text__file.wav").write_text("this is not audio\n")
     failed = run_cli(unusable, "run", *SMALL, check=False)

@@ -15,6 +15,7 @@ from kwsops.config import AudioSettings, SplitSettings, TrainSettings
 from kwsops.versioning.init import init_workspace
 from kwsops.workspace import Workspace
 from tests.helpers.clips import tone_clip
+from tests.helpers.workspaces import clone_workspace
 
 # a label folder a user could make: Markdown, an ANSI colour and clear-screen, a newline
 EVIL = "ro|ck*_`[x](y)<b>#\x1b[31m\x1b[2J\\\nz"
@@ -61,11 +62,13 @@ def train_and_version(ws: Workspace, settings: TrainSettings) -> tuple[str, str]
     return sha, result.summary["task_id"]
 
 
-def build_trained(root: Path) -> Trained:
+def build_trained(root: Path, template: Path | None = None) -> Trained:
+    """The workspace at ``root``: a copy of ``template`` (a fresh `kwsops init` workspace) or,
+    without one, made by `kwsops init`."""
     from kwsops.audio.preprocess import preprocess
     from kwsops.ml.features import make_spectrogram_dataset
 
-    ws = init_workspace(root)
+    ws = clone_workspace(template, root) if template else init_workspace(root)
     write_recordings(ws.input_dir)
     summary = preprocess(ws.input_dir, ws.output_dir, AudioSettings(), workers=1)
     # the words' clips and as many generated _silence_ clips as a word has

@@ -1,8 +1,8 @@
 """What is versioned is what was computed (issue 20, items 1-3): deleted outputs come back
 (from the DVC cache, else computed again), a clip damaged through the hard-linked cache is
 found and mended, a wrong pointer is never committed, and `kwsops verify` checks everything.
-Real `kwsops run`, git and DVC in one temp workspace; every test starts from a good workspace
-and leaves one, so they pass alone and in any order."""
+Real `kwsops run`, git and DVC; the module runs the pipeline once and every test damages its
+own copy of that workspace, so they pass alone and in any order."""
 
 from __future__ import annotations
 
@@ -18,12 +18,12 @@ from kwsops.pipeline.version import require_versioned
 from kwsops.runs.events import read_events
 from kwsops.runs.folder import list_runs
 from kwsops.versioning.errors import VersioningError
-from kwsops.versioning.init import init_workspace
 from kwsops.versioning.integrity import file_md5, object_path, pointer
 from kwsops.versioning.runner import tool
 from kwsops.workspace import Workspace
 from tests.helpers.cli import run_cli
 from tests.helpers.files import git
+from tests.helpers.workspaces import clone_workspace
 
 pytestmark = pytest.mark.slow
 
@@ -32,11 +32,18 @@ CACHE = Path(".dvc/cache")
 
 
 @pytest.fixture(scope="module")
-def ws(tmp_path_factory: pytest.TempPathFactory, demo_source: Path) -> Workspace:
-    ws = init_workspace(tmp_path_factory.mktemp("integrity") / "ws")
+def ran(tmp_path_factory: pytest.TempPathFactory, demo_source: Path, new_workspace) -> Workspace:
+    """The demo recordings run through the pipeline once for the module; never changed."""
+    ws = new_workspace(tmp_path_factory.mktemp("integrity") / "ws")
     shutil.copytree(demo_source, ws.input_dir, dirs_exist_ok=True)
     run_cli(ws, *RUN_ARGS)
     return ws
+
+
+@pytest.fixture
+def ws(ran: Workspace, tmp_path: Path) -> Workspace:
+    """A private copy of the module's run (hard links to its DVC cache kept), to damage."""
+    return clone_workspace(ran.root, tmp_path / "ws")
 
 
 def summaries(ws: Workspace) -> dict[str, str]:
@@ -116,7 +123,6 @@ def test_a_clip_damaged_through_the_hard_link_is_mended_never_relinked(ws: Works
         assert dvc_clean(ws) and run_cli(ws, "verify").returncode == 0
     finally:
         extra.with_name("zz-extra__" + extra.name).unlink(missing_ok=True)
-        run_cli(ws, *RUN_ARGS)
 
 
 def test_a_damaged_clip_alone_is_found_by_the_next_run(ws: Workspace) -> None:

@@ -17,7 +17,6 @@ import pytest
 
 from kwsops.runs.events import read_events
 from kwsops.runs.folder import list_runs
-from kwsops.versioning.init import init_workspace
 from kwsops.workspace import Workspace
 from tests.helpers.cli import run_cli
 from tests.helpers.layouts import (
@@ -60,8 +59,8 @@ def set_preprocess(ws: Workspace, **options: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def speech(tmp_path_factory: pytest.TempPathFactory) -> tuple[Workspace, dict]:
-    ws = init_workspace(tmp_path_factory.mktemp("speech") / "ws")
+def speech(tmp_path_factory: pytest.TempPathFactory, new_workspace) -> tuple[Workspace, dict]:
+    ws = new_workspace(tmp_path_factory.mktemp("speech") / "ws")
     lists = speech_commands(ws.input_dir)
     run_cli(ws, *RUN)
     return ws, lists
@@ -127,8 +126,8 @@ def test_background_noise_feeds_training_and_is_no_label(speech):
     assert "3 labels, 6 speakers" in done["Preprocess"]["detail"]
 
 
-def test_the_original_study_gives_its_six_labels(tmp_path: Path):
-    ws = init_workspace(tmp_path / "ws")
+def test_the_original_study_gives_its_six_labels(tmp_path: Path, new_workspace):
+    ws = new_workspace(tmp_path / "ws")
     per_label = original_study(ws.input_dir)
     run_cli(ws, *TO_SPECTROGRAMS)
     data = meta(ws)
@@ -146,8 +145,8 @@ def test_the_original_study_gives_its_six_labels(tmp_path: Path):
     assert "6 labels + _silence_, speakers unknown" in done["MakeSpectrograms"]["detail"]
 
 
-def test_mixed_case_merges_and_a_speaker_pattern_names_the_speakers(tmp_path: Path):
-    ws = init_workspace(tmp_path / "ws")
+def test_mixed_case_merges_and_a_speaker_pattern_names_the_speakers(tmp_path: Path, new_workspace):
+    ws = new_workspace(tmp_path / "ws")
     speakers = mixed_case(ws.input_dir)
     set_preprocess(ws, speaker_pattern="^(?P<speaker>[a-z]+)-")
     run_cli(ws, *TO_SPECTROGRAMS)
@@ -169,8 +168,8 @@ def test_mixed_case_merges_and_a_speaker_pattern_names_the_speakers(tmp_path: Pa
     }
 
 
-def test_one_label_exits_4_before_any_fold_trains(tmp_path: Path):
-    ws = init_workspace(tmp_path / "ws")
+def test_one_label_exits_4_before_any_fold_trains(tmp_path: Path, new_workspace):
+    ws = new_workspace(tmp_path / "ws")
     one_label(ws.input_dir)
     result = run_cli(ws, *RUN, check=False)
     assert result.returncode == 4, result.stdout + result.stderr

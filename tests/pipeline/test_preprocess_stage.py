@@ -10,13 +10,12 @@ from textual.widgets import DataTable
 from kwsops.config import AudioSettings
 from kwsops.pipeline.preprocess import preprocess_stage
 from kwsops.stamps import STAMP_NAME
-from kwsops.versioning.init import init_workspace
 from tests.helpers.tui import SIZE, cells, make_app, run_async, wait_for
 
 
 @pytest.fixture
-def rejected_only(tmp_path):
-    ws = init_workspace(tmp_path / "ws")
+def rejected_only(tmp_path, new_workspace):
+    ws = new_workspace(tmp_path / "ws")
     (ws.input_dir / "catch").mkdir(parents=True)
     (ws.input_dir / "catch" / "text__file.wav").write_text("this is not audio\n")
     (ws.input_dir / "gun").mkdir()

@@ -11,7 +11,6 @@ import pytest
 import soundfile as sf
 
 from kwsops.runs.folder import list_runs
-from kwsops.versioning.init import init_workspace
 from kwsops.workspace import Workspace
 from tests.helpers.cli import run_cli
 from tests.helpers.clips import tone_clip
@@ -33,8 +32,10 @@ def write_recordings(ws: Workspace) -> None:
                 sf.write(ws.input_dir / label / f"spk{speaker:02d}__t{take}.wav", clip, 16_000)
 
 
-def test_changed_folds_are_checked_and_their_fall_back_said_whatever_is_up_to_date(tmp_path):
-    ws = init_workspace(tmp_path / "ws")
+def test_changed_folds_are_checked_and_their_fall_back_said_whatever_is_up_to_date(
+    tmp_path, new_workspace
+):
+    ws = new_workspace(tmp_path / "ws")
     write_recordings(ws)
     first = run_cli(ws, *RUN, "--folds", "2")
     meta = json.loads((ws.spec_dir / "meta.json").read_text())

@@ -10,19 +10,21 @@ import json
 import re
 import shutil
 import subprocess
+from dataclasses import replace
 
 import pytest
 
 from kwsops import exitcodes
 from kwsops.config import SplitSettings
-from kwsops.versioning.init import init_workspace
 from kwsops.versioning.runner import tool
 from kwsops.workspace import WORKSPACE_ENV, Workspace
 from tests.helpers.cli import run_cli
 from tests.helpers.trained import EVIL, STRONG, WEAK, Trained
+from tests.helpers.workspaces import clone_workspace
 
 RUNS: list[str] = []
-_COMPARED: dict[tuple, dict] = {}  # one validate run per revision list, reused by the tests
+# one validate run per revision list, in its own copy of the workspace, reused by the tests
+_COMPARED: dict[tuple, tuple[Workspace, dict]] = {}
 
 
 def run_validate(ws: Workspace, revisions: list[str], fail_below: float | None = None) -> int:
@@ -102,8 +104,9 @@ def test_unknown_or_missing_revisions_fail_cleanly(trained, capsys):
 
 
 @pytest.fixture
-def compared(trained) -> tuple[Trained, dict]:
-    """One Validate over every kind of revision (git twice, workspace, ClearML, last:1)."""
+def compared(trained, tmp_path_factory, monkeypatch) -> tuple[Trained, dict]:
+    """One Validate over every kind of revision (git twice, workspace, ClearML, last:1), in a
+    copy of the trained workspace that no other test runs in (its report and plots stay)."""
     revisions = [
         f"git:{trained.weak_sha[:8]}:batch_4",
         f"git:{trained.strong_sha}:batch_4",
@@ -113,9 +116,13 @@ def compared(trained) -> tuple[Trained, dict]:
     ]
     key = tuple(revisions)
     if key not in _COMPARED:
-        assert run_validate(trained.ws, revisions) == exitcodes.OK, last_error(trained.ws)
-        _COMPARED[key] = json.loads(trained.ws.comparison_report.with_suffix(".json").read_text())
-    return trained, _COMPARED[key]
+        ws = clone_workspace(trained.ws.root, tmp_path_factory.mktemp("compared") / "ws")
+        monkeypatch.chdir(ws.root)
+        monkeypatch.setenv(WORKSPACE_ENV, str(ws.root))
+        assert run_validate(ws, revisions) == exitcodes.OK, last_error(ws)
+        _COMPARED[key] = (ws, json.loads(ws.comparison_report.with_suffix(".json").read_text()))
+    ws, data = _COMPARED[key]
+    return replace(trained, ws=ws), data
 
 
 def by_spec(data: dict) -> dict[str, dict]:
@@ -234,8 +241,10 @@ def test_unchanged_validate_does_no_work_and_gate_fails_with_exit_5(trained):
     assert run_validate(ws, revisions, fail_below=0.01) == exitcodes.OK
 
 
-def test_validate_without_spectrograms_says_what_to_run(tmp_path, monkeypatch, capsys):
-    ws = init_workspace(tmp_path / "empty")
+def test_validate_without_spectrograms_says_what_to_run(
+    tmp_path, monkeypatch, capsys, new_workspace
+):
+    ws = new_workspace(tmp_path / "empty")
     monkeypatch.chdir(ws.root)
     monkeypatch.setenv(WORKSPACE_ENV, str(ws.root))
     monkeypatch.setenv("KWSOPS_RUN_DIR", "")  # recorded, so the value the runner sets is undone

@@ -4,7 +4,8 @@ command line; stopped the three ways a user does (`kwsops cancel`, SIGTERM, `tim
 run killed with SIGKILL; a git commit that fails and is made by the next run; secrets masked
 in what `luigi` logs; and `kwsops gc`. Real git, DVC, ClearML (offline), two forked workers.
 
-The tests in this module share one workspace and run in file order.
+The module runs every stage alone once (``alone``); each other test works on its own copy of
+that workspace (``ws``), so the tests pass alone and in any order.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import stat
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -35,12 +37,12 @@ from kwsops.runs.lock import WorkspaceLock
 from kwsops.stamps import STAMP_NAME
 from kwsops.tracking.index import index_path
 from kwsops.versioning.dvc_config import cache_dir
-from kwsops.versioning.init import init_workspace
 from kwsops.versioning.integrity import object_path
 from kwsops.versioning.runner import tool
 from kwsops.workspace import Workspace
 from tests.helpers.cli import assert_remote_has_everything, run_cli
 from tests.helpers.files import git
+from tests.helpers.workspaces import clone_workspace
 
 pytestmark = pytest.mark.slow
 
@@ -89,10 +91,20 @@ def kinds(root: Path) -> dict[str, int]:
     return {p.relative_to(root).as_posix(): stat.S_IFMT(p.lstat().st_mode) for p in root.rglob("*")}
 
 
+@dataclass
+class Alone:
+    """The workspace after each stage ran alone, what data/input held before, and each
+    stage's run: (stage, luigi's exit code, its stderr, the families done, the run's status)."""
+
+    ws: Workspace
+    raw: dict[str, int]
+    runs: list[tuple[str, int, str, set[str], str]]
+
+
 @pytest.fixture(scope="module")
-def ws(tmp_path_factory: pytest.TempPathFactory, demo_source: Path) -> Workspace:
+def alone(tmp_path_factory: pytest.TempPathFactory, demo_source: Path, new_workspace) -> Alone:
     root = tmp_path_factory.mktemp("alone")
-    ws = init_workspace(root / "ws")
+    ws = new_workspace(root / "ws")
     shutil.copytree(demo_source, ws.input_dir, dirs_exist_ok=True)
     os.mkfifo(ws.input_dir / "rock" / "fifo__x.wav")
     (ws.input_dir / "rock" / "zero__x.wav").symlink_to("/dev/zero")
@@ -110,20 +122,34 @@ def ws(tmp_path_factory: pytest.TempPathFactory, demo_source: Path) -> Workspace
     config["VersionModels"]["batch_sizes"] = "[16]"
     with ws.luigi_cfg.open("w") as handle:
         config.write(handle)
-    return ws
-
-
-def test_every_stage_runs_alone_from_luigis_command_line(ws: Workspace):
-    raw = kinds(ws.input_dir)
+    raw, runs = kinds(ws.input_dir), []
     for stage, args in STAGES:
         result = luigi(ws, stage, *args)
-        assert result.returncode == 0, f"{stage}: {result.stderr[-3000:]}"
-        events = events_of_last_run(ws)
-        ran = families(events, "task_done")
+        if result.returncode != 0:
+            runs.append((stage, result.returncode, result.stderr, set(), ""))
+            break  # the stages after it would fail for want of its output
+        ran = families(events_of_last_run(ws), "task_done")
+        status = read_status(list_runs(ws.runs_dir)[0])["status"]
+        runs.append((stage, 0, result.stderr, ran, status))
+    return Alone(ws, raw, runs)
+
+
+@pytest.fixture
+def ws(alone: Alone, tmp_path: Path) -> Workspace:
+    """A private copy of the workspace where every stage ran: a test may stop, kill, commit
+    and collect in it."""
+    return clone_workspace(alone.ws.root, tmp_path / "ws")
+
+
+def test_every_stage_runs_alone_from_luigis_command_line(alone: Alone):
+    ws = alone.ws
+    for stage, code, stderr, ran, status in alone.runs:
+        assert code == 0, f"{stage}: {stderr[-3000:]}"
         assert ran == {stage}, (stage, ran)  # Train trains fold 1 itself (fold 0 is done)
-        assert read_status(list_runs(ws.runs_dir)[0])["status"] == "ok"
+        assert status == "ok"
+    assert [run[0] for run in alone.runs] == [stage for stage, _ in STAGES]
     assert len(list_runs(ws.runs_dir)) == len(STAGES), "each invocation is one recorded run"
-    assert kinds(ws.input_dir) == raw, "nothing in data/input was touched"
+    assert kinds(ws.input_dir) == alone.raw, "nothing in data/input was touched"
     with open(ws.output_dir / "manifest.csv", newline="") as handle:
         rows = {row["source"]: row for row in csv.DictReader(handle)}
     for source, reason in SPECIAL.items():
@@ -156,8 +182,26 @@ def test_secrets_of_the_workspace_are_masked_in_what_luigi_logs(ws: Workspace, t
 ORDER = [stage for stage, _ in STAGES]
 WAYS = ("kwsops cancel", "SIGTERM", "timeout", "Ctrl-C")
 RUN = ("--batch-sizes", "16", "--workers", "2")  # epochs and folds: luigi.cfg [Train]
-# how long after a stage starts the stop lands: seeded, a few per stage (the last try: at once)
-OFFSETS = random.Random(2005)
+# the stages stopped in one session: a sample seeded by the session's seed (the one
+# pytest-randomly prints; `--randomly-seed=N` repeats it), always ending with Validate, which
+# the next run then finishes; KWSOPS_TEST_CANCEL_STAGES=all stops each of the nine in turn
+CANCEL_SAMPLE = len(WAYS)  # one stage per way, so every way stops some stage each session
+
+
+def stages_to_cancel(seed: object) -> list[tuple[str, int, list[float]]]:
+    """(stage, index of its first way in WAYS, the offsets of its tries) for this session.
+    The offsets say how long after a stage starts the stop lands: seeded, a few per stage (the
+    last try: at once)."""
+    rng = random.Random(f"cancel-{seed}")
+    if os.environ.get("KWSOPS_TEST_CANCEL_STAGES") == "all":
+        chosen, first = ORDER, list(range(len(ORDER)))
+    else:
+        chosen = sorted(rng.sample(ORDER[:-1], CANCEL_SAMPLE - 1), key=ORDER.index) + ORDER[-1:]
+        first = rng.sample(range(len(WAYS)), len(WAYS))
+    return [
+        (stage, way, [rng.uniform(0.1, 1.0), rng.uniform(0.0, 0.3), 0.0])
+        for stage, way in zip(chosen, first, strict=True)
+    ]
 
 
 def start_run(ws: Workspace, way: str, *args: str, stderr: Path | None = None) -> subprocess.Popen:
@@ -246,22 +290,23 @@ def leftovers(ws: Workspace) -> list[Path]:
 
 
 def test_a_cancel_in_any_stage_stops_the_run_and_keeps_the_last_output(
-    ws: Workspace, tmp_path: Path
+    ws: Workspace, tmp_path: Path, suite_seed: int
 ):
-    """Each stage in turn is made the first stale one (its stamp and those after it set
+    """Each sampled stage in turn is made the first stale one (its stamp and those after it set
     aside: Luigi looks upstream only from an incomplete task), started by `kwsops run` and
-    stopped while it runs, at a seeded offset into the stage. Its previous output stays as it
-    was, unstamped, so putting the stamps back restores the workspace; the last stage is left
-    to the next run. A stop that lands as the stage finishes leaves it recorded as done."""
-    for index, stage in enumerate(ORDER):
+    stopped while it runs, at a seeded offset into the stage, each of the four ways on some
+    stage. Its previous output stays as it was, unstamped, so putting the stamps back restores
+    the workspace; the last stage is left to the next run. A stop that lands as the stage
+    finishes leaves it recorded as done."""
+    for stage, first_way, offsets in stages_to_cancel(suite_seed):
+        index = ORDER.index(stage)
         later = [path for family in ORDER[index:] for path in stamps_of(ws, family)]
         saved = {path: path.read_bytes() for path in later}
-        offsets = [OFFSETS.uniform(0.1, 1.0), OFFSETS.uniform(0.0, 0.3), 0.0]
         # a stage that the DVC cache would give back is made to compute again
         aside = tmp_path / "aside"
         with uncached(ws, [stage], aside) if stage in RESTORED else contextlib.nullcontext():
             for attempt in range(3):
-                way = WAYS[(index + attempt) % len(WAYS)]
+                way = WAYS[(first_way + attempt) % len(WAYS)]
                 for path in saved:
                     path.unlink(missing_ok=True)
                 before = {run.run_id for run in list_runs(ws.runs_dir)}
@@ -344,13 +389,18 @@ def test_kill_9_of_the_run_takes_its_workers_and_the_next_run_goes_on(
     assert leftovers(ws) == []
 
 
-def test_a_failed_git_commit_is_made_by_the_next_run(ws: Workspace):
-    before = git(ws.root, "rev-parse", "HEAD")
+def set_epochs(ws: Workspace, epochs: int) -> None:
+    """[Train] epochs in the workspace's luigi.cfg: a new training to commit."""
     config = configparser.ConfigParser(interpolation=None)
     config.read(ws.luigi_cfg)
-    config["Train"]["epochs"] = "2"  # a new training to commit
+    config["Train"]["epochs"] = str(epochs)
     with ws.luigi_cfg.open("w") as handle:
         config.write(handle)
+
+
+def test_a_failed_git_commit_is_made_by_the_next_run(ws: Workspace):
+    before = git(ws.root, "rev-parse", "HEAD")
+    set_epochs(ws, 2)
     (ws.root / ".git" / "index.lock").write_text("")  # another git process, stuck
     failed = luigi(ws, "VersionModels", env={"KWSOPS_LOCK_WAIT": "2"})
     assert failed.returncode == exitcodes.TASK_FAILED
@@ -386,6 +436,8 @@ def cached(ws: Workspace, md5: str) -> bool:
 
 
 def test_gc_removes_old_runs_sessions_and_unused_objects_but_no_revision(ws: Workspace):
+    set_epochs(ws, 2)  # a second revision of the models: HEAD~1 holds the first
+    assert luigi(ws, "VersionModels").returncode == 0
     extra = ws.input_dir / "catch" / "spk98__extra.wav"
     shutil.copy(next(ws.input_dir.glob("catch/*.wav")), extra)
     assert luigi(ws, "VersionInput").returncode == 0  # versioned, pushed, never committed

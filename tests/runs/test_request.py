@@ -103,9 +103,14 @@ def test_a_target_before_validate_keeps_the_batch_sizes_asked_for(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`kwsops run --target VersionModels --batch-sizes 16 32` trains 16 and 32, not luigi.cfg's."""
+    import luigi.configuration
+
     from tasks.luigi_config import resolve
 
     monkeypatch.chdir(tmp_path)  # no luigi.cfg: the tasks' defaults (16, 32, 64)
+    config = luigi.configuration.get_config()
+    config.clear()  # nothing another test read into this process stays (read() only adds)
+    config.reload()
     asked = RunRequest(target="VersionModels", batch_sizes=[16, 32])
     assert resolve(asked).batch_sizes == [16, 32]
     assert resolve(RunRequest(target="VersionModels")).batch_sizes == [16, 32, 64]
@@ -147,4 +152,5 @@ def test_the_training_precision_is_resolved_recorded_and_repeated(
             resolve(RunRequest(batch_sizes=[16]))
     finally:
         config.unlink()
+        luigi.configuration.get_config().clear()  # reload() alone keeps precision = half
         luigi.configuration.get_config().reload()

@@ -1,8 +1,8 @@
 """`kwsops run` under a real pseudo-terminal, where it draws its live display while Luigi forks
 workers: a worker never writes through the display (whose lock its thread may hold at the
-fork), and twenty runs in a row all finish. Real DVC, ClearML (offline), two forked workers.
+fork), and runs in a row all finish. Real DVC, ClearML (offline), two forked workers.
 
-The tests in this module share one workspace and run in file order.
+Each test has its own workspace (a copy of the session's `kwsops init` template).
 """
 
 from __future__ import annotations
@@ -26,12 +26,14 @@ import pytest
 
 from kwsops.runs.folder import list_runs, read_status
 from kwsops.runs.lock import WorkspaceLock
-from kwsops.versioning.init import init_workspace
 from kwsops.workspace import Workspace
 
 pytestmark = pytest.mark.slow
 
 RUN_LIMIT_S = 120.0  # one run here takes seconds; a hung one would take forever
+# runs in a row under the terminal: a hang at the fork is a race, so a few runs sample it each
+# time the suite runs (twenty, once, took most of a minute; `KWSOPS_TEST_TTY_RUNS=20` for more)
+TTY_RUNS = int(os.environ.get("KWSOPS_TEST_TTY_RUNS", "3"))
 # a demo mp3 with bytes flipped: libmpg123 prints errors on stderr while it decodes it
 NOISY = "like/spk09__garbled.mp3"
 
@@ -81,9 +83,9 @@ def run_in_terminal(ws: Workspace, *args: str) -> tuple[int, str]:
     return proc.wait(), screen.decode("utf-8", "replace")
 
 
-@pytest.fixture(scope="module")
-def ws(tmp_path_factory: pytest.TempPathFactory, demo_source: Path) -> Workspace:
-    ws = init_workspace(tmp_path_factory.mktemp("tty") / "ws")
+@pytest.fixture
+def ws(tmp_path: Path, demo_source: Path, new_workspace) -> Workspace:
+    ws = new_workspace(tmp_path / "ws")
     others = [p.relative_to(demo_source).as_posix() for p in sorted(demo_source.glob("*/*.wav"))]
     for rel in [r for r in others if r.startswith(("like/", "gun/"))][:3]:
         (ws.input_dir / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -113,16 +115,16 @@ def test_a_forked_workers_output_goes_to_the_run_log_not_the_terminal(ws: Worksp
     assert "mpg123" in list_runs(ws.runs_dir)[0].log.read_text()
 
 
-def test_twenty_runs_under_a_terminal_all_finish(ws: Workspace):
+def test_runs_in_a_row_under_a_terminal_all_finish(ws: Workspace):
     """Each run forks a worker for VersionInput (its stamp removed: dvc add and push again)
     while the display's threads draw; none may hang, each frees the lock."""
     stamp = ws.stamps_dir / "VersionInput.json"
     started = time.monotonic()
-    for attempt in range(20):
+    for attempt in range(TTY_RUNS):
         stamp.unlink(missing_ok=True)
         code, screen = run_in_terminal(ws, "--target", "VersionInput", "--workers", "2")
         assert code == 0, f"run {attempt}: {screen[-3000:]}"
         assert read_status(list_runs(ws.runs_dir)[0])["status"] == "ok"
         assert not WorkspaceLock(ws.lock_file).is_held()
-    assert len(list_runs(ws.runs_dir)) >= 20
-    print(f"20 terminal runs in {time.monotonic() - started:.0f} s")
+    assert len(list_runs(ws.runs_dir)) == TTY_RUNS
+    print(f"{TTY_RUNS} terminal runs in {time.monotonic() - started:.0f} s")

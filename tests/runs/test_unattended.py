@@ -72,6 +72,9 @@ def test_two_runs_at_once_exactly_one_runs(demo_workspace):
     assert read_status(runs[0])["status"] == "ok"
     assert runs[0].report_md.exists() and runs[0].report_html.exists()
     assert "<svg" in runs[0].report_html.read_text()
+    report = runs[0].report_md.read_text()  # what each task read and wrote
+    assert "| Preprocess" in report and "data/input" in report and "data/output" in report
+    assert "outcome: **ok**" in report
     shown = run_cli(ws, "runs", "show", "last")
     assert "VersionModels" in shown.stdout and "ok" in shown.stdout
     assert active in run_cli(ws, "runs").stdout
@@ -96,32 +99,41 @@ def in_progress(ws: Workspace, pid: int, family: str) -> bool:
     return False
 
 
-@pytest.mark.parametrize(
-    ("family", "folder"),
-    [("Preprocess", "output"), ("Train", "models/batch_16/fold_0"), ("VersionOutput", None)],
-    ids=["preprocess", "train", "dvc-push"],
-)
-def test_kill_9_mid_stage_then_next_run_completes(demo_workspace, family, folder):
+# the stages a kill -9 lands in, in the order one workspace reaches them: each kill's next run
+# must run the killed stage again, and is itself killed in the next stage of the list
+KILLS = [("Preprocess", "output"), ("VersionOutput", None), ("Train", "models/batch_16/fold_0")]
+
+
+def test_kill_9_mid_stage_then_next_run_completes(demo_workspace):
+    """A run killed (its process group, SIGKILL) while Preprocess writes, while VersionOutput's
+    `dvc push` runs, and while Train's folds train: each killed stage has no stamp and runs
+    again in the next run; the run after the last kill completes, leaving no temp output and
+    the remote holding everything. One workspace: each next run is the following kill's run."""
     ws = demo_workspace
-    victim = start_run(ws, *SMALL)
-    deadline = time.monotonic() + 300
-    while not in_progress(ws, victim.pid, family):
-        assert victim.poll() is None and time.monotonic() < deadline, f"{family} never ran"
-        time.sleep(0.02)
-    os.killpg(victim.pid, signal.SIGKILL)
-    victim.wait(timeout=30)
-    killed = list_runs(ws.runs_dir)[0]
-    assert family not in {
-        e["family"] for e in read_events(killed.events).events if e["event"] == "task_done"
-    }
-    if folder:
-        assert not (ws.data_dir / folder / STAMP_NAME).exists(), "a killed stage left a stamp"
-    shown = run_cli(ws, "runs", "show", killed.run_id)
-    assert "killed" in shown.stdout
+    killed_before: str | None = None
+    for family, folder in KILLS:
+        victim = start_run(ws, *SMALL)
+        deadline = time.monotonic() + 300
+        while not in_progress(ws, victim.pid, family):
+            assert victim.poll() is None and time.monotonic() < deadline, f"{family} never ran"
+            time.sleep(0.02)
+        os.killpg(victim.pid, signal.SIGKILL)
+        victim.wait(timeout=30)
+        if killed_before:
+            assert killed_before in started_families(ws), f"{killed_before} must run again"
+        killed = list_runs(ws.runs_dir)[0]
+        assert family not in {
+            e["family"] for e in read_events(killed.events).events if e["event"] == "task_done"
+        }
+        if folder:
+            assert not (ws.data_dir / folder / STAMP_NAME).exists(), "a killed stage left a stamp"
+        shown = run_cli(ws, "runs", "show", killed.run_id)
+        assert "killed" in shown.stdout
+        killed_before = family
 
     result = run_cli(ws, "run", *SMALL)
     assert result.returncode == 0
-    assert family in started_families(ws), "the killed stage must run again"
+    assert killed_before in started_families(ws), "the killed stage must run again"
     leftovers = [p for p in ws.data_dir.rglob(".*") if ".tmp-" in p.name or ".old-" in p.name]
     assert leftovers == []
     assert_remote_has_everything(ws)
@@ -275,14 +287,6 @@ def test_central_scheduler_runs_folds_on_two_workers_at_once(demo_workspace, lui
     local = run_cli(twin, "run", *SMALL, "--fold-tasks", env=one_thread)
     assert local.returncode == 0
     assert fold_results(twin) == fold_results(ws), "same seed, same models"
-
-
-def test_run_report_lists_what_each_task_read_and_wrote(demo_workspace):
-    ws = demo_workspace
-    run_cli(ws, "run", *SMALL)
-    report = list_runs(ws.runs_dir)[0].report_md.read_text()
-    assert "| Preprocess" in report and "data/input" in report and "data/output" in report
-    assert "outcome: **ok**" in report
 
 
 def test_a_run_that_loses_its_scheduler_says_so_and_exits_1(demo_workspace, luigid):

@@ -26,7 +26,6 @@ from kwsops.versioning.dvc import (
 )
 from kwsops.versioning.errors import RemoteError, VersioningError
 from kwsops.versioning.git import git_commit
-from kwsops.versioning.init import init_workspace
 from kwsops.versioning.remote import (
     add_webdav,
     check_remote,
@@ -41,9 +40,9 @@ STAGES = ("input", "output", "spec_ds", "models")
 
 
 @pytest.fixture(scope="session")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One `kwsops init` per session; tests get copies of it."""
-    return init_workspace(tmp_path_factory.mktemp("template") / "ws").root
+def template(workspace_template: Path) -> Path:
+    """One `kwsops init` per session (tests/conftest.py); tests get copies of it."""
+    return workspace_template
 
 
 @pytest.fixture
@@ -102,7 +101,11 @@ def test_password_only_in_config_local(dav_ws: Path, webdav_server: WebDAVServer
     assert PASSWORD not in git(ws, "log", "--all", "-p")  # nor in any commit ever made
     chosen = get_remote(ws)
     assert (chosen.name, chosen.url, chosen.kind, chosen.default, chosen.user) == (
-        "webdav", f"{webdav_server.url}/team/kws", "webdav", True, USER
+        "webdav",
+        f"{webdav_server.url}/team/kws",
+        "webdav",
+        True,
+        USER,
     )
     assert chosen.password == PASSWORD and PASSWORD not in repr(chosen)
     # the local-folder default no longer wins over the tracked WebDAV default

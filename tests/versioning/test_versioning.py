@@ -24,7 +24,6 @@ from kwsops.versioning.dvc import (
 from kwsops.versioning.dvc_config import ensure_cache_links
 from kwsops.versioning.errors import VersioningError
 from kwsops.versioning.git import git_commit
-from kwsops.versioning.init import init_workspace
 from kwsops.versioning.runner import run_dvc
 from tests.helpers.files import digest, git, write_tree
 
@@ -46,9 +45,9 @@ def snapshot(root: Path) -> dict[str, tuple]:
 
 
 @pytest.fixture(scope="session")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One `kwsops init` per session (4 dvc calls); tests get copies of it."""
-    return init_workspace(tmp_path_factory.mktemp("template") / "ws").root
+def template(workspace_template: Path) -> Path:
+    """One `kwsops init` per session (tests/conftest.py); tests get copies of it."""
+    return workspace_template
 
 
 def copy_workspace(template: Path, dest: Path) -> Path:
