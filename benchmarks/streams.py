@@ -71,7 +71,8 @@ SENTENCES = (
     "It is hard to concentrate when the phone keeps ringing.",
     "The market on the square sells fresh bread every morning.",
 )
-# near misses of catch, gun, index, like, relax, rock (none of them is the word itself)
+# near misses of catch, gun, index, like, relax, rock (none of them is the word itself: a
+# sentence that says "index" or "like" would count the spotter's right answer a false alarm)
 NEAR_MISSES = (
     "The cat sat on the mat and watched the match with a cache of snacks.",
     "He chewed gum, then was gone before the show had begun.",
@@ -81,8 +82,8 @@ NEAR_MISSES = (
     "Put the rack by the rook, then lock the sock drawer and knock twice.",
     "A catchy tune, some cash and a cat called Scratch.",
     "The gunner's son got a bun and some fun at the gum stand.",
-    "Index cards and indexes: indices of the inks in this index.",
-    "Likely alike, he liked the bike and the lake was like glass.",
+    "Indexes and indices: the indexer indented the inks in red.",
+    "Likely alike, he liked the bike and the lake was as still as glass.",
     "Relaxing and relaxed, she relaxes on the relay of the lax lad.",
     "Rocky rocks and a rocket rocked the rocking chair on the dock.",
 )
