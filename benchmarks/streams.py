@@ -130,8 +130,11 @@ def _noise(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
     return noise / (np.sqrt(np.mean(noise**2)) + 1e-12)
 
 
-def build_recording(path: Path, minutes: float, seed: int) -> list[Word]:
-    """Write the recording to ``path`` a minute at a time; the words said in it."""
+def build_recording(path: Path, minutes: float, seed: int, said: list[dict] | None = None
+                    ) -> list[Word]:  # fmt: skip
+    """Write the recording to ``path`` a minute at a time; the words said in it. ``said`` gets
+    every utterance (kind, text, start, end, the background and its SNR; a word's own audio as
+    spliced in) for benchmarks/stream_words.py."""
     rng = np.random.default_rng(seed)
     words: list[Word] = []
     total = round(minutes * 60 * RATE)
@@ -157,8 +160,17 @@ def build_recording(path: Path, minutes: float, seed: int) -> list[Word]:
                     words.append(Word(label, start / RATE, (start + len(speech)) / RATE))
                 else:
                     pool = NEAR_MISSES if rng.random() < 0.4 else SENTENCES
-                    speech = _speak(str(rng.choice(pool)), voice, rng)
-                pieces.append((at, speech * level * 10 ** (rng.uniform(-4, 4) / 20)))
+                    label = str(rng.choice(pool))
+                    speech = _speak(label, voice, rng)
+                speech = speech * level * 10 ** (rng.uniform(-4, 4) / 20)
+                pieces.append((at, speech))
+                if said is not None:
+                    word = roll < 0.32
+                    said.append({"kind": "word" if word else "near miss" if pool is NEAR_MISSES
+                                 else "sentence", "text": label, "start": (written + at) / RATE,
+                                 "end": (written + at + len(speech)) / RATE, "noise": kind,
+                                 "snr_db": snr, "voice": voice.voice,
+                                 "audio": speech if word else None})  # fmt: skip
                 at += len(speech)
             block = _noise(kind, at, rng) * level * 10 ** (-snr / 20)
             for offset, speech in pieces:
