@@ -22,34 +22,33 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import streams  # noqa: E402
 
 from kwsops.audio.clip import shape_clip  # noqa: E402
-from kwsops.compare.detect import HOP_SECONDS, Ensemble, window_features  # noqa: E402
+from kwsops.compare.detect import HOP_SECONDS, window_features  # noqa: E402
+from kwsops.compare.scorer import Scorer, load_scorer  # noqa: E402
 from kwsops.keywords import is_word  # noqa: E402
-from kwsops.ml.features import log_mel  # noqa: E402
 
 RATE = streams.RATE
 
 
-def score_windows(ensemble: Ensemble, audio: np.ndarray, hop: int) -> np.ndarray:
-    """``[windows, classes]`` for windows every ``hop`` samples."""
-    window, count = ensemble.window, (len(audio) - ensemble.window) // hop + 1
-    out, samples = [], torch.from_numpy(audio.astype(np.float32))
+def score_windows(scorer: Scorer, audio: np.ndarray, hop: int) -> np.ndarray:
+    """``[windows, classes]`` for windows every ``hop`` samples, as detect scores them."""
+    window, count = scorer.window, (len(audio) - scorer.window) // hop + 1
+    out, samples = [], audio.astype(np.float32)
     for first in range(0, count, 256):
         n = min(256, count - first)
         chunk = samples[first * hop : first * hop + (n - 1) * hop + window]
-        out.append(ensemble.score(window_features(chunk, n, window, hop, ensemble.settings)))
+        features = window_features(chunk, n, window, hop, scorer.settings, scorer.log_mel)
+        out.append(scorer.score(features))
     return np.concatenate(out)
 
 
-def clip_scores(ensemble: Ensemble, clips: list[np.ndarray], columns: np.ndarray) -> np.ndarray:
-    features = torch.stack([log_mel(torch.from_numpy(c.astype(np.float32))[None],
-                                    ensemble.settings)[0] for c in clips])  # fmt: skip
-    return ensemble.score(features)[np.arange(len(clips)), columns]
+def clip_scores(scorer: Scorer, clips: list[np.ndarray], columns: np.ndarray) -> np.ndarray:
+    features = scorer.log_mel(np.stack([c.astype(np.float32) for c in clips]))
+    return scorer.score(features)[np.arange(len(clips)), columns]
 
 
 def summary(name: str, scores: np.ndarray) -> str:
@@ -65,8 +64,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=11, help="a dev stream, not the benchmark's")
     parser.add_argument("--top", type=int, default=15, help="negative windows to list")
     args = parser.parse_args()
-    torch.set_num_threads(1)
-    ensemble = Ensemble(sorted(args.models.glob("fold_*/model.safetensors")))
+    models = sorted(args.models.glob("fold_*/model.safetensors"))
+    if not models:
+        sys.exit(f"{args.models}: no fold_*/model.safetensors; give a batch size's folder")
+    ensemble = load_scorer(Path(tempfile.gettempdir()) / "kwsops-stream-words", models)
     labels, window = ensemble.labels, ensemble.window
     said: list[dict] = []
     with tempfile.TemporaryDirectory() as scratch:
