@@ -17,18 +17,20 @@ import pytest
 # threads go down one by one
 RUN = r"""
 import ctypes, os, platform, sys, threading, time
+import tasks.process as worker
 threading.Thread(target=time.sleep, args=(120,), daemon=True).start()
+ready, said = os.pipe()
 if os.fork() == 0:
-    import tasks.process as worker
     worker._parent_pid = parent = os.getppid()
     alive = worker._parent_died()
+    os.write(said, b"1")  # the run's main thread may end now
     deadline = time.monotonic() + 30
     while not worker._parent_died() and time.monotonic() < deadline:
         time.sleep(0.02)
     with open(sys.argv[1], "w") as out:
         out.write(f"{alive} {os.getppid() == parent} {worker._parent_died()}")
     os._exit(0)
-time.sleep(1.0)
+os.read(ready, 1)
 ctypes.CDLL(None).syscall({"x86_64": 60, "aarch64": 93}[platform.machine()], 0)
 """
 
