@@ -11,6 +11,7 @@ killed, so the run always ends and leaves no process behind.
 from __future__ import annotations
 
 import multiprocessing
+import time
 
 import luigi.interface
 import luigi.worker
@@ -20,18 +21,23 @@ from kwsops.procs import descendants, end_processes
 WORKER_STOP_S = 30.0  # a cancelled task unwinds within this (ClearML's close takes ~10 s)
 
 
-def stop_task_process(process: multiprocessing.Process, grace: float = WORKER_STOP_S) -> None:
-    """SIGTERM a forked task process, SIGKILL it after ``grace`` s, then end what it started
-    (its decoders, git or dvc) in the same way."""
-    if process.pid is None or not process.is_alive():
-        return
-    started = descendants(process.pid)
-    process.terminate()
-    process.join(grace)
-    if process.is_alive():
-        started += descendants(process.pid)  # what it started while unwinding
-        process.kill()
-        process.join(grace)
+def stop_task_processes(
+    processes: list[multiprocessing.Process], grace: float = WORKER_STOP_S
+) -> None:
+    """SIGTERM the forked task processes all at once, SIGKILL those still running after
+    ``grace`` s, then end what they started (decoders, git or dvc) in the same way."""
+    running = [p for p in processes if p.pid is not None and p.is_alive()]
+    started = [child for p in running for child in descendants(p.pid)]
+    for process in running:
+        process.terminate()
+    deadline = time.monotonic() + grace
+    for process in running:
+        process.join(max(0.0, deadline - time.monotonic()))
+    for process in running:
+        if process.is_alive():
+            started += descendants(process.pid)  # what it started while unwinding
+            process.kill()
+            process.join(grace)
     end_processes(started, grace)
 
 
@@ -39,8 +45,7 @@ class StoppingWorker(luigi.worker.Worker):
     """Luigi's worker; its exit ends every task process it forked, in bounded time."""
 
     def __exit__(self, kind: object, value: object, traceback: object) -> bool:
-        for process in list(self._running_tasks.values()):
-            stop_task_process(process)
+        stop_task_processes(list(self._running_tasks.values()))
         return super().__exit__(kind, value, traceback)
 
 

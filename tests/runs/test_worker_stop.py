@@ -14,7 +14,7 @@ import psutil
 
 from kwsops.procs import descendants, end_processes
 from tasks.luigi_config import RunRequest, luigi_build_args
-from tasks.workers import StoppingWorker, stop_task_process
+from tasks.workers import StoppingWorker, stop_task_processes
 
 END_S = 60  # a bound on the waits, far above the grace given
 
@@ -48,7 +48,7 @@ def test_a_task_process_that_ignores_sigterm_is_killed_with_its_child(tmp_path):
     process = _start(_stubborn, tmp_path / "ready")
     child = psutil.Process(int((tmp_path / "ready").read_text()))
     try:
-        stop_task_process(process, grace=1.0)
+        stop_task_processes([process], grace=1.0)
         assert process.exitcode == -signal.SIGKILL
         psutil.wait_procs([child], timeout=END_S)
         assert not child.is_running(), "what the task process started outlived it"
@@ -60,7 +60,7 @@ def test_a_task_process_that_ignores_sigterm_is_killed_with_its_child(tmp_path):
 
 def test_a_task_process_that_ends_on_sigterm_is_not_killed(tmp_path):
     process = _start(_obedient, tmp_path / "ready")
-    stop_task_process(process, grace=END_S)
+    stop_task_processes([process], grace=END_S)
     assert process.exitcode == -signal.SIGTERM  # it had its chance to unwind
 
 
