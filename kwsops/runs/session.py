@@ -191,9 +191,9 @@ class RunSession:
                 )
 
     def record_stop(self, reason: str) -> None:
-        """The run stopped for ``reason`` (its scheduler lost): its workers first end (Luigi
-        terminates them, they record "cancelled by SIGTERM"), then the tasks they ran, and
-        the run, say why."""
+        """The run stopped for ``reason`` (its scheduler lost): its workers first end (the run's
+        Luigi worker stopped them, they record "cancelled by SIGTERM"; one still running is
+        ended here), then the tasks they ran, and the run, say why."""
         import psutil
 
         with contextlib.suppress(psutil.Error):
