@@ -128,3 +128,24 @@ PDEATHSIG_PROLOGUE = (
     "if os.getppid() != parent:\n"
     "    sys.exit(143)\n"
 )
+
+
+def end_processes(procs: list[psutil.Process], grace: float) -> None:
+    """SIGTERM each of ``procs`` still running, SIGKILL those not gone within ``grace`` s, and
+    wait for them (psutil names a process by pid and start time: a reused pid is left alone)."""
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            proc.terminate()
+    _, alive = psutil.wait_procs(procs, timeout=grace)
+    for proc in alive:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    psutil.wait_procs(alive, timeout=grace)
+
+
+def descendants(pid: int | None = None) -> list[psutil.Process]:
+    """Every process below ``pid`` (this process by default); none once it is gone."""
+    try:
+        return psutil.Process(pid or os.getpid()).children(recursive=True)
+    except psutil.Error:
+        return []

@@ -17,6 +17,8 @@ import sys
 from pathlib import Path
 from types import TracebackType
 
+import luigi.interface
+
 from kwsops import exitcodes
 from kwsops.runs.events import RUN_DIR_ENV
 from kwsops.runs.lock import AlreadyRunning
@@ -25,6 +27,7 @@ from kwsops.runs.session import RunSession, exit_code, register_workspace_secret
 from kwsops.workspace import WORKSPACE_ENV, Workspace
 from tasks.luigi_config import check_config
 from tasks.process import CancelHandler, Cancelled, install
+from tasks.workers import WorkerFactory
 
 
 def launched_by_luigi_cli(argv: list[str]) -> bool:
@@ -49,6 +52,8 @@ def guard_luigi_command_line(argv: list[str] | None = None) -> None:
         return  # Luigi reports the failing task; nothing of ours to guard
     register_workspace_secrets(ws)
     install()
+    # Luigi's command line builds with its own factory: its worker's stop must end too
+    luigi.interface._WorkerSchedulerFactory = WorkerFactory
     if os.environ.get(RUN_DIR_ENV):
         return  # a worker of a run another process holds
     try:  # a luigi.cfg mistake, in one line and before anything is recorded

@@ -22,6 +22,7 @@ from kwsops.pipeline.validate import ValidationInputError, require_test_split
 from kwsops.runs.request import RequestError, RunRequest
 from kwsops.versioning.git import resolve_commit
 from kwsops.workspace import Workspace
+from tasks.workers import WorkerFactory
 
 __all__ = ["RunRequest", "check_config", "prepare"]
 
@@ -87,7 +88,7 @@ def effective_workers(request: RunRequest) -> int:
 def luigi_build_args(request: RunRequest) -> dict:
     """Only what the user asked for: everything else comes from luigi.cfg [core], so a
     workspace whose luigi.cfg names a central scheduler uses it without flags."""
-    args: dict = {"detailed_summary": True}
+    args: dict = {"detailed_summary": True, "worker_scheduler_factory": WorkerFactory()}
     if request.workers:
         args["workers"] = request.workers
     if request.scheduler_host:

@@ -13,6 +13,7 @@ not depend on the number of workers.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import multiprocessing
 import os
@@ -307,6 +308,27 @@ def _start_pool(job: _Job, workers: int) -> ProcessPoolExecutor:
     return pool
 
 
+def _close_pool(pool: ProcessPoolExecutor, finished: bool) -> None:
+    """Shut the pool down; after an error or a cancel without waiting for the clips in flight.
+    Whatever interrupts the shutdown (a cancel landing in it), the workers are killed first:
+    a forked task process that exits with its pool still open hangs for ever, because
+    multiprocessing's exit closes the pool's queue before the pool's thread can tell the
+    workers to stop, and then joins them (seen with luigid gone mid-Preprocess)."""
+    try:
+        if not finished:
+            _kill_workers(pool)
+        pool.shutdown(cancel_futures=True)
+    except BaseException:
+        _kill_workers(pool)
+        raise
+
+
+def _kill_workers(pool: ProcessPoolExecutor) -> None:
+    for process in list((pool._processes or {}).values()):  # Python 3.14: pool.kill_workers()
+        with contextlib.suppress(OSError):
+            process.kill()
+
+
 def preprocess(
     input_dir: Path,
     output_dir: Path,
@@ -329,6 +351,7 @@ def preprocess(
     # the workers start (about a second) while the layout is planned; each worker checks its
     # files too (a stat each): the parent's serial part stays the walk and the plan
     pool = _start_pool(job, workers) if workers > 1 and len(found) >= 4 else None
+    finished = False
     try:
         plan = plan_layout(found, layout, lambda rel: read_split_list(input_dir, rel))
         todo = [(rel, plan.places[rel]) for rel in found]
@@ -342,9 +365,10 @@ def preprocess(
         for done, found in enumerate(results, 1):
             rows += found
             progress(done, total, found[0].source)
+        finished = True
     finally:
         if pool is not None:
-            pool.shutdown(cancel_futures=True)
+            _close_pool(pool, finished)
     rows += generated_silence(job, silence_count(rows))
     rows.sort(key=lambda row: (row.source, row.output or ""))
     outputs = [row.output for row in rows if row.output]

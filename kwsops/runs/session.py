@@ -18,6 +18,7 @@ from pathlib import Path
 
 from kwsops import exitcodes
 from kwsops.config import THREADS_ENV, restored_environ
+from kwsops.procs import end_processes
 from kwsops.runs.events import RUN_DIR_ENV, EventLog, read_events
 from kwsops.runs.folder import RunPaths, create_run, new_run_id, write_status
 from kwsops.runs.lock import WorkspaceLock
@@ -190,13 +191,14 @@ class RunSession:
                 )
 
     def record_stop(self, reason: str) -> None:
-        """The run stopped for ``reason`` (its scheduler lost): its workers first end (Luigi
-        terminates them, they record "cancelled by SIGTERM"), then the tasks they ran, and
-        the run, say why."""
+        """The run stopped for ``reason`` (its scheduler lost): its workers first end (the run's
+        Luigi worker stopped them, they record "cancelled by SIGTERM"; one still running is
+        ended here), then the tasks they ran, and the run, say why."""
         import psutil
 
         with contextlib.suppress(psutil.Error):
-            psutil.wait_procs(psutil.Process().children(), timeout=WORKERS_END_S)
+            _, alive = psutil.wait_procs(psutil.Process().children(), timeout=WORKERS_END_S)
+            end_processes(alive, WORKERS_END_S)  # the run leaves no process behind
         self.reason = reason
         for task in self.state().ordered():
             stopped = task.status in ("failed", "cancelled") and task.error.startswith(
