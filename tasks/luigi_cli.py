@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from types import TracebackType
 
+import luigi.configuration
 import luigi.interface
 
 from kwsops import exitcodes
@@ -54,6 +55,10 @@ def guard_luigi_command_line(argv: list[str] | None = None) -> None:
     install()
     # Luigi's command line builds with its own factory: its worker's stop must end too
     luigi.interface._WorkerSchedulerFactory = WorkerFactory
+    # the workspace lock (below; a joined worker: its run's) guards the workspace; Luigi's own
+    # lock keys on the command line machine-wide, so the same command in another workspace, or
+    # a second worker joining a run, would exit 3 without a word
+    luigi.configuration.get_config().set("core", "no_lock", "true")
     if os.environ.get(RUN_DIR_ENV):
         return  # a worker of a run another process holds
     try:  # a luigi.cfg mistake, in one line and before anything is recorded

@@ -163,6 +163,49 @@ def test_every_stage_runs_alone_from_luigis_command_line(alone: Alone):
     assert json.loads(status.stdout or "{}") == {}
 
 
+# a task module that holds Luigi's own lock for `luigi --module tasks VersionSpectrograms`
+LOCK_HOLDER = """
+import os, time
+import luigi
+
+class VersionSpectrograms(luigi.Task):
+    def complete(self):
+        return False
+
+    def run(self):
+        open(os.environ["HOLDER_READY"], "w").close()
+        time.sleep(120)
+"""
+
+
+def test_the_same_command_elsewhere_does_not_stop_a_luigi_run(ws: Workspace, tmp_path: Path):
+    """Luigi's own lock keys on the command line, machine-wide: the same `luigi --module tasks
+    VersionSpectrograms` running in another workspace made this one exit 3 without a word.
+    The workspace lock is what guards a workspace."""
+    fake, other, ready = tmp_path / "fake", tmp_path / "other", tmp_path / "ready"
+    (fake / "tasks").mkdir(parents=True)
+    (fake / "tasks" / "__init__.py").write_text(LOCK_HOLDER)
+    other.mkdir()
+    (other / "luigi.cfg").write_text("[core]\nlocal_scheduler = true\n")
+    env = {**os.environ, "PYTHONPATH": str(fake), "HOLDER_READY": str(ready),
+           "LUIGI_CONFIG_PATH": str(other / "luigi.cfg")}  # fmt: skip
+    holder = subprocess.Popen([tool("luigi"), "--module", "tasks", "VersionSpectrograms"],
+                              cwd=other, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not ready.exists():
+            assert holder.poll() is None, "the lock holder ended"
+            assert time.monotonic() < deadline, "the lock holder never ran its task"
+            time.sleep(0.1)
+        result = luigi(ws, "VersionSpectrograms")
+        assert result.returncode == 0, (result.returncode, result.stderr[-3000:])
+        assert read_status(list_runs(ws.runs_dir)[0])["status"] == "ok"
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 def test_secrets_of_the_workspace_are_masked_in_what_luigi_logs(ws: Workspace, tmp_path: Path):
     """The ClearML key in the user's clearml.conf is registered by `luigi --module tasks`
     too: here it equals the parameter hash Luigi prints in the id of every task without
