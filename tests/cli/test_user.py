@@ -32,15 +32,12 @@ def params(run: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def tried(
-    tmp_path_factory: pytest.TempPathFactory, demo_source: Path, new_workspace
-) -> tuple[Workspace, dict]:
-    """One real run (1 epoch, 2 folds, batch 16), then one that adds a git revision to compare
-    (its training is up to date, only Validate runs again; the comparison it wrote is kept),
-    then `validate` of batch 16 and a rerun of that validate: four runs of three kinds."""
-    ws = new_workspace(tmp_path_factory.mktemp("cli") / "ws")
-    shutil.copytree(demo_source, ws.input_dir, dirs_exist_ok=True)
-    run_cli(ws, "run", *SMALL, "--quiet")
+def tried(tmp_path_factory: pytest.TempPathFactory, demo_ran: Workspace) -> tuple[Workspace, dict]:
+    """One real run (1 epoch, 2 folds, batch 16: a copy of the session's ``demo_ran``), then
+    one that adds a git revision to compare (its training is up to date, only Validate runs
+    again; the comparison it wrote is kept), then `validate` of batch 16 and a rerun of that
+    validate: four runs of three kinds."""
+    ws = clone_workspace(demo_ran.root, tmp_path_factory.mktemp("cli") / "ws")
     run_cli(ws, "run", *SMALL, "--revisions", "git:HEAD:batch_16", "--quiet")
     ticked = json.loads(ws.comparison_report.with_suffix(".json").read_text())
     run_cli(ws, "validate", "--revisions", "workspace:batch_16", "--quiet")
