@@ -1,7 +1,7 @@
 """Shared fixtures: a fresh HOME (nothing read from or written to the developer's home), a tiny
 demo data set synthesised once per session, workspaces copied from one made by the real
-`kwsops init` once per session, a small trained workspace built once, and real servers (luigid,
-WebDAV) on 127.0.0.1.
+`kwsops init` once per session, a small trained workspace built once, a workspace the demo ran
+through the pipeline in once, and real servers (luigid, WebDAV) on 127.0.0.1.
 
 The suite runs in parallel (pytest-xdist): every xdist worker is its own session, with its own
 HOME, temp folders and free ports; what is built "once per session" is built once per worker,
@@ -25,11 +25,13 @@ from filelock import FileLock
 from kwsops.versioning.init import init_workspace
 from kwsops.versioning.runner import tool
 from kwsops.workspace import Workspace
+from tests.helpers.cli import run_cli
 from tests.helpers.trained import Trained, build_trained
 from tests.helpers.webdav import WebDAVServer, free_port
 from tests.helpers.workspaces import clone_workspace
 
 HOME_KEY = pytest.StashKey[str]()
+DEMO_RUN = ("run", "--batch-sizes", "16", "--epochs", "1", "--folds", "2")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -108,6 +110,20 @@ def workspace(tmp_path: Path, new_workspace: Callable[[Path], Workspace]) -> Wor
 def demo_workspace(workspace: Workspace, demo_source: Path) -> Workspace:
     shutil.copytree(demo_source, workspace.input_dir, dirs_exist_ok=True)
     return workspace
+
+
+@pytest.fixture(scope="session")
+def demo_ran(
+    tmp_path_factory: pytest.TempPathFactory, demo_source: Path, workspace_template: Path
+) -> Workspace:
+    """The demo recordings run through the whole pipeline once per session (per xdist worker):
+    `kwsops run` with batch 16, 1 epoch, 2 folds, the other parameters luigi.cfg's defaults.
+    Read only: a test that runs more in it, or damages it, works on a ``clone_workspace`` copy.
+    Every module that needs such a run shares it: one run per worker instead of one per module."""
+    ws = clone_workspace(workspace_template, tmp_path_factory.mktemp("demo-ran") / "ws")
+    shutil.copytree(demo_source, ws.input_dir, dirs_exist_ok=True)
+    run_cli(ws, *DEMO_RUN)
+    return ws
 
 
 @dataclass

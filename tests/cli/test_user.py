@@ -32,15 +32,12 @@ def params(run: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def tried(
-    tmp_path_factory: pytest.TempPathFactory, demo_source: Path, new_workspace
-) -> tuple[Workspace, dict]:
-    """One real run (1 epoch, 2 folds, batch 16), then one that adds a git revision to compare
-    (its training is up to date, only Validate runs again; the comparison it wrote is kept),
-    then `validate` of batch 16 and a rerun of that validate: four runs of three kinds."""
-    ws = new_workspace(tmp_path_factory.mktemp("cli") / "ws")
-    shutil.copytree(demo_source, ws.input_dir, dirs_exist_ok=True)
-    run_cli(ws, "run", *SMALL, "--quiet")
+def tried(tmp_path_factory: pytest.TempPathFactory, demo_ran: Workspace) -> tuple[Workspace, dict]:
+    """One real run (1 epoch, 2 folds, batch 16: a copy of the session's ``demo_ran``), then
+    one that adds a git revision to compare (its training is up to date, only Validate runs
+    again; the comparison it wrote is kept), then `validate` of batch 16 and a rerun of that
+    validate: four runs of three kinds."""
+    ws = clone_workspace(demo_ran.root, tmp_path_factory.mktemp("cli") / "ws")
     run_cli(ws, "run", *SMALL, "--revisions", "git:HEAD:batch_16", "--quiet")
     ticked = json.loads(ws.comparison_report.with_suffix(".json").read_text())
     run_cli(ws, "validate", "--revisions", "workspace:batch_16", "--quiet")
@@ -81,9 +78,12 @@ def test_params_json_records_what_ran_and_a_rerun_repeats_it(trained_copy: Works
     assert first["kind"] == "run" and first["command"] == "run"
     assert (first["epochs"], first["folds"], first["batch_sizes"]) == (1, 2, [16])
     assert (first["learning_rate"], first["seed"], first["workers"]) == (0.005, 42, 2)
+    before = set(runs(trained))
     result = run_cli(trained, "rerun", runs(trained)[0].name)
     assert "rerun of" in result.stdout
-    again = params(runs(trained)[-1])
+    # the run added, not the last name: two runs in one second sort by their random suffix
+    (added,) = set(runs(trained)) - before
+    again = params(added)
     assert again["kind"] == "rerun" and again["rerun_of"] == runs(trained)[0].name
     drop = ("kind", "rerun_of", "run_id")
     assert {k: v for k, v in again.items() if k not in drop} == {
@@ -106,8 +106,10 @@ def test_validate_without_revisions_compares_the_batch_sizes_trained(
 ) -> None:
     """luigi.cfg names 16, 32 and 64; only 16 was trained: validate compares that one."""
     trained = trained_copy
+    before = set(runs(trained))
     run_cli(trained, "validate", "--quiet")
-    assert params(runs(trained)[-1])["batch_sizes"] == [16]
+    (added,) = set(runs(trained)) - before
+    assert params(added)["batch_sizes"] == [16]
     data = json.loads(trained.comparison_report.with_suffix(".json").read_text())
     assert [rev["spec"] for rev in data["revisions"]] == ["workspace:batch_16"]
     bare = Workspace(tmp_path / "bare")  # a copy without models: nothing to compare

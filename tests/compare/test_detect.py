@@ -107,15 +107,18 @@ def test_the_detector_finds_each_inserted_word_once_at_its_time(trained):
     assert all(0.5 <= d.probability <= 1.0 for d in detections)
 
 
+LONG_SECONDS = 30  # fifteen 2 s blocks: many more than one window holds, scored in seconds
+
+
 def test_blocks_stay_bounded_on_a_long_stream(trained, tmp_path):
     long = tmp_path / "long.flac"
     rng = np.random.default_rng(1)
     with sf.SoundFile(long, "w", samplerate=44_100, channels=2, subtype="PCM_16") as handle:
-        for _ in range(120):  # two minutes of stereo 44.1 kHz, written a second at a time
+        for _ in range(LONG_SECONDS):  # stereo 44.1 kHz, written a second at a time
             handle.write((rng.standard_normal((44_100, 2)) * 0.01).astype(np.float32))
     sizes = [len(block) for block in file_blocks(long, RATE, block_seconds=2.0)]
     assert max(sizes) <= 2 * RATE
-    assert abs(sum(sizes) - 120 * RATE) <= 1
+    assert abs(sum(sizes) - LONG_SECONDS * RATE) <= 1
     detector = Detector(scorer_of(trained), threshold=0.5)
     held = []
     for block in file_blocks(long, RATE, block_seconds=2.0):
@@ -123,7 +126,7 @@ def test_blocks_stay_bounded_on_a_long_stream(trained, tmp_path):
         held.append(len(detector.buffer))
     detector.finish()
     assert max(held) <= detector.window + 2 * RATE
-    assert detector.windows_scored >= (120 - 2.6) / 0.2
+    assert detector.windows_scored >= (LONG_SECONDS - 2.6) / 0.2
 
 
 def test_raw_pcm_blocks_come_as_they_arrive():

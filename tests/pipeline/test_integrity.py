@@ -31,13 +31,11 @@ RUN_ARGS = ("run", "--batch-sizes", "16", "--epochs", "1", "--folds", "2")
 CACHE = Path(".dvc/cache")
 
 
-@pytest.fixture(scope="module")
-def ran(tmp_path_factory: pytest.TempPathFactory, demo_source: Path, new_workspace) -> Workspace:
-    """The demo recordings run through the pipeline once for the module; never changed."""
-    ws = new_workspace(tmp_path_factory.mktemp("integrity") / "ws")
-    shutil.copytree(demo_source, ws.input_dir, dirs_exist_ok=True)
-    run_cli(ws, *RUN_ARGS)
-    return ws
+@pytest.fixture
+def ran(demo_ran: Workspace) -> Workspace:
+    """The demo recordings run through the pipeline once (tests/conftest.py's ``demo_ran``,
+    with RUN_ARGS); never changed."""
+    return demo_ran
 
 
 @pytest.fixture

@@ -277,10 +277,14 @@ def comparison(ws: Workspace) -> dict:
 
 
 @pytest.mark.slow
-def test_kwsops_run_ends_with_validate_and_compares_two_runs_as_git_revisions(demo_workspace):
-    ws = demo_workspace
+def test_kwsops_run_ends_with_validate_and_compares_two_runs_as_git_revisions(demo_ran, tmp_path):
+    # the first run is the session's (tests/conftest.py), at the workspace's default rate
+    ws = clone_workspace(demo_ran.root, tmp_path / "ws")
+    defaults = configparser.ConfigParser(interpolation=None)
+    defaults.read(ws.luigi_cfg)
+    first_rate = float(defaults["Train"]["learning_rate"])
+    assert first_rate != 0.003
     base = ("run", "--quiet", "--batch-sizes", "16", "--epochs", "1", "--folds", "2")
-    run_cli(ws, *base, "--learning-rate", "0.001")
     assert [r["spec"] for r in comparison(ws)["revisions"]] == ["workspace:batch_16"]
     revisions = ("--revisions", "git:HEAD~1:batch_16", "git:HEAD:batch_16")
     run_cli(ws, *base, "--learning-rate", "0.003", *revisions)  # HEAD: this run's commit
@@ -293,7 +297,7 @@ def test_kwsops_run_ends_with_validate_and_compares_two_runs_as_git_revisions(de
     revs = {r["spec"]: r for r in data["revisions"]}
     # the new models are always compared; the revisions asked for are added to them
     assert set(revs) == {"workspace:batch_16", *(f"git:{sha}:batch_16" for sha in heads)}
-    assert revs[f"git:{heads[0]}:batch_16"]["params"]["learning_rate"] == 0.001
+    assert revs[f"git:{heads[0]}:batch_16"]["params"]["learning_rate"] == first_rate
     assert revs[f"git:{heads[1]}:batch_16"]["params"]["learning_rate"] == 0.003
     assert data["differing_params"] == ["learning_rate"]
     md = ws.comparison_report.read_text()

@@ -14,7 +14,7 @@ from kwsops.runs.events import read_events
 from kwsops.runs.folder import list_runs
 from kwsops.versioning.runner import tool
 from kwsops.workspace import Workspace
-from tests.helpers.cli import REPO, run_cli
+from tests.helpers.cli import REPO
 
 pytestmark = pytest.mark.slow
 SMALL = ("--batch-sizes", "16", "--epochs", "1", "--folds", "2")
@@ -35,9 +35,8 @@ def entrypoint(workspace: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_entrypoint_pulls_a_clone_then_runs(demo_workspace, tmp_path):
-    origin = demo_workspace
-    run_cli(origin, "run", *SMALL)
+def test_entrypoint_pulls_a_clone_then_runs(demo_ran, tmp_path):
+    origin = demo_ran  # the session's run with SMALL; only read: cloned and pulled from
     clone = Workspace(tmp_path / "clone")
     subprocess.run(["git", "clone", "-q", str(origin.root), str(clone.root)], check=True)
     assert not clone.input_dir.exists()

@@ -3,6 +3,7 @@ reports, and a real `luigid` central scheduler spreading folds over two workers.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -301,9 +302,16 @@ def test_a_run_that_loses_its_scheduler_says_so_and_exits_1(demo_workspace, luig
         config.write(handle)
     proc = start_run(ws, *SMALL, "--scheduler-host", "127.0.0.1",
                      "--scheduler-port", str(luigid.port))  # fmt: skip
-    wait_for_event(ws, "Preprocess")
-    luigid.stop()
-    out, errors = proc.communicate(timeout=300)
+    try:
+        wait_for_event(ws, "Preprocess")
+        luigid.stop()
+        out, errors = proc.communicate(timeout=300)
+    except (AssertionError, subprocess.TimeoutExpired):
+        # a run that hangs fails this test in bounded time and leaves no process behind
+        with contextlib.suppress(ProcessLookupError):  # it may have ended already
+            os.killpg(proc.pid, signal.SIGKILL)
+        out, errors = proc.communicate()
+        raise AssertionError(f"the run did not end on its own:\n{errors[-3000:]}") from None
     assert proc.returncode == exitcodes.TASK_FAILED, errors
     assert "lost the scheduler" in errors and "Traceback" not in errors + out
     run = list_runs(ws.runs_dir)[0]

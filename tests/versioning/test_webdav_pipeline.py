@@ -64,16 +64,55 @@ def use_webdav(ws: Workspace, server: WebDAVServer, password: str = PASSWORD, *f
     )
 
 
-def test_every_stage_goes_to_webdav_and_comes_back(demo_workspace, webdav_server, tmp_path):
+def test_outages_fail_cleanly_then_every_stage_goes_to_webdav_and_comes_back(
+    demo_workspace, webdav_server, tmp_path
+):
+    """One workspace for both halves (one full pipeline run, not two): the outages first, each
+    failing with one line and losing nothing; then the run that recovers pushes every stage,
+    and a wiped workspace and a fresh clone are restored from the server alone."""
     ws = demo_workspace
+    raw = {p: file_sha256(p) for p in ws.input_dir.rglob("*") if p.is_file()}
+    wrong = PASSWORD + "-wrong"
+    # the check says why; --no-check selects it anyway (exit 0), so the run meets the wrong
+    # password
+    selected = use_webdav(ws, webdav_server, wrong, "--no-check")
+    assert selected.returncode == 0 and "FAIL" in selected.stdout
+    failed = run_cli(ws, "run", *SMALL, check=False)
+    assert failed.returncode == exitcodes.TASK_FAILED
+    assert "credentials" in failed.stderr or "401" in failed.stderr, failed.stderr
+    assert wrong not in failed.stdout + failed.stderr and "Traceback" not in failed.stderr
+    assert not (ws.root / ".dvc" / "cache").exists() or not any(
+        (ws.root / ".dvc" / "cache").rglob("*.dir")
+    ), "nothing was added before the check"
+
     configured = use_webdav(ws, webdav_server)
     assert configured.returncode == 0, configured.stdout + configured.stderr
     assert "folder" in configured.stdout and PASSWORD not in configured.stdout
+    webdav_server.stop()
+    down = run_cli(ws, "run", *SMALL, check=False)
+    assert down.returncode == exitcodes.TASK_FAILED
+    assert "connect" in down.stderr and "Traceback" not in down.stderr, down.stderr
 
+    webdav_server.start()
+
+    def die_mid_push(request) -> None:
+        if request.method == "PUT" and webdav_server.count("PUT", status=201) == 20:
+            webdav_server.stop_soon()
+
+    webdav_server.on_request = die_mid_push
+    cut = run_cli(ws, "run", *SMALL, check=False)
+    assert cut.returncode == exitcodes.TASK_FAILED and "Traceback" not in cut.stderr
+    webdav_server.on_request = None
+    webdav_server.start()
+    uploaded = {r.path for r in webdav_server.requests if r.method == "PUT" and r.status == 201}
+    mark = len(webdav_server.requests)
     run = run_cli(ws, "run", *SMALL)
+    again = [r.path for r in webdav_server.requests[mark:] if r.method == "PUT"]
+    assert not set(again) & uploaded, "what reached the server is not uploaded twice"
     assert PASSWORD not in run.stdout + run.stderr
     assert webdav_server.count("PUT", "/team/kws/files/", status=201) > 50
     assert_remote_has_everything(ws)
+    assert {p: file_sha256(p) for p in raw} == raw
 
     before = hashes(ws)
     report = json.loads(ws.comparison_report.with_suffix(".json").read_text())
@@ -106,51 +145,8 @@ def test_every_stage_goes_to_webdav_and_comes_back(demo_workspace, webdav_server
     assert PASSWORD not in rerun.stdout + rerun.stderr
 
     leaks = files_containing(ws.root, PASSWORD) + files_containing(clone.root, PASSWORD)
-    assert leaks == []
+    assert leaks == [] and files_containing(ws.root, wrong) == []
     history = subprocess.run(
         ["git", "log", "-p", "--all"], cwd=ws.root, capture_output=True, text=True, check=True
     ).stdout
-    assert PASSWORD not in history
-
-
-def test_outages_fail_with_one_line_and_lose_nothing(demo_workspace, webdav_server):
-    ws = demo_workspace
-    raw = {p: file_sha256(p) for p in ws.input_dir.rglob("*") if p.is_file()}
-    wrong = PASSWORD + "-wrong"
-    # the check says why; --no-check selects it anyway (exit 0), so the run meets the wrong
-    # password
-    selected = use_webdav(ws, webdav_server, wrong, "--no-check")
-    assert selected.returncode == 0 and "FAIL" in selected.stdout
-    failed = run_cli(ws, "run", *SMALL, check=False)
-    assert failed.returncode == exitcodes.TASK_FAILED
-    assert "credentials" in failed.stderr or "401" in failed.stderr, failed.stderr
-    assert wrong not in failed.stdout + failed.stderr and "Traceback" not in failed.stderr
-    assert not (ws.root / ".dvc" / "cache").exists() or not any(
-        (ws.root / ".dvc" / "cache").rglob("*.dir")
-    ), "nothing was added before the check"
-
-    use_webdav(ws, webdav_server)
-    webdav_server.stop()
-    down = run_cli(ws, "run", *SMALL, check=False)
-    assert down.returncode == exitcodes.TASK_FAILED
-    assert "connect" in down.stderr and "Traceback" not in down.stderr, down.stderr
-
-    webdav_server.start()
-
-    def die_mid_push(request) -> None:
-        if request.method == "PUT" and webdav_server.count("PUT", status=201) == 20:
-            webdav_server.stop_soon()
-
-    webdav_server.on_request = die_mid_push
-    cut = run_cli(ws, "run", *SMALL, check=False)
-    assert cut.returncode == exitcodes.TASK_FAILED and "Traceback" not in cut.stderr
-    webdav_server.on_request = None
-    webdav_server.start()
-    uploaded = {r.path for r in webdav_server.requests if r.method == "PUT" and r.status == 201}
-    mark = len(webdav_server.requests)
-    run_cli(ws, "run", *SMALL)
-    again = [r.path for r in webdav_server.requests[mark:] if r.method == "PUT"]
-    assert not set(again) & uploaded, "what reached the server is not uploaded twice"
-    assert_remote_has_everything(ws)
-    assert {p: file_sha256(p) for p in raw} == raw
-    assert files_containing(ws.root, wrong) == [] and files_containing(ws.root, PASSWORD) == []
+    assert PASSWORD not in history and wrong not in history
