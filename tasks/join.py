@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import logging
 import signal
 
 import luigi
+from luigi.rpc import RPCError
 from rich.console import Console
 from rich.text import Text
 
 from kwsops import exitcodes
+from kwsops.runs.capture import captured_output
 from kwsops.runs.events import read_events
 from kwsops.runs.folder import RunPaths
+from kwsops.runs.live import print_error
 from kwsops.runs.lock import WorkspaceLock
 from kwsops.runs.session import (
     attach_log,
@@ -30,6 +34,9 @@ from tasks.luigi_config import (
     luigi_build_args,
 )
 from tasks.process import CancelHandler, Cancelled, install
+from tasks.runner import lost_scheduler
+
+log = logging.getLogger("kwsops")
 
 
 def join_run(
@@ -61,14 +68,21 @@ def join_run(
     cancel = CancelHandler()
     previous = cancel.install()
     try:
-        with run_environment(ws, paths):
+        # as in the run: what Luigi, the libraries and the forked tasks print goes to run.log
+        with run_environment(ws, paths), captured_output(paths.log):
             apply_overrides(request)
-            install()
+            install(stdio_log=str(paths.log))
             result = luigi.build([build_target(request)], **luigi_build_args(request))
     except Cancelled as exc:  # this worker stops; the run it joined goes on without it
         err.print(Text(f"kwsops: worker for run {paths.run_id} cancelled by {exc}"))
         return exitcodes.CANCELLED
+    except RPCError as exc:  # luigid is gone: the run records it; this worker says so and ends
+        reason = lost_scheduler(request, exc)
+        log.error("worker: %s", reason, exc_info=True)
+        print_error(err, reason)
+        return exitcodes.TASK_FAILED
     finally:
+        install(stdio_log=None)
         for sig, handler_fn in previous.items():
             signal.signal(sig, handler_fn)
         detach_log(handler)

@@ -290,6 +290,20 @@ def test_central_scheduler_runs_folds_on_two_workers_at_once(demo_workspace, lui
     assert fold_results(twin) == fold_results(ws), "same seed, same models"
 
 
+def wait_for_luigid_worker(port: int, count: int, timeout: float = 60) -> None:
+    """Until luigid knows ``count`` workers (the run's and a joined one)."""
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        url = f"http://127.0.0.1:{port}/api/worker_list"
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=5) as answer:
+            if len(json.loads(answer.read())["response"]) >= count:
+                return
+        time.sleep(0.2)
+    raise AssertionError(f"luigid never had {count} workers")
+
+
 def test_a_run_that_loses_its_scheduler_says_so_and_exits_1(demo_workspace, luigid):
     """luigid dies mid-stage: not a configuration error (4), nor a cancel by SIGTERM."""
     import configparser
@@ -300,18 +314,31 @@ def test_a_run_that_loses_its_scheduler_says_so_and_exits_1(demo_workspace, luig
     config["core"].update({"rpc-retry-attempts": "2", "rpc-retry-wait": "1"})  # not a minute
     with ws.luigi_cfg.open("w") as handle:
         config.write(handle)
-    proc = start_run(ws, *SMALL, "--scheduler-host", "127.0.0.1",
-                     "--scheduler-port", str(luigid.port))  # fmt: skip
+    where = ("--scheduler-host", "127.0.0.1", "--scheduler-port", str(luigid.port))
+    proc = start_run(ws, *SMALL, *where)
+    helper = None
     try:
         wait_for_event(ws, "Preprocess")
+        # an extra worker joined (`kwsops worker`) loses the same scheduler
+        helper = subprocess.Popen([sys.executable, "-m", "kwsops.cli", "-C", str(ws.root),
+                                   "worker", *where], cwd=ws.root, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
+        wait_for_luigid_worker(luigid.port, 2)
         luigid.stop()
         out, errors = proc.communicate(timeout=300)
+        helper_out, helper_errors = helper.communicate(timeout=300)
     except (AssertionError, subprocess.TimeoutExpired):
         # a run that hangs fails this test in bounded time and leaves no process behind
-        with contextlib.suppress(ProcessLookupError):  # it may have ended already
-            os.killpg(proc.pid, signal.SIGKILL)
+        for hung in filter(None, (proc, helper)):
+            with contextlib.suppress(ProcessLookupError):  # it may have ended already
+                os.killpg(hung.pid, signal.SIGKILL)
         out, errors = proc.communicate()
-        raise AssertionError(f"the run did not end on its own:\n{errors[-3000:]}") from None
+        said = helper.communicate()[1] if helper else ""
+        raise AssertionError(f"the run or worker did not end on its own:\n{errors[-3000:]}"
+                             f"\n{said[-3000:]}") from None  # fmt: skip
+    assert helper.returncode == exitcodes.TASK_FAILED, helper_errors
+    assert "lost the scheduler" in helper_errors and "Traceback" not in helper_errors + helper_out
+    assert len(helper_errors.strip().splitlines()) == 1, helper_errors
     assert proc.returncode == exitcodes.TASK_FAILED, errors
     assert "lost the scheduler" in errors and "Traceback" not in errors + out
     run = list_runs(ws.runs_dir)[0]
