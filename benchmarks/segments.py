@@ -56,6 +56,12 @@ def utterances(audio: np.ndarray, margin_db: float, gap: float, floor_seconds: f
     return [(s * HOP, e * HOP) for s, e in merged if e - s >= 8]  # >= 80 ms
 
 
+def score_clips(scorer, clips: list[np.ndarray], batch: int = 64) -> np.ndarray:
+    """The scorer's probabilities of equal-length clips, ``batch`` at a time."""
+    return np.concatenate([scorer.score(scorer.log_mel(np.stack(clips[i : i + batch])))
+                           for i in range(0, len(clips), batch)])  # fmt: skip
+
+
 def main() -> None:
     parser = recording_options(__doc__.splitlines()[0])
     parser.add_argument("--max-seconds", type=float, default=1.5)
@@ -86,14 +92,12 @@ def main() -> None:
             continue
         clips.append(pcm.astype(np.float32) / 32768.0)
         spans.append((start / RATE, end / RATE))
-    probs = np.concatenate([scorer.score(scorer.log_mel(np.stack(clips[i : i + 64])))
-                            for i in range(0, len(clips), 64)])  # fmt: skip
+    probs = score_clips(scorer, clips)
     word_cols = [i for i, x in enumerate(scorer.labels) if not x.startswith("_")]
     # the best a segmenter could do: each word cut at its true span, the same chain
     truth = [shape_clip(audio[max(0, round(w.start * RATE) - pad) : round(w.end * RATE) + pad],
                         RATE, DEFAULT_SETTINGS)[0].astype(np.float32) / 32768.0 for w in words]  # fmt: skip
-    oracle = np.concatenate([scorer.score(scorer.log_mel(np.stack(truth[i : i + 64])))
-                             for i in range(0, len(truth), 64)])  # fmt: skip
+    oracle = score_clips(scorer, truth)
     p_true = oracle[np.arange(len(words)), [scorer.labels.index(w.label) for w in words]]
     console.print("words cut at their true spans: p(word) quartiles "
                   f"{np.round(np.quantile(p_true, [0.25, 0.5, 0.75]), 2).tolist()}, "
